@@ -1,0 +1,374 @@
+"""Command line: argparse subcommands, argument validation, and mapping errors to exit codes.
+
+The logic lives in the library modules; this file only wires arguments to them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import TextIO
+
+from . import __version__
+from .labels import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+
+
+class ExitStatus(IntEnum):
+    OK = 0
+    SOME_FAILED = 1
+    USAGE = 2
+    TEMPFAIL = 75
+    INTERRUPTED = 130
+
+
+@dataclass
+class Environment:
+    """The streams a command talks to, and whether they are terminals; tests swap this, not globals."""
+
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    stdout: TextIO = field(default_factory=lambda: sys.stdout)
+    stderr: TextIO = field(default_factory=lambda: sys.stderr)
+
+    @property
+    def stderr_isatty(self) -> bool:
+        return hasattr(self.stderr, "isatty") and self.stderr.isatty()
+
+    def error(self, message: str) -> None:
+        print(f"fmnist-batch: error: {message}", file=self.stderr)
+
+    def info(self, message: str) -> None:
+        print(message, file=self.stderr, flush=True)
+
+
+EXIT_CODES_HELP = """exit codes:
+  0    every file classified
+  1    some files failed (their rows say why)
+  2    usage error, or no images found
+  75   another run holds the output's lock (EX_TEMPFAIL)
+  130  interrupted (finished rows are kept; rerun with --resume)"""
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+class MissingExtra(Exception):
+    """A command needs an optional extra that is not installed."""
+
+
+def require(module: str, extra: str) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        raise MissingExtra(f"this command needs {module}: pip install 'fmnist-batch[{extra}]'")
+
+
+# ---------------------------------------------------------------------------------------------- classify
+
+
+def add_classify(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "classify",
+        help="classify photos into the 10 Fashion-MNIST classes, one output row per file",
+        description="Classify photos (files, folders, glob patterns, or paths on stdin) with a CNN. "
+        "Every photo goes through Fashion-MNIST's own conversion (trim the background, fit the longest edge "
+        "to 28, sharpen, centre, invert, grayscale) and gets one row: path, label, confidence, top-k "
+        "labels and probabilities, status (ok, uncertain, error) and error. Rows are streamed batch by "
+        "batch; the file is put in place atomically at the end, and an interrupted run keeps its rows.",
+        epilog="examples:\n"
+        "  fmnist-batch classify ./photos -o out.csv\n"
+        "  fmnist-batch classify ./photos -o out.csv --resume     # after an interrupted run\n"
+        "  fmnist-batch classify 'shop/**/*.jpg' --top-k 5 --format jsonl -o out.jsonl\n"
+        "  find /srv/catalog -newer last-run -print0 | fmnist-batch classify -0 - -o - --quiet\n"
+        "  fmnist-batch classify photo.png -o - | cut -d, -f2\n\n" + EXIT_CODES_HELP,
+        formatter_class=_formatter,
+    )
+    p.add_argument(
+        "inputs", nargs="*", metavar="INPUT", help="files, folders or glob patterns; - reads paths from stdin"
+    )
+    p.add_argument(
+        "-o", "--output", default="-", metavar="FILE", help="output file, - for stdout (default: -)"
+    )
+    p.add_argument(
+        "--format", choices=("csv", "jsonl"), help="output format (default: from the name, else csv)"
+    )
+    p.add_argument(
+        "-0", "--null", action="store_true", help="paths on stdin are NUL-separated (find -print0)"
+    )
+    p.add_argument(
+        "--no-recursive", dest="recursive", action="store_false", help="do not descend into subfolders"
+    )
+    p.add_argument(
+        "--ext",
+        metavar="EXTS",
+        help="comma-separated extensions to pick up in folders and globs (default: "
+        + ",".join(IMAGE_EXTENSIONS)
+        + ")",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="keep the rows of a previous run of -o and skip their files"
+    )
+    p.add_argument(
+        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
+    )
+    p.add_argument(
+        "--backend", choices=("auto", "litert", "keras"), default="auto", help="default: %(default)s"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=_positive_int,
+        default=256,
+        help="images per prediction (default: %(default)s)",
+    )
+    p.add_argument("--workers", type=_positive_int, help="conversion processes (default: CPU count)")
+    p.add_argument(
+        "--top-k", type=_top_k, default=3, help="labels and probabilities per row (default: %(default)s)"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="rows below this confidence get status 'uncertain' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--invert",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="negate photos (auto: unless the background is dark; default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
+    )
+    p.add_argument("--save-preprocessed", metavar="DIR", help="also write the 28x28 images the model saw")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.set_defaults(run=run_classify)
+
+
+def _stdin_paths(args: argparse.Namespace, env: Environment) -> Iterator[str] | None:
+    if "-" not in args.inputs:
+        return None
+    from .discover import iter_paths_from_stream
+
+    # the byte stream, so names that are not valid UTF-8 survive (os.fsdecode)
+    return iter_paths_from_stream(getattr(env.stdin, "buffer", env.stdin), nul=args.null)
+
+
+def run_classify(args: argparse.Namespace, env: Environment) -> int:
+    from .discover import check_inputs, discover
+    from .pipeline import Classifier, ClassifyOptions
+    from .preprocess import PreprocessSettings
+    from .report import Summary
+    from .writers import ResultWriter, resolve_format, row_fields
+
+    if not args.inputs:
+        env.error("no inputs: name files, folders or glob patterns, or - to read paths from stdin")
+        return ExitStatus.USAGE
+    if args.inputs.count("-") > 1:
+        env.error("stdin (-) can be named only once")
+        return ExitStatus.USAGE
+    check_inputs([i for i in args.inputs if i != "-"])
+    extensions = IMAGE_EXTENSIONS
+    if args.ext:
+        extensions = tuple("." + e.strip().lower().lstrip(".") for e in args.ext.split(",") if e.strip())
+    options = ClassifyOptions(
+        model=args.model,
+        backend=args.backend,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        top_k=args.top_k,
+        min_confidence=args.min_confidence,
+        preprocess=PreprocessSettings(invert=args.invert, max_pixels=args.max_pixels),
+        save_preprocessed=args.save_preprocessed,
+    )
+    fmt = resolve_format(args.output, args.format)
+    summary = Summary()
+    progress = None
+    if env.stderr_isatty and not args.quiet:
+        from tqdm import tqdm
+
+        progress = tqdm(unit="img", file=env.stderr, dynamic_ncols=True)
+
+    with Classifier(options) as classifier:
+        classifier.model  # a broken model is reported before the output is touched  # noqa: B018
+        writer = ResultWriter(args.output, row_fields(args.top_k), fmt, stdout=env.stdout, resume=args.resume)
+        with writer:
+            summary.skipped = len(writer.done)
+            files = discover(
+                args.inputs,
+                stdin_paths=_stdin_paths(args, env),
+                recursive=args.recursive,
+                extensions=extensions,
+                on_warning=None if args.quiet else lambda m: env.info(f"warning: {m}"),
+            )
+            todo = (f for f in files if f.display not in writer.done)
+            for row in classifier.run(todo, on_batch=writer.flush):
+                writer.write(row)
+                summary.add(row)
+                if progress is not None:
+                    progress.update(1)
+    if progress is not None:
+        progress.close()
+    if summary.total == 0 and not summary.skipped:
+        env.error("no images found in: " + ", ".join(args.inputs))
+        return ExitStatus.USAGE
+    if not args.quiet:
+        summary.print(env.stderr)
+    return ExitStatus.SOME_FAILED if summary.errors else ExitStatus.OK
+
+
+# ---------------------------------------------------------------------------------------------- retrain
+
+
+def add_retrain(sub: argparse._SubParsersAction) -> None:
+    from .train import TrainConfig
+
+    defaults = TrainConfig()
+    p = sub.add_parser(
+        "retrain",
+        help="retrain the CNN on Fashion-MNIST and export the model files classify uses",
+        description="Retrain the CNN on Fashion-MNIST with augmentation and early stopping on a stratified "
+        "validation split carved from the training images; evaluate once on the test set; export "
+        "model.keras, model.tflite, model_card.json and history.csv into --out.",
+        epilog="examples:\n"
+        "  fmnist-batch retrain --out runs/full\n"
+        "  fmnist-batch retrain --limit 2000 --epochs 1 --out /tmp/m      # a quick smoke run\n"
+        "  FMNIST_DATA=~/data/fmnist fmnist-batch retrain --epochs 60 --patience 10 --out runs/long",
+        formatter_class=_formatter,
+    )
+    p.add_argument("--data", metavar="DIR", help="folder with the IDX files or Kaggle CSVs (default: search)")
+    p.add_argument("--download", action="store_true", help="download through Keras if not found locally")
+    p.add_argument(
+        "--epochs", type=_positive_int, default=defaults.epochs, help="maximum epochs (default: %(default)s)"
+    )
+    p.add_argument(
+        "--batch-size", type=_positive_int, default=defaults.batch_size, help="default: %(default)s"
+    )
+    p.add_argument(
+        "--patience",
+        type=_positive_int,
+        default=defaults.patience,
+        help="early-stopping patience on val loss (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=defaults.seed, help="default: %(default)s")
+    p.add_argument(
+        "--limit", type=_positive_int, metavar="N", help="train on a stratified subset of N images"
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
+    p.set_defaults(run=run_retrain)
+
+
+def run_retrain(args: argparse.Namespace, env: Environment) -> int:
+    require("tensorflow", "train")
+    from .data import load_dataset
+    from .train import TrainConfig, train
+
+    dataset = load_dataset(args.data, download=args.download)
+    env.info(f"Fashion-MNIST from {dataset.source}")
+    config = TrainConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        patience=args.patience,
+        seed=args.seed,
+        limit=args.limit,
+    )
+    card = train(dataset, args.out, config, log=env.info)
+    metrics = card["metrics"]
+    env.info(
+        f"done: validation accuracy {metrics['validation_accuracy']:.4f}, test accuracy "
+        f"{metrics['test_accuracy']:.4f}, files in {args.out}"
+    )
+    return ExitStatus.OK
+
+
+# ---------------------------------------------------------------------------------------------- parsing
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _top_k(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {text}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fmnist-batch",
+        description="Classify folders of product photos into the 10 Fashion-MNIST classes.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=_formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    add_classify(sub)
+    add_retrain(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> int:
+    env = env or Environment()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits 2 on usage errors and 0 on --help
+        return int(e.code or 0)
+    from .data import DatasetError
+    from .discover import InputError
+    from .runtime import ModelError
+    from .writers import OutputError
+
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
+    try:
+        return int(args.run(args, env))
+    except KeyboardInterrupt:
+        env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
+        return ExitStatus.INTERRUPTED
+    except (MissingExtra, DatasetError, InputError, ModelError, OutputError) as e:
+        env.error(str(e))
+        return ExitStatus.USAGE
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (cron timeouts, systemd) takes the same path as Ctrl-C: keep finished rows, exit 130.
+    raise KeyboardInterrupt
+
+
+def _in_main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def entry_point() -> None:
+    # Exit quietly when a pipeline's reader goes away (`fmnist-batch classify ... -o - | head`).
+    try:
+        status = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = ExitStatus.SOME_FAILED
+    sys.exit(status)

@@ -1,0 +1,45 @@
+"""Constants shared by every module: class names, image size, file extensions.
+
+Nothing heavy may be imported here; the CLI imports this module on every start.
+"""
+
+from __future__ import annotations
+
+CLASS_NAMES: tuple[str, ...] = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+NUM_CLASSES = len(CLASS_NAMES)
+IMAGE_SIZE = 28
+
+#: Extensions classify picks up when it walks folders or expands globs (compared lower-cased).
+IMAGE_EXTENSIONS: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".webp",
+    ".bmp",
+    ".gif",
+    ".tif",
+    ".tiff",
+)
+
+#: Refuse images with more pixels than this (decompression bombs); about 12,000 x 12,000.
+DEFAULT_MAX_PIXELS = 144_000_000
+
+
+def class_index(name: str) -> int:
+    """Index of a class given its name, case-insensitively; raises KeyError with the valid names."""
+    lowered = {n.lower(): i for i, n in enumerate(CLASS_NAMES)}
+    try:
+        return lowered[name.strip().lower()]
+    except KeyError:
+        raise KeyError(f"unknown class {name!r}; expected one of: {', '.join(CLASS_NAMES)}") from None

@@ -1,0 +1,229 @@
+"""The streaming classify loop: decode and convert in worker processes, predict in batches, yield rows.
+
+Memory stays flat: files are discovered lazily, at most `prefetch` batches are in flight, and rows are
+yielded as soon as their batch is predicted, in input order.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .discover import InputFile
+from .labels import CLASS_NAMES, IMAGE_SIZE
+from .preprocess import ImageError, PreprocessSettings, preprocess_path, save_preview
+from .runtime import Model, load_model
+from .writers import row_fields
+
+#: Below this many files a run converts in-process: starting workers costs more than it saves.
+INLINE_THRESHOLD = 32
+
+
+@dataclass
+class ClassifyOptions:
+    model: str | os.PathLike | None = None
+    backend: str = "auto"
+    batch_size: int = 256
+    workers: int | None = None
+    top_k: int = 3
+    min_confidence: float = 0.0
+    preprocess: PreprocessSettings = field(default_factory=PreprocessSettings)
+    save_preprocessed: str | os.PathLike | None = None
+    #: batches converted ahead of the one being predicted; keeps every worker busy
+    prefetch: int = 2
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not 1 <= self.top_k <= len(CLASS_NAMES):
+            raise ValueError(f"top_k must be between 1 and {len(CLASS_NAMES)}")
+        if not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("min_confidence must be between 0 and 1")
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lazy fixed-size batches of an iterable (the last one may be shorter)."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def preview_path(folder: str | os.PathLike, display: str) -> Path:
+    """Where --save-preprocessed puts the 28x28 image of `display`: its path mirrored under `folder`."""
+    parts = [p for p in Path(display).parts if p not in ("/", "..", ".") and not p.endswith(":\\")]
+    return Path(folder, *parts).with_name(Path(display).name + ".png")
+
+
+# Worker state, set once per process by the pool initializer rather than pickled with every task.
+_settings = PreprocessSettings()
+_preview_dir: str | None = None
+
+
+def _configure(settings: PreprocessSettings, preview_dir: str | None) -> None:
+    global _settings, _preview_dir
+    _settings, _preview_dir = settings, preview_dir
+
+
+def _init_worker(settings: PreprocessSettings, preview_dir: str | None) -> None:
+    _configure(settings, preview_dir)
+    # Ctrl-C is handled once, by the parent, which then stops the pool with SIGTERM: a worker must die
+    # quietly on it, not run the handler it inherited from the CLI.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def convert(item: tuple[str, str]) -> tuple[bytes | None, str | None]:
+    """(path, display) -> (784 bytes of the 28x28 image, None) or (None, error message). Never raises."""
+    path, display = item
+    try:
+        array = preprocess_path(path, _settings)
+        if _preview_dir is not None:
+            target = preview_path(_preview_dir, display)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_preview(array, target)
+        return array.tobytes(), None
+    except ImageError as e:
+        return None, str(e)
+    except MemoryError:
+        return None, "out of memory while decoding the image"
+    except Exception as e:  # a bug or an exotic file must cost one row, not the run
+        return None, f"unexpected error: {type(e).__name__}: {e}"
+
+
+def make_row(
+    display: str, probabilities: np.ndarray | None, error: str | None, options: ClassifyOptions
+) -> dict:
+    """One output row; `probabilities` is None for a file that could not be converted."""
+    row: dict[str, Any] = dict.fromkeys(row_fields(options.top_k))
+    row["path"] = display
+    if probabilities is None:
+        row["status"], row["error"] = "error", error
+        return row
+    order = np.argsort(-probabilities, kind="stable")[: options.top_k]
+    confidence = float(probabilities[order[0]])
+    row["label"], row["confidence"] = CLASS_NAMES[order[0]], confidence
+    for rank, index in enumerate(order, start=1):
+        row[f"top{rank}_label"] = CLASS_NAMES[index]
+        row[f"top{rank}_prob"] = float(probabilities[index])
+    row["status"] = "ok" if confidence >= options.min_confidence else "uncertain"
+    row["error"] = ""
+    return row
+
+
+class Classifier:
+    """Runs the classify job; use as a context manager so worker processes are always cleaned up."""
+
+    def __init__(self, options: ClassifyOptions | None = None, model: Model | None = None):
+        self.options = options or ClassifyOptions()
+        self._pool: multiprocessing.pool.Pool | None = None
+        self._model = model
+
+    @property
+    def model(self) -> Model:
+        if self._model is None:
+            self._model = load_model(self.options.model, self.options.backend, num_threads=1)
+        return self._model
+
+    def __enter__(self) -> Classifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(terminate=exc_info[0] is not None)
+
+    def close(self, terminate: bool = False) -> None:
+        if self._pool is not None:
+            if terminate:
+                self._pool.terminate()
+            else:
+                self._pool.close()
+            self._pool.join()
+            self._pool = None
+
+    def _workers(self) -> int:
+        return self.options.workers or os.cpu_count() or 1
+
+    def _start_pool(self) -> multiprocessing.pool.Pool:
+        if self._pool is None:
+            preview = self._preview_dir()
+            # fork: workers start in milliseconds and inherit the imported modules
+            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+            self._pool = context.Pool(
+                self._workers(), initializer=_init_worker, initargs=(self.options.preprocess, preview)
+            )
+        return self._pool
+
+    def run(self, files: Iterable[InputFile], on_batch: Callable[[], None] | None = None) -> Iterator[dict]:
+        """Yield one row per file, in input order. `on_batch` is called after each batch's rows."""
+        batches = chunks(files, self.options.batch_size)
+        first = next(batches, None)
+        if first is None:
+            return
+        self.model  # load before converting, so a bad model fails before any work  # noqa: B018
+        if self._workers() == 1 or len(first) < min(INLINE_THRESHOLD, self.options.batch_size):
+            _configure(self.options.preprocess, self._preview_dir())
+            submit, ahead = _convert_inline, 0
+        else:
+            pool = self._start_pool()
+            chunksize = max(1, self.options.batch_size // (self._workers() * 4))
+
+            def submit(items: list[tuple[str, str]]) -> Any:
+                return pool.map_async(convert, items, chunksize=chunksize)
+
+            ahead = self.options.prefetch
+        pending: deque = deque()
+        for batch in _prepend(first, batches):
+            pending.append((batch, submit([(f.path, f.display) for f in batch])))
+            while len(pending) > ahead:
+                done, converted = pending.popleft()
+                yield from self._predict(done, converted.get())
+                if on_batch:
+                    on_batch()
+        while pending:
+            done, converted = pending.popleft()
+            yield from self._predict(done, converted.get())
+            if on_batch:
+                on_batch()
+
+    def _preview_dir(self) -> str | None:
+        return str(self.options.save_preprocessed) if self.options.save_preprocessed else None
+
+    def _predict(
+        self, batch: list[InputFile], converted: list[tuple[bytes | None, str | None]]
+    ) -> Iterator[dict]:
+        good = [i for i, (data, _) in enumerate(converted) if data is not None]
+        probabilities = np.empty((0, len(CLASS_NAMES)), np.float32)
+        if good:
+            images = np.frombuffer(b"".join(converted[i][0] for i in good), dtype=np.uint8)
+            probabilities = self.model.predict_proba(images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+        position = {index: k for k, index in enumerate(good)}
+        for i, (file, (_, error)) in enumerate(zip(batch, converted, strict=True)):
+            probs = probabilities[position[i]] if i in position else None
+            yield make_row(file.display, probs, error, self.options)
+
+
+def _prepend(first: list, rest: Iterator[list]) -> Iterator[list]:
+    yield first
+    yield from rest
+
+
+class _Converted:
+    """The in-process counterpart of a pool's AsyncResult."""
+
+    def __init__(self, value: list[tuple[bytes | None, str | None]]):
+        self._value = value
+
+    def get(self) -> list[tuple[bytes | None, str | None]]:
+        return self._value
+
+
+def _convert_inline(items: list[tuple[str, str]]) -> _Converted:
+    return _Converted([convert(item) for item in items])

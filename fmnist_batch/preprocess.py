@@ -1,0 +1,346 @@
+"""Path or PIL image -> the 28x28 uint8 array the model sees, the way Fashion-MNIST itself was made.
+
+The paper (arXiv:1708.07747, section 2) converted catalog photos on a light background by: trimming the
+edges within 5% of the corner colour, resizing the longest edge to 28, sharpening, extending the shorter
+edge to 28 with the image centred, negating, and converting to 8-bit grayscale. ``preprocess_image``
+runs those steps in that order, one small function each, plus what arbitrary files need: EXIF
+orientation, alpha composited onto white, unusual modes, photos already on a dark background, a grey
+background stretched to exactly 0 like the dataset's, and JPEG decoding at reduced scale. Grayscale
+conversion happens right after trimming (trimming needs colour, nothing after it does) so the later
+steps work on one channel.
+
+Only PIL and numpy are imported and every step is a module-level function, so worker processes can
+import and pickle this cheaply.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import re
+import struct
+import warnings
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import numpy as np
+from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
+
+from .labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
+
+INVERT_CHOICES = ("auto", "always", "never")
+RESAMPLE_CHOICES = ("lanczos", "bicubic", "bilinear", "box", "hamming", "nearest")
+WHITE = (255, 255, 255)
+
+# The paper sharpens at 28x28 with "a Gaussian operator of the radius and sigma 1.0", i.e. ImageMagick's
+# -sharpen 1x1, which works out to unsharp masking with amount ~0.83 over a 3x3 Gaussian; on all pixels.
+SHARPEN_RADIUS = 1.0
+SHARPEN_PERCENT = 80
+SHARPEN_THRESHOLD = 0
+
+# Pillow's resize first box-reduces by an integer factor to within this many times the target, then
+# resamples with the real filter: much faster than filtering the whole image, same round-trip fidelity.
+REDUCING_GAP = 2.0
+
+# What Pillow raises for undecodable data besides UnidentifiedImageError: plugins are not consistent.
+_DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, TypeError, struct.error)
+
+
+class ImageError(Exception):
+    """A file could not be turned into a model input; str(e) is a one-line reason for the user."""
+
+
+@dataclass(frozen=True)
+class PreprocessSettings:
+    size: int = IMAGE_SIZE
+    #: Trim edges whose colour is within this fraction of full intensity of the corner colour
+    #: (root-mean-square over R, G, B, like ImageMagick's -fuzz).
+    trim_tolerance: float = 0.05
+    #: "auto" negates unless the background is dark (such photos already look like the dataset).
+    invert: str = "auto"
+    sharpen: bool = True
+    #: Refuse images with more pixels than this before decoding them.
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    #: Filter for the resize to ``size`` (one of RESAMPLE_CHOICES).
+    resample: str = "lanczos"
+    #: JPEGs decode at 1/2, 1/4 or 1/8 scale as long as the short side stays >= draft_factor * size.
+    draft_factor: int = 8
+    #: Stretch intensities so the background becomes exactly 0 (the dataset's background) even when the
+    #: photo's background is grey rather than white.
+    zero_background: bool = True
+
+    def __post_init__(self) -> None:
+        if self.size < 1:
+            raise ValueError(f"size must be >= 1, got {self.size}")
+        if not 0 <= self.trim_tolerance < 1:
+            raise ValueError(f"trim_tolerance must be in [0, 1), got {self.trim_tolerance}")
+        if self.invert not in INVERT_CHOICES:
+            raise ValueError(f"invert must be one of {', '.join(INVERT_CHOICES)}, got {self.invert!r}")
+        if self.resample not in RESAMPLE_CHOICES:
+            raise ValueError(f"resample must be one of {', '.join(RESAMPLE_CHOICES)}, got {self.resample!r}")
+        if self.max_pixels < 1:
+            raise ValueError(f"max_pixels must be >= 1, got {self.max_pixels}")
+        if self.draft_factor < 1:
+            raise ValueError(f"draft_factor must be >= 1, got {self.draft_factor}")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _bomb_message(width: int, height: int, limit: int) -> str:
+    return f"image too large: {width}x{height} = {width * height:,} pixels exceeds the limit of {limit:,}"
+
+
+def _pillow_bomb_message(error: Image.DecompressionBombError, limit: int) -> str:
+    # Pillow refuses beyond twice its MAX_IMAGE_PIXELS before we see the size; its message has the count.
+    found = re.search(r"\((\d+) pixels\)", str(error))
+    if found is None:
+        return f"image too large: {_one_line(error)}"
+    limit = min(limit, 2 * (Image.MAX_IMAGE_PIXELS or limit))
+    return f"image too large: {int(found.group(1)):,} pixels exceeds the limit of {limit:,}"
+
+
+def _open_error(error: OSError) -> ImageError:
+    if isinstance(error, FileNotFoundError):
+        return ImageError("file not found")
+    if isinstance(error, PermissionError):
+        return ImageError("permission denied")
+    if isinstance(error, IsADirectoryError):
+        return ImageError("is a directory")
+    return ImageError(f"cannot open file: {error.strerror or _one_line(error)}")
+
+
+def load_image(path: str | os.PathLike, settings: PreprocessSettings = PreprocessSettings()) -> Image.Image:
+    """Open and decode the first frame of an image file, upright (EXIF orientation applied).
+
+    The pixel count is checked from the header before anything is decoded. JPEGs decode at reduced scale
+    (Pillow's draft mode), which is most of the speed of the whole pipeline. Every failure is an
+    ImageError with a short reason.
+    """
+    try:
+        with open(path, "rb") as file:
+            return _decode(file, settings)
+    except OSError as e:  # only from opening or closing: _decode reports its own failures as ImageError
+        raise _open_error(e) from None
+
+
+def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
+    with warnings.catch_warnings():
+        # Per-file quirks (corrupt EXIF, Pillow's 89M-pixel bomb warning, below our own max_pixels) are not
+        # actionable and would flood stderr from every worker; real failures become ImageError below.
+        warnings.simplefilter("ignore")
+        if os.fstat(file.fileno()).st_size == 0:
+            raise ImageError("empty file")
+        try:
+            img = Image.open(file)
+        except UnidentifiedImageError:
+            raise ImageError("not an image file (cannot identify image format)") from None
+        except Image.DecompressionBombError as e:
+            raise ImageError(_pillow_bomb_message(e, settings.max_pixels)) from None
+        except _DECODE_ERRORS as e:
+            raise ImageError(f"corrupt image header: {_one_line(e)}") from None
+
+        width, height = img.size
+        if width * height > settings.max_pixels:
+            raise ImageError(_bomb_message(width, height, settings.max_pixels))
+        # A no-op except for JPEG (and MPO): decode at 1/2, 1/4 or 1/8 scale, keeping >= target pixels.
+        target = settings.draft_factor * settings.size
+        img.draft(None, (target, target))
+        try:
+            img.load()
+        except Image.DecompressionBombError as e:
+            raise ImageError(_pillow_bomb_message(e, settings.max_pixels)) from None
+        except _DECODE_ERRORS as e:
+            raise ImageError(f"truncated or corrupt image: {_one_line(e)}") from None
+        # Broken EXIF raises all sorts of errors; orientation is best-effort.
+        with contextlib.suppress(Exception):
+            ImageOps.exif_transpose(img, in_place=True)
+    return img
+
+
+def _high_bit_depth_to_l(img: Image.Image) -> Image.Image:
+    """16-bit, 32-bit integer and float greyscale -> 8-bit, scaled (Pillow's own convert clips at 255)."""
+    pixels = np.asarray(img).astype(np.float32)
+    if img.mode.startswith("I;16"):
+        full_scale = 65535.0
+    else:
+        # "I" and "F" carry no declared range: take the smallest usual one that holds the data.
+        top = float(pixels.max()) if pixels.size else 0.0
+        candidates = (1.0, 255.0, 65535.0) if img.mode == "F" else (255.0, 65535.0)
+        full_scale = next((c for c in candidates if top <= c), top)
+    scaled = np.clip(np.rint(pixels * (255.0 / full_scale)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled)
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Any Pillow mode -> RGB; transparency is composited onto white (a catalog background)."""
+    if img.mode == "RGB" and "transparency" not in img.info:
+        return img
+    if img.mode.startswith("I") or img.mode == "F":
+        img = _high_bit_depth_to_l(img)
+    try:
+        if img.mode in ("RGBA", "RGBa", "LA", "PA") or "transparency" in img.info:
+            rgba = img.convert("RGBA")
+            canvas = Image.new("RGB", img.size, WHITE)
+            canvas.paste(rgba, mask=rgba.getchannel("A"))
+            return canvas
+        return img.convert("RGB")
+    except ValueError as e:
+        raise ImageError(f"unsupported image mode {img.mode}: {_one_line(e)}") from None
+
+
+def to_grayscale(img: Image.Image) -> Image.Image:
+    """RGB -> 8-bit greyscale (ITU-R 601 luma, Pillow's L)."""
+    return img.convert("L")
+
+
+def background_colour(img: Image.Image) -> tuple[int, int, int]:
+    """The background colour of an RGB image: per-channel median of its four corners (a garment that
+    reaches one corner does not change it)."""
+    right, bottom = img.width - 1, img.height - 1
+    corners = [img.getpixel(xy) for xy in ((0, 0), (right, 0), (0, bottom), (right, bottom))]
+    per_channel = (sorted(channel) for channel in zip(*corners, strict=True))
+    return tuple(round((c[1] + c[2]) / 2) for c in per_channel)
+
+
+@functools.lru_cache(maxsize=64)
+def _far_channel_table(colour: tuple[int, int, int], limit: int) -> list[int]:
+    """Per-channel lookup table: 255 where a value is more than ``limit`` away from the colour."""
+    return [0 if abs(v - c) <= limit else 255 for c in colour for v in range(256)]
+
+
+def trim_background(
+    img: Image.Image, tolerance: float, background: tuple[int, int, int] | None = None
+) -> Image.Image:
+    """Crop an RGB image to the box of pixels that differ from the background colour by more than
+    ``tolerance``, a fraction of full intensity.
+
+    Distance is the root-mean-square of the R, G, B differences (ImageMagick's -fuzz), i.e. Euclidean
+    distance in RGB compared with ``tolerance * 255 * sqrt(3)``. It is decided in colour so a garment of
+    a different hue but similar brightness to the background is still found. When nothing differs the
+    image is returned unchanged.
+    """
+    colour = background or background_colour(img)
+    # A pixel whose every channel is within tolerance*255 of the background cannot be beyond the limit,
+    # so a native lookup table + getbbox gives a box that surely holds the answer, without numpy...
+    channel_limit = int(tolerance * 255)
+    box = img.point(_far_channel_table(colour, channel_limit)).getbbox()
+    if box is None:
+        return img
+    # ...then its edges move inwards until they meet a pixel that is really far (usually at once).
+    pixels = np.asarray(img.crop(box))
+    reference = np.array(colour, dtype=np.int32)
+    squared_limit = 3 * (tolerance * 255) ** 2
+
+    def has_far_pixel(strip: np.ndarray) -> bool:
+        difference = strip.astype(np.int32) - reference
+        return bool(((difference * difference).sum(axis=-1) > squared_limit).any())
+
+    top, bottom, left, right = 0, pixels.shape[0], 0, pixels.shape[1]
+    while top < bottom and not has_far_pixel(pixels[top]):
+        top += 1
+    if top == bottom:
+        return img
+    while not has_far_pixel(pixels[bottom - 1]):
+        bottom -= 1
+    while not has_far_pixel(pixels[top:bottom, left]):
+        left += 1
+    while not has_far_pixel(pixels[top:bottom, right - 1]):
+        right -= 1
+    return img.crop((box[0] + left, box[1] + top, box[0] + right, box[1] + bottom))
+
+
+def fit_longest_edge(img: Image.Image, size: int, resample: str = "lanczos") -> Image.Image:
+    """Resize so the longest edge is ``size``, keeping the aspect ratio (the short edge is >= 1 px).
+
+    A real filter, not subsampling: aliasing from large photos would add texture the dataset lacks.
+    """
+    scale = size / max(img.size)
+    new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    if new_size == img.size:
+        return img
+    return img.resize(new_size, Image.Resampling[resample.upper()], reducing_gap=REDUCING_GAP)
+
+
+def sharpen(img: Image.Image) -> Image.Image:
+    """Unsharp mask with a radius-1 Gaussian, as the dataset's images were sharpened after resizing."""
+    return img.filter(ImageFilter.UnsharpMask(SHARPEN_RADIUS, SHARPEN_PERCENT, SHARPEN_THRESHOLD))
+
+
+def centre_on_canvas(img: Image.Image, size: int, fill: int | tuple[int, ...]) -> Image.Image:
+    """Paste ``img`` centred on a size x size canvas of colour ``fill`` (extends the shorter edge).
+
+    An odd margin puts its extra pixel left/top, as in the dataset (measured on its test set).
+    """
+    if img.size == (size, size):
+        return img
+    canvas = Image.new(img.mode, (size, size), fill)
+    canvas.paste(img, ((size - img.width + 1) // 2, (size - img.height + 1) // 2))
+    return canvas
+
+
+def luminance(colour: int | tuple[int, ...]) -> int:
+    """Grey level of a colour exactly as to_grayscale computes it (so canvas and image match)."""
+    if isinstance(colour, int):
+        return colour
+    return Image.new("RGB", (1, 1), tuple(colour[:3])).convert("L").getpixel((0, 0))
+
+
+def is_dark_background(colour: int | tuple[int, ...]) -> bool:
+    """A background darker than mid-grey: the photo is already light-on-dark, like the dataset."""
+    return luminance(colour) < 128
+
+
+def negate(img: Image.Image) -> Image.Image:
+    """255 - v for every channel (native; ImageOps.invert builds a Python lookup table each call)."""
+    return ImageChops.invert(img)
+
+
+def zero_background_level(img: Image.Image, level: int) -> Image.Image:
+    """Map grey ``level`` (the background after negation) to 0 and keep 255, stretching linearly between;
+    darker values clip to 0. ``level`` is below 255; white-background photos (level 0) are unchanged."""
+    if level <= 0:
+        return img
+    gain = 255 / (255 - level)
+    return img.point([0] * level + [round((v - level) * gain) for v in range(level, 256)])
+
+
+def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
+    if invert == "auto":
+        return not is_dark_background(background)
+    return invert == "always"
+
+
+def preprocess_image(img: Image.Image, settings: PreprocessSettings = PreprocessSettings()) -> np.ndarray:
+    """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
+    rgb = to_rgb(img)
+    background = background_colour(rgb)
+    grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
+    grey = fit_longest_edge(grey, settings.size, settings.resample)
+    if settings.sharpen:
+        grey = sharpen(grey)
+    fill = luminance(background)
+    grey = centre_on_canvas(grey, settings.size, fill)
+    if _should_negate(settings.invert, background):
+        grey, fill = negate(grey), 255 - fill
+    # Only a dark background is stretched to 0: a light one means invert was forced the "wrong" way and
+    # stretching would erase the garment.
+    if settings.zero_background and fill < 128:
+        grey = zero_background_level(grey, fill)
+    return np.array(grey, dtype=np.uint8)
+
+
+def preprocess_path(
+    path: str | os.PathLike, settings: PreprocessSettings = PreprocessSettings()
+) -> np.ndarray:
+    """load_image + preprocess_image; raises ImageError for anything that is not a usable image."""
+    return preprocess_image(load_image(path, settings), settings)
+
+
+def save_preview(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a preprocessed array as an 8-bit greyscale PNG (what the model saw, for --save-preprocessed)."""
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {array.shape}")
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")

@@ -1,0 +1,73 @@
+"""The run summary: per-class counts, shares and mean confidence, and the run's totals, as a rich table."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from .labels import CLASS_NAMES
+
+
+class Summary:
+    """Accumulates rows as they stream past; holds counts only, never the rows."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.counts: Counter[str] = Counter()
+        self.confidence_sums: defaultdict[str, float] = defaultdict(float)
+        self.total = self.ok = self.uncertain = self.errors = 0
+        self.skipped = 0  # already in the output of a previous run (--resume)
+
+    def add(self, row: dict) -> None:
+        self.total += 1
+        status = row["status"]
+        if status == "error":
+            self.errors += 1
+            return
+        self.ok += status == "ok"
+        self.uncertain += status == "uncertain"
+        self.counts[row["label"]] += 1
+        self.confidence_sums[row["label"]] += float(row["confidence"])
+
+    @property
+    def classified(self) -> int:
+        return self.ok + self.uncertain
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def table(self) -> Table:
+        table = Table(title="fmnist-batch summary", title_justify="left")
+        table.add_column("class")
+        table.add_column("files", justify="right")
+        table.add_column("share", justify="right")
+        table.add_column("mean confidence", justify="right")
+        for name in CLASS_NAMES:
+            count = self.counts[name]
+            if count:
+                share = count / self.classified
+                mean = self.confidence_sums[name] / count
+                table.add_row(name, f"{count:,}", f"{share:.1%}", f"{mean:.3f}")
+        table.add_section()
+        rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
+        totals = [
+            ("files", f"{self.total:,}"),
+            ("classified", f"{self.classified:,}"),
+            ("uncertain", f"{self.uncertain:,}"),
+            ("errors", f"{self.errors:,}"),
+        ]
+        if self.skipped:
+            totals.append(("skipped (resumed)", f"{self.skipped:,}"))
+        totals += [("elapsed", f"{self.elapsed:.2f} s"), ("images/s", f"{rate:,.1f}")]
+        for name, value in totals:
+            table.add_row(name, value, "", "")
+        return table
+
+    def print(self, stream: TextIO) -> None:
+        console = Console(file=stream, highlight=False, width=80 if not stream.isatty() else None)
+        console.print(self.table())

@@ -1,0 +1,214 @@
+"""Loading the exported model and predicting batches of 28x28 images.
+
+LiteRT (``ai-edge-litert``) runs the ``.tflite`` file without importing TensorFlow; the Keras model is the
+fallback when LiteRT is not installed. Every model file is checked against the sha256 in its card first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib.util
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .labels import CLASS_NAMES, IMAGE_SIZE
+
+CARD_FILE = "model_card.json"
+BACKENDS = ("auto", "litert", "keras")
+
+
+class ModelError(Exception):
+    """The model cannot be used: missing, truncated, tampered with, or its card is broken."""
+
+
+def bundled_model_dir() -> Path:
+    """The model shipped with the package (``models/`` in the repo, ``fmnist_batch/models`` installed)."""
+    installed = Path(__file__).parent / "models"
+    if (installed / CARD_FILE).is_file():
+        return installed
+    return Path(__file__).resolve().parent.parent / "models"
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What inference needs from a model card; `raw` keeps the whole card for reports and the API."""
+
+    path: Path
+    class_names: tuple[str, ...]
+    input_scale: float
+    input_offset: float
+    temperature: float
+    files: dict[str, dict[str, str]]
+    raw: dict[str, Any]
+
+    @classmethod
+    def load(cls, path: Path) -> ModelCard:
+        try:
+            raw = json.loads(path.read_text())
+            prep = raw["preprocessing"]
+            card = cls(
+                path=path,
+                class_names=tuple(raw["class_names"]),
+                input_scale=float(prep["input_scale"]),
+                input_offset=float(prep["input_offset"]),
+                temperature=float(raw.get("temperature", 1.0)),
+                files=raw["files"],
+                raw=raw,
+            )
+        except FileNotFoundError:
+            raise ModelError(f"model card not found: {path}") from None
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelError(f"model card {path} is unreadable or incomplete ({e!r})") from None
+        if card.class_names != CLASS_NAMES:
+            raise ModelError(
+                f"model card {path} lists other classes than Fashion-MNIST's: {card.class_names}"
+            )
+        if card.temperature <= 0:
+            raise ModelError(f"model card {path}: temperature must be positive, got {card.temperature}")
+        return card
+
+    def model_file(self, kind: str) -> Path:
+        try:
+            return self.path.parent / self.files[kind]["name"]
+        except KeyError:
+            raise ModelError(f"model card {self.path} names no {kind} file") from None
+
+    def verify(self, kind: str) -> Path:
+        """The model file of `kind`, after checking it exists and matches the card's sha256."""
+        path = self.model_file(kind)
+        if not path.is_file():
+            raise ModelError(f"model file not found: {path}")
+        expected = self.files[kind].get("sha256")
+        if not expected:
+            raise ModelError(f"model card {self.path} has no sha256 for {path.name}; refusing to load it")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != expected:
+            raise ModelError(
+                f"{path} does not match its model card (sha256 {digest[:12]}..., "
+                f"card says {expected[:12]}...): the file is truncated, corrupted or was replaced; "
+                "re-export it with `fmnist-batch retrain`"
+            )
+        return path
+
+
+def find_card(model: str | os.PathLike | None) -> Path:
+    """The card for a model given as a folder, a model file (card beside it), a card, or None (bundled)."""
+    path = Path(model) if model is not None else bundled_model_dir()
+    if path.is_dir():
+        return path / CARD_FILE
+    if path.suffix == ".json":
+        return path
+    if not path.exists():
+        raise ModelError(f"model not found: {path}")
+    return path.parent / CARD_FILE
+
+
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LiteRT's C++ code logs "Created TensorFlow Lite XNNPACK delegate" straight to file descriptor 2;
+    a quiet run from cron must not mail that. Python-level errors still reach the caller as exceptions."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def litert_available() -> bool:
+    return importlib.util.find_spec("ai_edge_litert") is not None
+
+
+class Model:
+    """A loaded model: `predict_proba(uint8 (N, 28, 28)) -> float32 (N, 10)` calibrated probabilities."""
+
+    def __init__(self, card: ModelCard, backend: str, num_threads: int | None = None):
+        self.card = card
+        self.backend = backend
+        self._batch_size = 0
+        if backend == "litert":
+            self._init_litert(card.verify("tflite"), num_threads)
+        elif backend == "keras":
+            self._init_keras(card.verify("keras"))
+        else:
+            raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+    def _init_litert(self, path: Path, num_threads: int | None) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with _native_stderr_silenced():
+                self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"cannot load {path}: {e}") from None
+        self._input = self._interpreter.get_input_details()[0]["index"]
+        self._output = self._interpreter.get_output_details()[0]["index"]
+
+    def _init_keras(self, path: Path) -> None:
+        import keras
+
+        try:
+            # safe_mode refuses models that would run arbitrary code (lambda layers) when loaded
+            self._keras = keras.saving.load_model(path, compile=False, safe_mode=True)
+        except Exception as e:  # Keras raises many types for a bad file
+            raise ModelError(f"cannot load {path}: {e}") from None
+
+    def to_input(self, images: np.ndarray) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim != 3 or images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
+            raise ValueError(f"expected images of shape (N, {IMAGE_SIZE}, {IMAGE_SIZE}), got {images.shape}")
+        x = images.astype(np.float32) * np.float32(self.card.input_scale) + np.float32(self.card.input_offset)
+        return x[..., None]
+
+    def predict_logits(self, images: np.ndarray) -> np.ndarray:
+        x = self.to_input(images)
+        if len(x) == 0:
+            return np.zeros((0, len(CLASS_NAMES)), np.float32)
+        if self.backend == "keras":
+            return np.asarray(self._keras(x, training=False), dtype=np.float32)
+        interpreter = self._interpreter
+        if len(x) != self._batch_size:
+            interpreter.resize_tensor_input(self._input, x.shape)
+            with _native_stderr_silenced():  # the delegate is (re)built here
+                interpreter.allocate_tensors()
+            self._batch_size = len(x)
+        interpreter.set_tensor(self._input, x)
+        interpreter.invoke()
+        return interpreter.get_tensor(self._output).copy()
+
+    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+        logits = self.predict_logits(images).astype(np.float64) / self.card.temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def load_model(
+    model: str | os.PathLike | None = None, backend: str = "auto", num_threads: int | None = None
+) -> Model:
+    """Load a model (folder, file or card; default the bundled one) with LiteRT, or Keras as a fallback."""
+    card = ModelCard.load(find_card(model))
+    if backend == "auto":
+        if litert_available():
+            backend = "litert"
+        elif importlib.util.find_spec("keras") is not None:
+            backend = "keras"
+        else:
+            raise ModelError(
+                "no model runtime installed: pip install ai-edge-litert (or 'fmnist-batch[train]')"
+            )
+    return Model(card, backend, num_threads)

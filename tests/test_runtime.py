@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from fmnist_batch.data import DEBIAN_DIR, load_dataset
+from fmnist_batch.metrics import softmax
+from fmnist_batch.runtime import ModelError, bundled_model_dir, load_model
+
+needs_dataset = pytest.mark.skipif(
+    not DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
+)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    return load_dataset(DEBIAN_DIR).test
+
+
+@pytest.fixture
+def model_copy(tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), target, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    return target
+
+
+def test_bundled_model_loads_and_returns_calibrated_probabilities():
+    model = load_model()
+    images = np.random.default_rng(0).integers(0, 256, (5, 28, 28), dtype=np.uint8)
+    probabilities = model.predict_proba(images)
+    assert probabilities.shape == (5, 10)
+    np.testing.assert_allclose(probabilities.sum(1), 1.0, atol=1e-5)
+    expected = softmax(model.predict_logits(images), model.card.temperature)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-6)
+
+
+def test_batches_of_different_sizes_give_the_same_answers():
+    model = load_model()
+    images = np.random.default_rng(1).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    whole = model.predict_proba(images)
+    parts = np.concatenate([model.predict_proba(images[:3]), model.predict_proba(images[3:])])
+    np.testing.assert_allclose(whole, parts, atol=1e-6)
+    assert model.predict_proba(images[:0]).shape == (0, 10)
+
+
+def test_a_tampered_model_is_refused(model_copy):
+    tflite = model_copy / "model.tflite"
+    data = bytearray(tflite.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tflite.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="does not match its model card"):
+        load_model(model_copy, backend="litert")
+
+
+def test_a_truncated_model_is_refused(model_copy):
+    tflite = model_copy / "model.tflite"
+    tflite.write_bytes(tflite.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="truncated, corrupted or was replaced"):
+        load_model(model_copy / "model.tflite", backend="litert")
+
+
+def test_missing_model_file_card_or_folder_is_a_clear_error(model_copy, tmp_path):
+    (model_copy / "model.tflite").unlink()
+    with pytest.raises(ModelError, match="model file not found"):
+        load_model(model_copy, backend="litert")
+    with pytest.raises(ModelError, match="model not found"):
+        load_model(tmp_path / "nope.tflite")
+    (model_copy / "model_card.json").unlink()
+    with pytest.raises(ModelError, match="model card not found"):
+        load_model(model_copy)
+
+
+def test_a_card_without_a_checksum_is_refused(model_copy):
+    card = json.loads((model_copy / "model_card.json").read_text())
+    del card["files"]["tflite"]["sha256"]
+    (model_copy / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(ModelError, match="no sha256"):
+        load_model(model_copy, backend="litert")
+
+
+def test_inference_does_not_import_tensorflow():
+    code = (
+        "import sys, numpy as np\n"
+        "from fmnist_batch.runtime import load_model\n"
+        "m = load_model()\n"
+        "m.predict_proba(np.zeros((2, 28, 28), np.uint8))\n"
+        "assert m.backend == 'litert', m.backend\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_litert_and_keras_agree_on_512_test_images(test_set):
+    pytest.importorskip("keras", reason="the Keras fallback needs the [train] extra")
+    images = test_set.images[:512]
+    litert = load_model(backend="litert").predict_proba(images)
+    keras = load_model(backend="keras").predict_proba(images)
+    assert np.abs(litert - keras).max() <= 1e-4
+
+
+@pytest.mark.slow
+def test_bundled_tflite_reproduces_its_card_test_accuracy(test_set):
+    model = load_model(backend="litert")
+    predicted = np.concatenate(
+        [model.predict_proba(test_set.images[i : i + 1000]).argmax(1) for i in range(0, 10_000, 1000)]
+    )
+    accuracy = float(np.mean(predicted == test_set.labels))
+    assert accuracy == pytest.approx(model.card.raw["metrics"]["test_accuracy"], abs=0.001)
+    assert accuracy >= 0.94

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from fmnist_batch.data import DEBIAN_DIR
+from fmnist_batch.train import stratified_split
+
+
+def test_stratified_split_is_disjoint_seeded_and_keeps_class_proportions():
+    labels = np.repeat(np.arange(10), 600)
+    train, val = stratified_split(labels, 500, seed=3)
+    assert len(val) == 500 and len(train) == 5500
+    assert not set(train) & set(val)
+    assert np.bincount(labels[val]).tolist() == [50] * 10
+    again_train, again_val = stratified_split(labels, 500, seed=3)
+    np.testing.assert_array_equal(val, again_val)
+    np.testing.assert_array_equal(train, again_train)
+    assert not np.array_equal(val, stratified_split(labels, 500, seed=4)[1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_a_short_retrain_writes_loadable_files_and_a_valid_card(tmp_path, capsys):
+    pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
+    from fmnist_batch.cli import main
+    from fmnist_batch.runtime import load_model
+
+    out = tmp_path / "model"
+    status = main(["retrain", "--limit", "2000", "--epochs", "1", "--out", str(out), "--seed", "7"])
+    assert status == 0
+    assert "epoch 1/1" in capsys.readouterr().err
+
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training"]["epochs_run"] == 1
+    assert card["training"]["seed"] == 7
+    assert card["training"]["train_images"] + card["metrics"]["validation_size"] == 2000
+    assert card["metrics"]["test_size"] == 10_000
+    assert 0.0 <= card["metrics"]["test_accuracy"] <= 1.0
+    assert abs(card["metrics"]["tflite_test_accuracy"] - card["metrics"]["test_accuracy"]) <= 0.001
+    assert card["temperature"] > 0
+    assert len(card["metrics"]["test_confusion_matrix"]) == 10
+    assert sum(map(sum, card["metrics"]["test_confusion_matrix"])) == 10_000
+    assert set(card["metrics"]["test_per_class"]) == set(card["class_names"])
+    assert len(card["dataset"]["sha256"]) == 4
+    assert card["preprocessing"]["input_scale"] == pytest.approx(1 / 255)
+    assert "--limit 2000" in card["training"]["command"]
+
+    with open(out / "history.csv") as f:
+        history = list(csv.DictReader(f))
+    assert len(history) == 1 and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history[0])
+
+    # both exported files load through the runtime (which checks their sha256 against the card) and agree
+    images = np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8)
+    litert = load_model(out, backend="litert").predict_proba(images)
+    keras = load_model(out, backend="keras").predict_proba(images)
+    np.testing.assert_allclose(litert, keras, atol=1e-4)
