@@ -1,8 +1,8 @@
 """fmnist-batch: classify folders of product photos into the 10 Fashion-MNIST classes.
 
-    >>> import fmnist_batch
-    >>> rows = fmnist_batch.classify("photos/")            # an iterator of dicts, one per file
-    >>> frame = fmnist_batch.classify_dataframe("photos/")  # the same as a pandas DataFrame
+>>> import fmnist_batch
+>>> rows = fmnist_batch.classify("photos/")            # an iterator of dicts, one per file
+>>> frame = fmnist_batch.classify_dataframe("photos/")  # the same as a pandas DataFrame
 """
 
 from __future__ import annotations

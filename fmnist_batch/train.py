@@ -6,7 +6,6 @@ Imports TensorFlow/Keras lazily inside functions, so importing this module stays
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import platform
@@ -56,7 +55,7 @@ def stratified_split(labels: np.ndarray, val_size: int, seed: int) -> tuple[np.n
     val_parts = []
     for cls in range(NUM_CLASSES):
         idx = np.flatnonzero(labels == cls)
-        take = int(round(val_size * len(idx) / len(labels)))
+        take = round(val_size * len(idx) / len(labels))
         val_parts.append(rng.choice(idx, size=take, replace=False))
     val = np.sort(np.concatenate(val_parts))
     train = np.setdiff1d(np.arange(len(labels)), val)
@@ -200,15 +199,6 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_history(history: dict[str, list[float]], path: Path) -> None:
-    keys = list(history)
-    with open(path, "w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["epoch", *keys])
-        for epoch, values in enumerate(zip(*(history[k] for k in keys)), start=1):
-            writer.writerow([epoch, *values])
-
-
 def train(
     dataset: Dataset,
     out_dir: str | os.PathLike,
@@ -302,9 +292,9 @@ def train(
         "temperature": temperature,
         "metrics": {
             "validation_accuracy": float(np.mean(val_pred == y_val)),
-            "validation_size": int(len(y_val)),
+            "validation_size": len(y_val),
             "test_accuracy": test_accuracy,
-            "test_size": int(len(y_test)),
+            "test_size": len(y_test),
             "test_ece_uncalibrated": expected_calibration_error(test_logits, y_test, 1.0),
             "test_ece": expected_calibration_error(test_logits, y_test, temperature),
             "test_per_class": classification_report(y_test, test_pred),
@@ -315,7 +305,7 @@ def train(
             "epochs_run": epochs_run,
             "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
             "train_seconds": round(train_seconds, 1),
-            "train_images": int(len(x_train)),
+            "train_images": len(x_train),
             "seed": config.seed,
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
