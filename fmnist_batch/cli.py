@@ -114,6 +114,9 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "--resume", action="store_true", help="keep the rows of a previous run of -o and skip their files"
     )
     p.add_argument(
+        "--wait", action="store_true", help="if another run is writing the output, wait for it (else exit 75)"
+    )
+    p.add_argument(
         "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
     )
     p.add_argument(
@@ -196,7 +199,9 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
 
     with Classifier(options) as classifier:
         classifier.model  # a broken model is reported before the output is touched  # noqa: B018
-        writer = ResultWriter(args.output, row_fields(args.top_k), fmt, stdout=env.stdout, resume=args.resume)
+        writer = ResultWriter(
+            args.output, row_fields(args.top_k), fmt, stdout=env.stdout, resume=args.resume, wait=args.wait
+        )
         with writer:
             summary.skipped = len(writer.done)
             files = discover(
@@ -335,11 +340,14 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     from .data import DatasetError
     from .discover import InputError
     from .runtime import ModelError
-    from .writers import OutputError
+    from .writers import OutputError, OutputLocked
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
     try:
         return int(args.run(args, env))
+    except OutputLocked as e:
+        env.error(str(e))
+        return ExitStatus.TEMPFAIL
     except KeyboardInterrupt:
         env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
         return ExitStatus.INTERRUPTED

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import fcntl
 import json
 import os
 import stat
@@ -25,6 +26,10 @@ FORMATS = ("csv", "jsonl")
 PARTIAL_SUFFIX = ".partial"
 _JSONL_SUFFIXES = (".jsonl", ".ndjson")
 _ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+class OutputLocked(Exception):
+    """Another run is writing the same output (the CLI exits 75, EX_TEMPFAIL)."""
 
 
 class OutputError(Exception):
@@ -69,6 +74,7 @@ class ResultWriter:
         *,
         stdout: TextIO | None = None,
         resume: bool = False,
+        wait: bool = False,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown output format {fmt!r}; expected one of: {', '.join(FORMATS)}")
@@ -81,6 +87,7 @@ class ResultWriter:
         self._closed = False
         self._field_set = set(self.fields)
         self._owns_stream = False
+        self._lock: int | None = None
         if output == "-" or _is_device_or_pipe(output):
             # Streams are written as they are: renaming a file onto /dev/null (as root) would replace it.
             if resume:
@@ -95,7 +102,13 @@ class ResultWriter:
         else:
             _check_destination(output)
             self.partial = output + PARTIAL_SUFFIX
-            self._open_partial(resume)
+            # Locked before the partial is touched: a second run must not truncate the first one's rows.
+            self._lock = lock_output(output, wait)
+            try:
+                self._open_partial(resume)
+            except BaseException:
+                self._release_lock()
+                raise
 
     def __enter__(self) -> ResultWriter:
         return self
@@ -137,6 +150,8 @@ class ResultWriter:
             os.replace(self.partial, self.output)
         except OSError as e:
             raise OutputError(f"cannot move {self.partial!r} onto {self.output!r}: {e.strerror}") from e
+        finally:
+            self._release_lock()
         # Best effort: makes the rename durable, so after a power cut the output is the old file or the new.
         with contextlib.suppress(OSError):
             _fsync_folder(self.output)
@@ -159,6 +174,12 @@ class ResultWriter:
                 os.replace(self.partial, self.output)
             else:
                 os.unlink(self.partial)
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
+            release_lock(self.output, self._lock)
+            self._lock = None
 
     def _start(self) -> None:
         if self.fmt == "csv":
@@ -241,6 +262,45 @@ class ResultWriter:
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise OutputError(f"disk full writing {self.output!r}; {kept}") from e
             raise OutputError(f"cannot write {self.partial!r}: {e.strerror}; {kept}") from e
+
+
+def lock_path(output: str) -> str:
+    folder, name = os.path.split(os.path.abspath(output))
+    return os.path.join(folder, f".{name}.lock")
+
+
+def lock_output(output: str, wait: bool = False) -> int:
+    """Take an exclusive flock on a hidden sibling of `output`; returns the descriptor that holds it.
+
+    flock belongs to the open file, so the kernel drops it when a run dies, even by SIGKILL: a stale lock
+    file never blocks the next run. The holder deletes the file when done (release_lock), so a run that
+    locked a file which was deleted meanwhile checks the inode and locks again."""
+    path = lock_path(output)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise OutputError(f"cannot create the lock file {path!r}: {e.strerror}") from e
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLocked(
+                f"another fmnist-batch run is writing {output!r} (it holds {path!r}); "
+                "try again later, or pass --wait to queue behind it"
+            ) from None
+        try:
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the previous holder removed the file while we waited: lock the new one
+
+
+def release_lock(output: str, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(lock_path(output))  # while still holding it, so nobody else's lock file is removed
+    os.close(fd)
 
 
 def read_rows(path: str, fmt: str | None = None) -> Iterator[dict]:

@@ -288,3 +288,14 @@ def test_the_installed_command_works_from_any_folder_with_the_bundled_model(cata
     )
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(io.StringIO(result.stdout))) == 1
+
+
+def test_a_second_run_on_the_same_output_exits_75_at_once(catalog, tmp_path):
+    from fmnist_batch.writers import ResultWriter, row_fields
+
+    out = tmp_path / "out.csv"
+    holder = ResultWriter(str(out), row_fields(3), "csv")  # a run in progress
+    status, env = run([catalog[0][0], "-o", out])
+    assert status == 75 and "--wait" in env.stderr.getvalue()
+    holder.finish()
+    assert run([catalog[0][0], "-o", out])[0] == 0

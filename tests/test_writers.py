@@ -185,6 +185,7 @@ def killed_run(out: str, fmt: str, rows: list[dict]) -> None:
     for row in rows:
         writer.write(row)
     writer.flush()
+    os.close(writer._lock)  # what the kernel does to a killed process's descriptors: the flock goes
     del writer
 
 
@@ -226,6 +227,7 @@ def test_resume_keeps_unfinished_rows_of_a_resumed_run(tmp_path):
     writer = ResultWriter(out, FIELDS, "csv", resume=True)  # resumed, then killed again
     writer.write(ok_row("b.jpg"))
     writer.flush()
+    os.close(writer._lock)  # what the kernel does to a killed process's descriptors: the flock goes
     del writer
     with ResultWriter(out, FIELDS, "csv", resume=True) as writer:
         assert writer.done == {"a.jpg", "b.jpg"}
@@ -363,3 +365,39 @@ def test_disk_full_keeps_the_flushed_rows_for_resume(tmp_path):
 def test_unknown_columns_are_a_programming_error(tmp_path):
     with ResultWriter(str(tmp_path / "out.csv"), FIELDS, "csv") as writer, pytest.raises(ValueError):
         writer.write({"path": "a.jpg", "colour": "red"})
+
+
+def test_a_second_writer_on_the_same_output_is_refused_until_the_first_finishes(tmp_path):
+    from fmnist_batch.writers import OutputLocked
+
+    out = str(tmp_path / "out.csv")
+    first = ResultWriter(out, row_fields(1), "csv")
+    with pytest.raises(OutputLocked, match="--wait"):
+        ResultWriter(out, row_fields(1), "csv")
+    first.finish()
+    ResultWriter(out, row_fields(1), "csv").finish()
+
+
+def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "out.csv")
+    code = (
+        "import os, sys\n"
+        "from fmnist_batch.writers import ResultWriter, row_fields\n"
+        f"w = ResultWriter({out!r}, row_fields(1), 'csv')\n"
+        "print('locked', flush=True)\n"
+        "sys.stdin.read()\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    from fmnist_batch.writers import OutputLocked
+
+    with pytest.raises(OutputLocked):
+        ResultWriter(out, row_fields(1), "csv")
+    holder.kill()
+    holder.wait()
+    ResultWriter(out, row_fields(1), "csv").finish()  # the kernel dropped the dead run's lock
