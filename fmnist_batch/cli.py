@@ -148,6 +148,13 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
     )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="per-file conversion time limit; slower files get an error row (default: %(default)s)",
+    )
     p.add_argument("--save-preprocessed", metavar="DIR", help="also write the 28x28 images the model saw")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(run=run_classify)
@@ -188,6 +195,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         min_confidence=args.min_confidence,
         preprocess=PreprocessSettings(invert=args.invert, max_pixels=args.max_pixels),
         save_preprocessed=args.save_preprocessed,
+        file_timeout=args.timeout,
     )
     fmt = resolve_format(args.output, args.format)
     summary = Summary()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -40,6 +41,8 @@ class ClassifyOptions:
     save_preprocessed: str | os.PathLike | None = None
     #: batches converted ahead of the one being predicted; keeps every worker busy
     prefetch: int = 2
+    #: seconds one file may take to convert before it becomes an error row (a hostile file must not hang)
+    file_timeout: float = 60.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -66,15 +69,25 @@ def preview_path(folder: str | os.PathLike, display: str) -> Path:
 # Worker state, set once per process by the pool initializer rather than pickled with every task.
 _settings = PreprocessSettings()
 _preview_dir: str | None = None
+_timeout: float | None = None
 
 
-def _configure(settings: PreprocessSettings, preview_dir: str | None) -> None:
-    global _settings, _preview_dir
-    _settings, _preview_dir = settings, preview_dir
+class FileTimeout(Exception):
+    pass
 
 
-def _init_worker(settings: PreprocessSettings, preview_dir: str | None) -> None:
-    _configure(settings, preview_dir)
+def _on_alarm(signum: int, frame: object) -> None:
+    raise FileTimeout
+
+
+def _configure(settings: PreprocessSettings, preview_dir: str | None, timeout: float | None) -> None:
+    global _settings, _preview_dir, _timeout
+    _settings, _preview_dir, _timeout = settings, preview_dir, timeout
+
+
+def _init_worker(settings: PreprocessSettings, preview_dir: str | None, timeout: float | None) -> None:
+    _configure(settings, preview_dir, timeout)
+    signal.signal(signal.SIGALRM, _on_alarm)
     # Ctrl-C is handled once, by the parent, which then stops the pool with SIGTERM: a worker must die
     # quietly on it, not run the handler it inherited from the CLI.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -84,13 +97,24 @@ def _init_worker(settings: PreprocessSettings, preview_dir: str | None) -> None:
 def convert(item: tuple[str, str]) -> tuple[bytes | None, str | None]:
     """(path, display) -> (784 bytes of the 28x28 image, None) or (None, error message). Never raises."""
     path, display = item
+    # The alarm is armed only in worker processes (their initializer installs the handler); Pillow's
+    # decoders return to Python between chunks, where the handler can stop a file that takes too long.
+    armed = _timeout is not None and signal.getsignal(signal.SIGALRM) is _on_alarm
     try:
-        array = preprocess_path(path, _settings)
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, _timeout)
+        try:
+            array = preprocess_path(path, _settings)
+        finally:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
         if _preview_dir is not None:
             target = preview_path(_preview_dir, display)
             target.parent.mkdir(parents=True, exist_ok=True)
             save_preview(array, target)
         return array.tobytes(), None
+    except FileTimeout:
+        return None, f"took longer than {_timeout:g} s to decode; skipped"
     except ImageError as e:
         return None, str(e)
     except MemoryError:
@@ -157,7 +181,9 @@ class Classifier:
             # fork: workers start in milliseconds and inherit the imported modules
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             self._pool = context.Pool(
-                self._workers(), initializer=_init_worker, initargs=(self.options.preprocess, preview)
+                self._workers(),
+                initializer=_init_worker,
+                initargs=(self.options.preprocess, preview, self.options.file_timeout),
             )
         return self._pool
 
@@ -169,7 +195,7 @@ class Classifier:
             return
         self.model  # load before converting, so a bad model fails before any work  # noqa: B018
         if self._workers() == 1 or len(first) < min(INLINE_THRESHOLD, self.options.batch_size):
-            _configure(self.options.preprocess, self._preview_dir())
+            _configure(self.options.preprocess, self._preview_dir(), self.options.file_timeout)
             submit, ahead = _convert_inline, 0
         else:
             pool = self._start_pool()
@@ -226,4 +252,11 @@ class _Converted:
 
 
 def _convert_inline(items: list[tuple[str, str]]) -> _Converted:
-    return _Converted([convert(item) for item in items])
+    # The per-file time limit needs SIGALRM, which only the main thread can handle.
+    if threading.current_thread() is not threading.main_thread():
+        return _Converted([convert(item) for item in items])
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        return _Converted([convert(item) for item in items])
+    finally:
+        signal.signal(signal.SIGALRM, previous)

@@ -1,0 +1,43 @@
+"""Print a model card's figures as the Markdown the README shows.
+
+python scripts/card_summary.py models/model_card.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("card", nargs="?", default="models/model_card.json")
+    with open(parser.parse_args().card) as f:
+        card = json.load(f)
+    metrics, training = card["metrics"], card["training"]
+    print("| figure | value |\n| --- | --- |")
+    rows = [
+        ("test accuracy (10,000 official test images, evaluated once)", f"{metrics['test_accuracy']:.4f}"),
+        ("test accuracy of the exported .tflite", f"{metrics.get('tflite_test_accuracy', float('nan')):.4f}"),
+        ("validation accuracy (5,000 held out of the 60,000)", f"{metrics['validation_accuracy']:.4f}"),
+        ("expected calibration error, test (temperature-scaled)", f"{metrics['test_ece']:.4f}"),
+        ("expected calibration error, test (raw softmax)", f"{metrics['test_ece_uncalibrated']:.4f}"),
+        ("temperature (fitted on validation)", f"{card['temperature']:.3f}"),
+        ("parameters", f"{training['parameters']:,}"),
+        ("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})"),
+        (
+            "training wall time",
+            f"{training['train_seconds'] / 60:.0f} min",
+        ),
+    ]
+    for name, value in rows:
+        print(f"| {name} | {value} |")
+    print("\n| class | precision | recall | F1 |\n| --- | ---: | ---: | ---: |")
+    for name, scores in metrics["test_per_class"].items():
+        print(f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
