@@ -253,8 +253,12 @@ class ResultWriter:
         try:
             operation(*args)
         except OSError as e:
-            if self.partial is None:
+            if self.output == "-":
                 raise
+            if self.partial is None:  # a device or pipe named with -o
+                self._closed = True
+                reason = "disk full" if e.errno == errno.ENOSPC else e.strerror
+                raise OutputError(f"{reason} writing {self.output!r}") from e
             self._closed = True
             with contextlib.suppress(OSError):
                 self._file.close()

@@ -299,3 +299,17 @@ def test_a_second_run_on_the_same_output_exits_75_at_once(catalog, tmp_path):
     assert status == 75 and "--wait" in env.stderr.getvalue()
     holder.finish()
     assert run([catalog[0][0], "-o", out])[0] == 0
+
+
+def test_a_full_disk_is_a_clear_error(catalog):
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full on this system")
+    status, env = run([catalog[0][0], catalog[1][0], "-o", "/dev/full"])
+    assert status == 2
+    assert "disk full" in env.stderr.getvalue()
+
+
+def test_an_output_folder_that_does_not_exist_is_refused_before_any_work(catalog, tmp_path):
+    status, env = run([catalog[0][0], "-o", tmp_path / "missing" / "out.csv"])
+    assert status == 2
+    assert "missing" in env.stderr.getvalue()

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -114,3 +115,26 @@ def test_bundled_tflite_reproduces_its_card_test_accuracy(test_set):
     accuracy = float(np.mean(predicted == test_set.labels))
     assert accuracy == pytest.approx(model.card.raw["metrics"]["test_accuracy"], abs=0.001)
     assert accuracy >= 0.94
+
+
+def test_keras_files_are_loaded_in_safe_mode_so_they_cannot_run_code(model_copy, tmp_path):
+    keras = pytest.importorskip("keras", reason="the Keras fallback needs the [train] extra")
+    import hashlib
+
+    marker = str(tmp_path / "executed")
+
+    def payload(x):
+        with open(marker, "w"):
+            return x[:, 0, :10, 0]
+
+    inputs = keras.Input((28, 28, 1))
+    # a Lambda layer carries Python bytecode: loading it would run arbitrary code
+    outputs = keras.layers.Lambda(payload)(inputs)
+    keras.Model(inputs, outputs).save(model_copy / "model.keras")
+    card = json.loads((model_copy / "model_card.json").read_text())
+    card["files"]["keras"]["sha256"] = hashlib.sha256((model_copy / "model.keras").read_bytes()).hexdigest()
+    (model_copy / "model_card.json").write_text(json.dumps(card))
+    os.unlink(marker)
+    with pytest.raises(ModelError, match="cannot load"):
+        load_model(model_copy, backend="keras")
+    assert not os.path.exists(marker)
