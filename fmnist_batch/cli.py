@@ -235,6 +235,55 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     return ExitStatus.SOME_FAILED if summary.errors else ExitStatus.OK
 
 
+# ---------------------------------------------------------------------------------------------- evaluate
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="a model's accuracy on a folder of labelled photos (one subfolder per class)",
+        description="Classify every photo under DIR through the same conversion and runtime as classify, and "
+        "score it against its subfolder: folders named after a Fashion-MNIST class, or a mapping CSV "
+        "(folder,fmnist_labels; several classes separated by |; empty = no class fits, folder skipped). "
+        "Prints accuracy per folder and a confusion matrix.",
+        epilog="examples:\n"
+        "  fmnist-batch evaluate samples\n"
+        "  fmnist-batch evaluate photos/validation --mapping mapping.csv --json eval.json\n"
+        "  fmnist-batch evaluate photos --model runs/new --invert never",
+        formatter_class=_formatter,
+    )
+    p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
+    p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument(
+        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
+    )
+    p.add_argument("--workers", type=_positive_int, help="conversion processes (default: CPU count)")
+    p.add_argument(
+        "--invert", choices=("auto", "always", "never"), default="auto", help="default: %(default)s"
+    )
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
+    import json
+
+    from .evaluate import evaluate
+    from .pipeline import ClassifyOptions
+    from .preprocess import PreprocessSettings
+    from .report import evaluation_tables, print_tables
+
+    options = ClassifyOptions(
+        model=args.model, workers=args.workers, preprocess=PreprocessSettings(invert=args.invert)
+    )
+    result = evaluate(args.folder, mapping=args.mapping, options=options)
+    print_tables(evaluation_tables(result), env.stdout)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=2)
+    return ExitStatus.OK
+
+
 # ---------------------------------------------------------------------------------------------- retrain
 
 
@@ -334,6 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_classify(sub)
+    add_evaluate(sub)
     add_retrain(sub)
     return parser
 
@@ -347,6 +397,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         return int(e.code or 0)
     from .data import DatasetError
     from .discover import InputError
+    from .evaluate import EvaluationError
     from .runtime import ModelError
     from .writers import OutputError, OutputLocked
 
@@ -359,7 +410,7 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     except KeyboardInterrupt:
         env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
         return ExitStatus.INTERRUPTED
-    except (MissingExtra, DatasetError, InputError, ModelError, OutputError) as e:
+    except (MissingExtra, DatasetError, EvaluationError, InputError, ModelError, OutputError) as e:
         env.error(str(e))
         return ExitStatus.USAGE
     finally:

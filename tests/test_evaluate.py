@@ -1,0 +1,92 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from conftest import render_photos
+
+import fmnist_batch
+from fmnist_batch.cli import main
+from fmnist_batch.evaluate import EvaluationError, evaluate, folder_classes, read_mapping
+from fmnist_batch.labels import CLASS_NAMES, class_index
+
+
+@pytest.fixture(scope="module")
+def labelled(tmp_path_factory):
+    """A labelled folder: rendered test photos sorted into subfolders named after their class."""
+    root = tmp_path_factory.mktemp("labelled") / "photos"
+    for path, label in render_photos(root / "_all", 40, seed=11):
+        folder = root / label.lower().replace("/", "-").replace(" ", "-")
+        folder.mkdir(exist_ok=True)
+        shutil.move(str(path), folder / path.name)
+    shutil.rmtree(root / "_all")
+    return root
+
+
+def test_folder_names_match_class_names_loosely(labelled):
+    classes = folder_classes(labelled, None)
+    assert classes["t-shirt-top"] == {class_index("T-shirt/top")}
+    assert all(len(c) == 1 for c in classes.values())
+
+
+def test_evaluate_scores_each_photo_against_its_folder(labelled):
+    result = evaluate(labelled)
+    rows = list(fmnist_batch.classify(labelled))
+    assert result.files == len(rows) == 40
+    expected_correct = sum(
+        row["label"].lower().replace("/", "-").replace(" ", "-") in row["path"] for row in rows
+    )
+    assert result.accuracy == pytest.approx(expected_correct / 40)
+    assert result.confusion().sum() == 40
+    assert result.accuracy >= 0.8  # rendered catalog photos: the easy case
+
+
+def test_a_mapping_accepts_several_classes_and_skips_folders_no_class_fits(labelled, tmp_path):
+    root = tmp_path / "photos"
+    shutil.copytree(labelled, root)
+    shoes = root / "shoes"
+    shoes.mkdir()
+    for name in ("sandal", "sneaker", "ankle-boot"):
+        if (root / name).exists():
+            for photo in (root / name).iterdir():
+                shutil.move(str(photo), shoes / f"{name}-{photo.name}")
+            (root / name).rmdir()
+    (root / "hats").mkdir()
+    shutil.copy(next(shoes.iterdir()), root / "hats" / "hat.jpg")
+    mapping = tmp_path / "mapping.csv"
+    lines = ["folder,fmnist_labels", "shoes,Sandal|Sneaker|Ankle boot", "hats,"]
+    lines += [
+        f"{p.name},{CLASS_NAMES[next(iter(folder_classes(labelled, None)[p.name]))]}"
+        for p in labelled.iterdir()
+    ]
+    mapping.write_text("\n".join(lines) + "\n")
+    result = evaluate(root, mapping=mapping)
+    assert result.skipped == {"hats": 1}
+    shoes_result = next(f for f in result.folders if f.name == "shoes")
+    assert shoes_result.accepted == {class_index(n) for n in ("Sandal", "Sneaker", "Ankle boot")}
+    assert result.files == 40
+
+
+def test_bad_folders_and_mappings_are_clear_errors(tmp_path):
+    (tmp_path / "gloves").mkdir()
+    with pytest.raises(EvaluationError, match=r"gloves.*--mapping"):
+        folder_classes(tmp_path, None)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("folder,fmnist_labels\ngloves,Mittens\n")
+    with pytest.raises(EvaluationError, match="unknown class 'Mittens'"):
+        read_mapping(bad)
+    bad.write_text("name,label\n")
+    with pytest.raises(EvaluationError, match="folder,fmnist_labels"):
+        read_mapping(bad)
+    with pytest.raises(EvaluationError, match="no row for the folder"):
+        folder_classes(tmp_path, {"other": frozenset()})
+
+
+def test_the_evaluate_command_prints_tables_and_writes_json(labelled, tmp_path, capsys):
+    assert main(["evaluate", str(labelled), "--json", str(tmp_path / "e.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "accuracy per folder" in printed and "confusion" in printed
+    figures = json.loads((tmp_path / "e.json").read_text())
+    assert figures["files"] == 40 and set(figures["folders"]) == {p.name for p in labelled.iterdir()}
+    assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
