@@ -6,12 +6,14 @@ The logic lives in the library modules; this file only wires arguments to them.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
+from pathlib import Path
 from typing import TextIO
 
 from . import __version__
@@ -62,8 +64,6 @@ class MissingExtra(Exception):
 
 
 def require(module: str, extra: str) -> None:
-    import importlib.util
-
     if importlib.util.find_spec(module) is None:
         raise MissingExtra(f"this command needs {module}: pip install 'fmnist-batch[{extra}]'")
 
@@ -340,11 +340,64 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         limit=args.limit,
     )
     card = train(dataset, args.out, config, log=env.info)
+    if importlib.util.find_spec("matplotlib") is not None:
+        from .figures import write_evaluation_figures
+
+        for path in write_evaluation_figures(args.out, dataset, Path(args.out) / "figures"):
+            env.info(f"wrote {path}")
     metrics = card["metrics"]
     env.info(
         f"done: validation accuracy {metrics['validation_accuracy']:.4f}, test accuracy "
         f"{metrics['test_accuracy']:.4f}, files in {args.out}"
     )
+    return ExitStatus.OK
+
+
+# ---------------------------------------------------------------------------------------------- eda
+
+
+def add_eda(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "eda",
+        help="exploratory figures of Fashion-MNIST (and a model's evaluation) as PNGs",
+        description="Write exploratory figures of the dataset: samples per class, class counts, mean and "
+        "standard-deviation images, intensity histograms, a PCA embedding and the classes that look most "
+        "alike. With --model, also the model's evaluation: training curves, confusion matrix, per-class "
+        "scores and the most confident mistakes.",
+        epilog="examples:\n"
+        "  fmnist-batch eda --out docs/figures\n"
+        "  fmnist-batch eda --out docs/figures --model models      # the README's figures",
+        formatter_class=_formatter,
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the PNGs into")
+    p.add_argument("--data", metavar="DIR", help="folder with the IDX files or Kaggle CSVs (default: search)")
+    p.add_argument("--download", action="store_true", help="download through Keras if not found locally")
+    p.add_argument("--model", metavar="DIR", help="also draw this model folder's evaluation figures")
+    p.add_argument(
+        "--sample-size",
+        type=_positive_int,
+        default=2000,
+        help="images in the PCA plot (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (default: %(default)s)")
+    p.set_defaults(run=run_eda)
+
+
+def run_eda(args: argparse.Namespace, env: Environment) -> int:
+    require("matplotlib", "train")
+    from .data import load_dataset
+    from .figures import write_eda_figures, write_evaluation_figures
+
+    dataset = load_dataset(args.data, download=args.download)
+    written = write_eda_figures(dataset, args.out, sample_size=args.sample_size, seed=args.seed)
+    if args.model:
+        try:
+            written += write_evaluation_figures(args.model, dataset, args.out)
+        except (FileNotFoundError, ValueError) as e:
+            env.error(f"cannot draw the evaluation of {args.model}: {e}")
+            return ExitStatus.USAGE
+    for path in written:
+        env.info(f"wrote {path}")
     return ExitStatus.OK
 
 
@@ -385,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_classify(sub)
     add_evaluate(sub)
     add_retrain(sub)
+    add_eda(sub)
     return parser
 
 

@@ -49,6 +49,11 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(tmp_path, capsys
     assert card["preprocessing"]["input_scale"] == pytest.approx(1 / 255)
     assert "--limit 2000" in card["training"]["command"]
 
+    from fmnist_batch.figures import EVALUATION_FILES
+
+    for name in EVALUATION_FILES:  # retrain draws its model's evaluation
+        assert (out / "figures" / name).stat().st_size > 0
+
     with open(out / "history.csv") as f:
         history = list(csv.DictReader(f))
     assert len(history) == 1 and {"loss", "val_loss", "accuracy", "val_accuracy"} <= set(history[0])
