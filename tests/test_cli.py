@@ -313,3 +313,13 @@ def test_an_output_folder_that_does_not_exist_is_refused_before_any_work(catalog
     status, env = run([catalog[0][0], "-o", tmp_path / "missing" / "out.csv"])
     assert status == 2
     assert "missing" in env.stderr.getvalue()
+
+
+def test_an_unwritable_output_folder_is_refused_before_any_work(catalog):
+    # /sys is read-only even for root, where chmod-based tests cannot refuse anything
+    if not os.path.isdir("/sys/kernel"):
+        pytest.skip("no sysfs here")
+    status, env = run([catalog[0][0], "-o", "/sys/kernel/out.csv"])
+    assert status == 2
+    assert "/sys/kernel" in env.stderr.getvalue()
+    assert "summary" not in env.stderr.getvalue()
