@@ -85,7 +85,9 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "  fmnist-batch classify ./photos -o out.csv --resume     # after an interrupted run\n"
         "  fmnist-batch classify 'shop/**/*.jpg' --top-k 5 --format jsonl -o out.jsonl\n"
         "  find /srv/catalog -newer last-run -print0 | fmnist-batch classify -0 - -o - --quiet\n"
-        "  fmnist-batch classify photo.png -o - | cut -d, -f2\n\n" + EXIT_CODES_HELP,
+        "  fmnist-batch classify photo.png -o - | cut -d, -f2\n"
+        "  fmnist-batch classify ./photos -o out.csv --report report.html   # to review in a browser\n\n"
+        + EXIT_CODES_HELP,
         formatter_class=_formatter,
     )
     p.add_argument(
@@ -156,6 +158,11 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         help="per-file conversion time limit; slower files get an error row (default: %(default)s)",
     )
     p.add_argument("--save-preprocessed", metavar="DIR", help="also write the 28x28 images the model saw")
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write a self-contained HTML review report: summary, photos by class, errors",
+    )
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.set_defaults(run=run_classify)
 
@@ -199,6 +206,11 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     )
     fmt = resolve_format(args.output, args.format)
     summary = Summary()
+    report = None
+    if args.report:
+        from .html_report import HtmlReport
+
+        report = HtmlReport(args.report, inputs=args.inputs, settings=options.preprocess)
     progress = None
     if env.stderr_isatty and not args.quiet:
         from tqdm import tqdm
@@ -223,6 +235,8 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
             for row in classifier.run(todo, on_batch=writer.flush):
                 writer.write(row)
                 summary.add(row)
+                if report is not None:
+                    report.add(row)
                 if progress is not None:
                     progress.update(1)
     if progress is not None:
@@ -232,6 +246,11 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         return ExitStatus.USAGE
     if not args.quiet:
         summary.print(env.stderr)
+    if report is not None:
+        with report:
+            report.finish(skipped=summary.skipped, model_card=classifier.model.card.raw)
+        if not args.quiet:
+            env.info(f"report: {args.report}")
     return ExitStatus.SOME_FAILED if summary.errors else ExitStatus.OK
 
 
@@ -401,6 +420,93 @@ def run_eda(args: argparse.Namespace, env: Environment) -> int:
     return ExitStatus.OK
 
 
+# ---------------------------------------------------------------------------------------------- serve
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="a web page and JSON API to classify photos from a browser or over HTTP",
+        description="Serve a page where photos dropped or picked in a browser are classified (each with the "
+        "28x28 image the model saw and its top-k probabilities), and a JSON API: POST /api/classify "
+        "(multipart/form-data, files in fields named 'files'; one result per file with the same fields as a "
+        "CSV row plus preview_png), GET /api/health, GET /api/model (the model card). The model loads once, "
+        "at start; uploads are decoded in memory and never written to disk. Errors are JSON: 400 no files "
+        "or a malformed body, 413 an upload over --max-upload-mb or with more than --max-files files, 415 "
+        "not multipart; a file that is not a usable image gets status 'error' in its result (200).",
+        epilog="examples:\n"
+        "  fmnist-batch serve                                   # then open http://127.0.0.1:8000/\n"
+        "  fmnist-batch serve --port 8080 --model runs/full --top-k 5\n"
+        "  curl -F files=@shoe.jpg -F files=@bag.png http://127.0.0.1:8000/api/classify\n\n"
+        "The server has no authentication: keep the default --host 127.0.0.1 unless a proxy in front of it "
+        "does that.",
+        formatter_class=_formatter,
+    )
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
+    p.add_argument(
+        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=_positive_float,
+        default=20.0,
+        metavar="MB",
+        help="largest request accepted, all its files together (default: %(default)g)",
+    )
+    p.add_argument(
+        "--max-files", type=_positive_int, default=50, help="most files per request (default: %(default)s)"
+    )
+    p.add_argument(
+        "--top-k", type=_top_k, default=3, help="labels and probabilities per file (default: %(default)s)"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=_probability,
+        default=0.0,
+        metavar="P",
+        help="results below this confidence get status 'uncertain' (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
+    )
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace, env: Environment) -> int:
+    for module in ("fastapi", "uvicorn", "python_multipart"):
+        require(module, "serve")
+    import uvicorn
+
+    from .pipeline import ClassifyOptions
+    from .preprocess import PreprocessSettings
+    from .runtime import load_model
+    from .serve import MEGABYTE, ServeOptions, create_app
+
+    classify_options = ClassifyOptions(
+        model=args.model,
+        top_k=args.top_k,
+        min_confidence=args.min_confidence,
+        preprocess=PreprocessSettings(max_pixels=args.max_pixels),
+    )
+    options = ServeOptions(
+        classify=classify_options,
+        max_upload_bytes=int(args.max_upload_mb * MEGABYTE),
+        max_files=args.max_files,
+    )
+    # Loaded here, once, so a broken model is a clean usage error (exit 2) before the port is opened.
+    model = load_model(args.model)
+    server = uvicorn.Server(uvicorn.Config(create_app(options, model), host=args.host, port=args.port))
+    try:
+        server.run()
+    except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C / SIGTERM it shut down on
+        pass
+    except SystemExit:  # uvicorn exits when it cannot listen; it has logged why
+        env.error(f"cannot serve on {args.host}:{args.port}")
+        return ExitStatus.USAGE
+    return ExitStatus.OK
+
+
 # ---------------------------------------------------------------------------------------------- parsing
 
 
@@ -408,6 +514,20 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text}")
     return value
 
 
@@ -439,6 +559,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_evaluate(sub)
     add_retrain(sub)
     add_eda(sub)
+    add_serve(sub)
     return parser
 
 
@@ -449,27 +570,37 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse exits 2 on usage errors and 0 on --help
         return int(e.code or 0)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
+    try:
+        return int(args.run(args, env))
+    except KeyboardInterrupt:
+        env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
+        return ExitStatus.INTERRUPTED
+    except Exception as e:
+        status = _status_of(e)
+        if status is None:
+            raise
+        env.error(str(e))
+        return status
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _status_of(error: Exception) -> ExitStatus | None:
+    """The exit status of an error the user can act on, or None for a bug (which keeps its traceback).
+    The error classes are imported here, on failure, so a run's start-up does not import their modules."""
     from .data import DatasetError
     from .discover import InputError
     from .evaluate import EvaluationError
     from .runtime import ModelError
     from .writers import OutputError, OutputLocked
 
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
-    try:
-        return int(args.run(args, env))
-    except OutputLocked as e:
-        env.error(str(e))
+    if isinstance(error, OutputLocked):
         return ExitStatus.TEMPFAIL
-    except KeyboardInterrupt:
-        env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
-        return ExitStatus.INTERRUPTED
-    except (MissingExtra, DatasetError, EvaluationError, InputError, ModelError, OutputError) as e:
-        env.error(str(e))
+    if isinstance(error, (MissingExtra, DatasetError, EvaluationError, InputError, ModelError, OutputError)):
         return ExitStatus.USAGE
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    return None
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

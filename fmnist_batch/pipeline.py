@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from .discover import InputFile
 from .labels import CLASS_NAMES, IMAGE_SIZE
@@ -178,6 +179,7 @@ class Classifier:
     def _start_pool(self) -> multiprocessing.pool.Pool:
         if self._pool is None:
             preview = self._preview_dir()
+            Image.init()  # load Pillow's format plugins once, here, rather than in every worker
             # fork: workers start in milliseconds and inherit the imported modules
             context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
             self._pool = context.Pool(

@@ -6,13 +6,14 @@ import time
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
-from rich.table import Table
-
 from .labels import CLASS_NAMES
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from .evaluate import Evaluation
+
+# rich is imported where a table is drawn: a --quiet run from cron never pays for it.
 
 
 #: column headings where ten classes must fit side by side
@@ -49,6 +50,8 @@ class Summary:
         return time.perf_counter() - self.started
 
     def table(self) -> Table:
+        from rich.table import Table
+
         table = Table(title="fmnist-batch summary", title_justify="left")
         table.add_column("class")
         table.add_column("files", justify="right")
@@ -76,12 +79,16 @@ class Summary:
         return table
 
     def print(self, stream: TextIO) -> None:
+        from rich.console import Console
+
         console = Console(file=stream, highlight=False, width=80 if not stream.isatty() else None)
         console.print(self.table())
 
 
 def evaluation_tables(evaluation: Evaluation) -> list[Table]:
     """Per-folder accuracy, then the confusion of folders against predicted classes."""
+    from rich.table import Table
+
     per_folder = Table(title="accuracy per folder", title_justify="left")
     for name, justify in (
         ("folder", "left"),
@@ -113,6 +120,8 @@ def evaluation_tables(evaluation: Evaluation) -> list[Table]:
 
 
 def print_tables(tables: list[Table], stream: TextIO) -> None:
+    from rich.console import Console
+
     console = Console(file=stream, highlight=False, width=None if stream.isatty() else 120)
     for table in tables:
         console.print(table)
