@@ -319,6 +319,8 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  fmnist-batch retrain --out runs/full\n"
         "  fmnist-batch retrain --limit 2000 --epochs 1 --out /tmp/m      # a quick smoke run\n"
+        "  fmnist-batch retrain --init-from runs/full --no-augment --epochs 4 --learning-rate 3e-4 \\\n"
+        "      --out runs/finetuned                                       # a fine-tuning pass\n"
         "  FMNIST_DATA=~/data/fmnist fmnist-batch retrain --epochs 60 --patience 10 --out runs/long",
         formatter_class=_formatter,
     )
@@ -340,6 +342,15 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--limit", type=_positive_int, metavar="N", help="train on a stratified subset of N images"
     )
+    p.add_argument(
+        "--learning-rate", type=float, default=defaults.learning_rate, help="peak rate (default: %(default)s)"
+    )
+    p.add_argument(
+        "--no-augment", dest="augment", action="store_false", help="train on the images as they are"
+    )
+    p.add_argument(
+        "--init-from", metavar="DIR", help="start from this model folder's weights (a fine-tuning pass)"
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
     p.set_defaults(run=run_retrain)
 
@@ -347,7 +358,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
 def run_retrain(args: argparse.Namespace, env: Environment) -> int:
     require("tensorflow", "train")
     from .data import load_dataset
-    from .train import TrainConfig, train
+    from .train import TrainConfig, TrainSetupError, train
 
     dataset = load_dataset(args.data, download=args.download)
     env.info(f"Fashion-MNIST from {dataset.source}")
@@ -358,7 +369,11 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         seed=args.seed,
         limit=args.limit,
     )
-    card = train(dataset, args.out, config, log=env.info)
+    try:
+        card = train(dataset, args.out, config, log=env.info)
+    except TrainSetupError as e:
+        env.error(str(e))
+        return ExitStatus.USAGE
     if importlib.util.find_spec("matplotlib") is not None:
         from .figures import write_evaluation_figures
 

@@ -32,6 +32,10 @@ INPUT_SCALE = 1.0 / 255.0
 INPUT_OFFSET = 0.0
 
 
+class TrainSetupError(Exception):
+    """Training settings that cannot work together, found before any training."""
+
+
 @dataclass
 class TrainConfig:
     epochs: int = 20
@@ -39,6 +43,10 @@ class TrainConfig:
     patience: int = 5
     seed: int = 42
     limit: int | None = None
+    #: augment the training images (off for a fine-tuning pass on the images as the test set has them)
+    augment: bool = True
+    #: start from this model folder's weights (same architecture, same seed: the same validation split)
+    init_from: str | None = None
     val_size: int = 5000
     learning_rate: float = 3e-3
     # augmentation strengths (fractions as Keras' random layers take them)
@@ -154,9 +162,10 @@ def _datasets(x_train, y_train, x_val, y_val, config: TrainConfig):
         tf.data.Dataset.from_tensor_slices((x_train, y_train))
         .shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
-        .map(make_augment(config), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
     )
+    if config.augment:
+        train = train.map(make_augment(config), num_parallel_calls=tf.data.AUTOTUNE)
+    train = train.prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512)
     return train, val
 
@@ -199,6 +208,26 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def _load_initial_weights(model, folder: Path) -> dict:
+    """Copy the weights of a model folder's .keras file (checked against its card) into `model`;
+    returns what the new card records about where they came from."""
+    import keras
+
+    from .runtime import ModelCard, find_card
+
+    card = ModelCard.load(find_card(folder))
+    source = keras.saving.load_model(card.verify("keras"), compile=False, safe_mode=True)
+    model.set_weights(source.get_weights())
+    return {
+        "path": str(folder),
+        "keras_sha256": card.files["keras"]["sha256"],
+        "seed": card.raw["training"]["seed"],
+        "epochs_run": card.raw["training"]["epochs_run"],
+        "command": card.raw["training"]["command"],
+        "validation_accuracy": card.raw["metrics"]["validation_accuracy"],
+    }
+
+
 def train(
     dataset: Dataset,
     out_dir: str | os.PathLike,
@@ -222,10 +251,25 @@ def train(
     log(f"training on {len(x_train)} images, validating on {len(x_val)} (stratified, seed {config.seed})")
 
     model = build_model(config.seed)
+    init_card = None
+    if config.init_from:
+        init_card = _load_initial_weights(model, Path(config.init_from))
+        if init_card["seed"] != config.seed:
+            raise TrainSetupError(
+                f"--init-from {config.init_from} was trained with seed {init_card['seed']}: continue with "
+                "the same --seed, or its validation images would leak into training"
+            )
+        log(f"starting from the weights of {config.init_from}")
     train_ds, val_ds = _datasets(x_train, y_train, x_val, y_val, config)
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
+    # Warm up only from random weights; a fine-tuning pass starts at its (small) rate.
+    warmup = 0 if config.init_from else max(1, steps // 20)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=max(1, steps // 20)
+        0.0 if warmup else config.learning_rate,
+        steps,
+        alpha=0.01,
+        warmup_target=config.learning_rate if warmup else None,
+        warmup_steps=warmup,
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
@@ -319,6 +363,8 @@ def train(
             "parameters": int(model.count_params()),
             "command": " ".join(config.command),
             "limit": config.limit,
+            "augment": config.augment,
+            "init_from": init_card,
         },
         "versions": library_versions(),
         "dataset": {"source": str(dataset.source), "sha256": dataset.file_hashes()},

@@ -63,3 +63,33 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(tmp_path, capsys
     litert = load_model(out, backend="litert").predict_proba(images)
     keras = load_model(out, backend="keras").predict_proba(images)
     np.testing.assert_allclose(litert, keras, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_a_fine_tuning_pass_starts_from_a_model_and_records_it(tmp_path, capsys):
+    pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
+    from fmnist_batch.cli import main
+    from fmnist_batch.runtime import bundled_model_dir
+
+    bundled = json.loads((bundled_model_dir() / "model_card.json").read_text())
+    seed = bundled["training"]["seed"]
+    out = tmp_path / "finetuned"
+    args = [
+        "retrain",
+        "--init-from",
+        str(bundled_model_dir()),
+        "--no-augment",
+        "--limit",
+        "2000",
+        "--epochs",
+        "1",
+    ]
+    assert main([*args, "--seed", str(seed + 1), "--out", str(out)]) == 2  # another split would leak
+    assert "same --seed" in capsys.readouterr().err
+    assert main([*args, "--seed", str(seed), "--learning-rate", "1e-4", "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["training"]["init_from"]["keras_sha256"] == bundled["files"]["keras"]["sha256"]
+    assert card["training"]["augment"] is False
+    # one epoch at a small rate from a trained model keeps it far above chance
+    assert card["metrics"]["validation_accuracy"] > 0.5
