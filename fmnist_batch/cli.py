@@ -319,7 +319,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         epilog="examples:\n"
         "  fmnist-batch retrain --out runs/full\n"
         "  fmnist-batch retrain --limit 2000 --epochs 1 --out /tmp/m      # a quick smoke run\n"
-        "  fmnist-batch retrain --init-from runs/full --no-augment --epochs 4 --learning-rate 3e-4 \\\n"
+        "  fmnist-batch retrain --init-from runs/full --augment light --epochs 8 --learning-rate 1e-3 \\\n"
         "      --out runs/finetuned                                       # a fine-tuning pass\n"
         "  FMNIST_DATA=~/data/fmnist fmnist-batch retrain --epochs 60 --patience 10 --out runs/long",
         formatter_class=_formatter,
@@ -346,7 +346,11 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         "--learning-rate", type=float, default=defaults.learning_rate, help="peak rate (default: %(default)s)"
     )
     p.add_argument(
-        "--no-augment", dest="augment", action="store_false", help="train on the images as they are"
+        "--augment",
+        choices=("full", "light", "none"),
+        default=defaults.augment,
+        help="full: flips, shifts, rotations, zooms, random erasing; light: flips and shifts "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--init-from", metavar="DIR", help="start from this model folder's weights (a fine-tuning pass)"

@@ -43,8 +43,9 @@ class TrainConfig:
     patience: int = 5
     seed: int = 42
     limit: int | None = None
-    #: augment the training images (off for a fine-tuning pass on the images as the test set has them)
-    augment: bool = True
+    #: "full": every augmentation below; "light": flips and shifts only (a fine-tuning pass closer to the
+    #: images as the test set has them); "none"
+    augment: str = "full"
     #: start from this model folder's weights (same architecture, same seed: the same validation split)
     init_from: str | None = None
     val_size: int = 5000
@@ -120,16 +121,18 @@ def make_augment(config: TrainConfig) -> Callable:
     import tensorflow as tf
     from keras import layers
 
+    full = config.augment == "full"
     # fill with 0: the dataset's background after negation is black
-    geometric = keras.Sequential(
-        [
-            layers.RandomFlip("horizontal", seed=config.seed),
+    steps = [
+        layers.RandomFlip("horizontal", seed=config.seed),
+        layers.RandomTranslation(config.shift, config.shift, fill_mode="constant", seed=config.seed + 2),
+    ]
+    if full:
+        steps += [
             layers.RandomRotation(config.rotation, fill_mode="constant", seed=config.seed + 1),
-            layers.RandomTranslation(config.shift, config.shift, fill_mode="constant", seed=config.seed + 2),
             layers.RandomZoom(config.zoom, fill_mode="constant", seed=config.seed + 3),
-        ],
-        name="augment",
-    )
+        ]
+    geometric = keras.Sequential(steps, name="augment")
 
     def random_erasing(images):
         # Zhong et al. 2017: blank a random rectangle (2-20% of the area) in a fraction of the images.
@@ -150,7 +153,7 @@ def make_augment(config: TrainConfig) -> Callable:
 
     def augment(images, labels):
         images = geometric(images, training=True)
-        return random_erasing(images), labels
+        return (random_erasing(images) if full else images), labels
 
     return augment
 
@@ -163,7 +166,7 @@ def _datasets(x_train, y_train, x_val, y_val, config: TrainConfig):
         .shuffle(len(x_train), seed=config.seed, reshuffle_each_iteration=True)
         .batch(config.batch_size)
     )
-    if config.augment:
+    if config.augment != "none":
         train = train.map(make_augment(config), num_parallel_calls=tf.data.AUTOTUNE)
     train = train.prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices((x_val, y_val)).batch(512)
@@ -222,6 +225,7 @@ def _load_initial_weights(model, folder: Path) -> dict:
         "path": str(folder),
         "keras_sha256": card.files["keras"]["sha256"],
         "seed": card.raw["training"]["seed"],
+        "limit": card.raw["training"]["limit"],
         "epochs_run": card.raw["training"]["epochs_run"],
         "command": card.raw["training"]["command"],
         "validation_accuracy": card.raw["metrics"]["validation_accuracy"],
@@ -254,10 +258,11 @@ def train(
     init_card = None
     if config.init_from:
         init_card = _load_initial_weights(model, Path(config.init_from))
-        if init_card["seed"] != config.seed:
+        if (init_card["seed"], init_card["limit"]) != (config.seed, config.limit):
             raise TrainSetupError(
-                f"--init-from {config.init_from} was trained with seed {init_card['seed']}: continue with "
-                "the same --seed, or its validation images would leak into training"
+                f"--init-from {config.init_from} was trained with --seed {init_card['seed']} and --limit "
+                f"{init_card['limit']}: continue with the same --seed and --limit, or its validation images "
+                "would leak into training"
             )
         log(f"starting from the weights of {config.init_from}")
     train_ds, val_ds = _datasets(x_train, y_train, x_val, y_val, config)
@@ -354,16 +359,16 @@ def train(
             "batch_size": config.batch_size,
             "learning_rate": config.learning_rate,
             "augmentation": {
-                "horizontal_flip": True,
-                "rotation_fraction": config.rotation,
-                "shift_fraction": config.shift,
-                "zoom_fraction": config.zoom,
-                "random_erasing_prob": config.erase_prob,
+                "level": config.augment,
+                "horizontal_flip": config.augment != "none",
+                "shift_fraction": config.shift if config.augment != "none" else 0.0,
+                "rotation_fraction": config.rotation if config.augment == "full" else 0.0,
+                "zoom_fraction": config.zoom if config.augment == "full" else 0.0,
+                "random_erasing_prob": config.erase_prob if config.augment == "full" else 0.0,
             },
             "parameters": int(model.count_params()),
             "command": " ".join(config.command),
             "limit": config.limit,
-            "augment": config.augment,
             "init_from": init_card,
         },
         "versions": library_versions(),
