@@ -267,14 +267,10 @@ def train(
         log(f"starting from the weights of {config.init_from}")
     train_ds, val_ds = _datasets(x_train, y_train, x_val, y_val, config)
     steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
-    # Warm up only from random weights; a fine-tuning pass starts at its (small) rate.
-    warmup = 0 if config.init_from else max(1, steps // 20)
+    # A warm-up also when fine-tuning: Adam's first steps from fresh moments move every weight by about
+    # the full rate, which wrecks trained weights at any useful rate.
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0 if warmup else config.learning_rate,
-        steps,
-        alpha=0.01,
-        warmup_target=config.learning_rate if warmup else None,
-        warmup_steps=warmup,
+        0.0, steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=max(1, steps // 10)
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
