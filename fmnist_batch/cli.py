@@ -372,6 +372,9 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         patience=args.patience,
         seed=args.seed,
         limit=args.limit,
+        learning_rate=args.learning_rate,
+        augment=args.augment,
+        init_from=args.init_from,
     )
     try:
         card = train(dataset, args.out, config, log=env.info)
