@@ -596,7 +596,10 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     try:
         return int(args.run(args, env))
     except KeyboardInterrupt:
-        env.error("interrupted; finished rows are kept (rerun with --resume to continue)")
+        hint = (
+            "; finished rows are kept (rerun with --resume to continue)" if args.command == "classify" else ""
+        )
+        env.error("interrupted" + hint)
         return ExitStatus.INTERRUPTED
     except Exception as e:
         status = _status_of(e)
