@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import os
 import re
 import struct
@@ -126,12 +127,26 @@ def load_image(path: str | os.PathLike, settings: PreprocessSettings = Preproces
         raise _open_error(e) from None
 
 
+def load_image_bytes(
+    data: bytes | bytearray, settings: PreprocessSettings = PreprocessSettings()
+) -> Image.Image:
+    """load_image for a file already in memory (an upload): the same checks and ImageError messages, and
+    nothing is written to disk."""
+    return _decode(io.BytesIO(data), settings)
+
+
+def _size(file: BinaryIO) -> int:
+    if isinstance(file, io.BytesIO):
+        return file.getbuffer().nbytes
+    return os.fstat(file.fileno()).st_size
+
+
 def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
     with warnings.catch_warnings():
         # Per-file quirks (corrupt EXIF, Pillow's 89M-pixel bomb warning, below our own max_pixels) are not
         # actionable and would flood stderr from every worker; real failures become ImageError below.
         warnings.simplefilter("ignore")
-        if os.fstat(file.fileno()).st_size == 0:
+        if _size(file) == 0:
             raise ImageError("empty file")
         try:
             img = Image.open(file)
