@@ -375,6 +375,7 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         learning_rate=args.learning_rate,
         augment=args.augment,
         init_from=args.init_from,
+        command=args.command_line,
     )
     try:
         card = train(dataset, args.out, config, log=env.info)
@@ -590,6 +591,8 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
+        # what the model card records: the command as typed, also when main() is called from Python
+        args.command_line = ["fmnist-batch", *(sys.argv[1:] if argv is None else argv)]
     except SystemExit as e:  # argparse exits 2 on usage errors and 0 on --help
         return int(e.code or 0)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt) if _in_main_thread() else None
