@@ -349,7 +349,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         "--augment",
         choices=("full", "light", "none"),
         default=defaults.augment,
-        help="full: flips, shifts, rotations, zooms, random erasing; light: flips and shifts "
+        help="full: flips, shifts, small rotations, random erasing; light: flips and shifts "
         "(default: %(default)s)",
     )
     p.add_argument(

@@ -51,9 +51,8 @@ class TrainConfig:
     val_size: int = 5000
     learning_rate: float = 3e-3
     # augmentation strengths (fractions as Keras' random layers take them)
-    rotation: float = 0.02  # of a full turn: about +-7 degrees
-    shift: float = 0.08
-    zoom: float = 0.06
+    rotation: float = 0.015  # of a full turn: about +-5 degrees
+    shift: float = 0.08  # about +-2 pixels
     erase_prob: float = 0.25
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
@@ -95,28 +94,30 @@ def build_model(seed: int = 42):
         return layers.ReLU()(x)
 
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
-    # One convolution at full resolution: a second one there would double the training cost on CPU.
+    # One convolution at full resolution: a second one there would double the training cost on CPU,
+    # where a second one at 7x7 costs a sixth of an epoch and lifts accuracy about as much.
     x = conv(inputs, 32)
     x = layers.MaxPooling2D()(x)
-    x = layers.Dropout(0.2)(x)
+    x = layers.Dropout(0.1)(x)
     x = conv(x, 64)
     x = conv(x, 64)
     x = layers.MaxPooling2D()(x)
-    x = layers.Dropout(0.3)(x)
+    x = layers.Dropout(0.2)(x)
+    x = conv(x, 128)
     x = conv(x, 128)
     x = layers.MaxPooling2D()(x)
-    x = layers.Dropout(0.4)(x)
+    x = layers.Dropout(0.3)(x)
     x = layers.Flatten()(x)
     x = layers.Dense(256, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = layers.Dropout(0.5)(x)
+    x = layers.Dropout(0.4)(x)
     logits = layers.Dense(NUM_CLASSES, name="logits")(x)
     return keras.Model(inputs, logits, name="fmnist_cnn")
 
 
 def make_augment(config: TrainConfig) -> Callable:
-    """A batch-wise augmentation: flips, small rotations, shifts and zooms, then random erasing."""
+    """A batch-wise augmentation: flips, shifts and small rotations, then random erasing."""
     import keras
     import tensorflow as tf
     from keras import layers
@@ -125,13 +126,13 @@ def make_augment(config: TrainConfig) -> Callable:
     # fill with 0: the dataset's background after negation is black
     steps = [
         layers.RandomFlip("horizontal", seed=config.seed),
-        layers.RandomTranslation(config.shift, config.shift, fill_mode="constant", seed=config.seed + 2),
+        # nearest: whole-pixel shifts keep the images as sharp as the test images (bilinear blurs them)
+        layers.RandomTranslation(
+            config.shift, config.shift, fill_mode="constant", interpolation="nearest", seed=config.seed + 2
+        ),
     ]
     if full:
-        steps += [
-            layers.RandomRotation(config.rotation, fill_mode="constant", seed=config.seed + 1),
-            layers.RandomZoom(config.zoom, fill_mode="constant", seed=config.seed + 3),
-        ]
+        steps.append(layers.RandomRotation(config.rotation, fill_mode="constant", seed=config.seed + 1))
     geometric = keras.Sequential(steps, name="augment")
 
     def random_erasing(images):
@@ -359,7 +360,6 @@ def train(
                 "horizontal_flip": config.augment != "none",
                 "shift_fraction": config.shift if config.augment != "none" else 0.0,
                 "rotation_fraction": config.rotation if config.augment == "full" else 0.0,
-                "zoom_fraction": config.zoom if config.augment == "full" else 0.0,
                 "random_erasing_prob": config.erase_prob if config.augment == "full" else 0.0,
             },
             "parameters": int(model.count_params()),
