@@ -116,12 +116,17 @@ def convert(item: tuple[str, str]) -> tuple[bytes | None, str | None]:
         return array.tobytes(), None
     except FileTimeout:
         return None, f"took longer than {_timeout:g} s to decode; skipped"
-    except ImageError as e:
-        return None, str(e)
-    except MemoryError:
-        return None, "out of memory while decoding the image"
     except Exception as e:  # a bug or an exotic file must cost one row, not the run
-        return None, f"unexpected error: {type(e).__name__}: {e}"
+        return None, conversion_error(e)
+
+
+def conversion_error(error: Exception) -> str:
+    """The one-line reason a photo could not be converted, as its row (or web result) reports it."""
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory while decoding the image"
+    return f"unexpected error: {type(error).__name__}: {error}"
 
 
 def make_row(

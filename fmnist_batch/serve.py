@@ -36,8 +36,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from . import __version__
-from .pipeline import ClassifyOptions, make_row
-from .preprocess import ImageError, PreprocessSettings, load_image_bytes, preprocess_image
+from .pipeline import ClassifyOptions, conversion_error, make_row
+from .preprocess import PreprocessSettings, load_image_bytes, preprocess_image
 from .runtime import Model, load_model
 
 FIELD_NAME = "files"
@@ -177,12 +177,8 @@ def convert_upload(
     """Bytes of one upload -> (28x28 uint8 array, None) or (None, a one-line reason). Never raises."""
     try:
         return preprocess_image(load_image_bytes(data, settings), settings), None
-    except ImageError as e:
-        return None, str(e)
-    except MemoryError:
-        return None, "out of memory while decoding the image"
     except Exception as e:  # a bug or an exotic file must cost one result, not the request
-        return None, f"unexpected error: {type(e).__name__}: {e}"
+        return None, conversion_error(e)
 
 
 def preview_png(array: np.ndarray) -> str:

@@ -23,16 +23,9 @@ from pathlib import Path
 
 from playwright.sync_api import sync_playwright
 
+from fmnist_batch.browser import launch_chromium
+
 REPO = Path(__file__).resolve().parent.parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Resolves once the images in view are decoded (lazy ones below the fold never load, so they are left out).
 VISIBLE_IMAGES_DECODED = """() => Promise.all([...document.images]
     .filter(img => img.getBoundingClientRect().top < window.innerHeight)
@@ -129,7 +122,7 @@ def main() -> None:
     server = start_server(port, args.model)
     try:
         with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = launch_chromium(playwright)
             web_app_screenshot(browser, f"http://127.0.0.1:{port}/", photos, args.out / "web_app.png")
             report_screenshot(browser, args.samples, args.model, args.out / "report.png")
             browser.close()

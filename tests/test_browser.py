@@ -7,7 +7,6 @@ Headless Chromium from Debian (/usr/bin/chromium), driven by Playwright from pip
 from __future__ import annotations
 
 import io
-import os
 import socket
 import threading
 import time
@@ -17,33 +16,25 @@ import pytest
 from conftest import render_photos
 from photos import load_fmnist_test_sample, render_catalog_photo
 
+from fmnist_batch.browser import CHROMIUM, chromium_available, launch_chromium
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.writers import read_rows
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 # Classes the model tells apart with near certainty, so "the right label" does not hinge on a hard photo.
 DISTINCT_CLASSES = ("Trouser", "Ankle boot")
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="playwright is not installed (pip install playwright)"
 )
-if not os.access(CHROMIUM, os.X_OK):
+if not chromium_available():
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         yield browser
         browser.close()
 
