@@ -16,25 +16,38 @@ from photos import (
     CATALOG_GREY,
     WHITE,
     load_fmnist_test_sample,
+    garment_silhouette,
     png_claiming_size,
     render_catalog_photo,
+    render_garment_photo,
     save_photo,
 )
 from PIL import Image, ImageDraw
 
 from fmnist_batch.preprocess import (
+    CATALOG_LEVEL,
+    CONTRAST_LEVELS,
     ImageError,
     PreprocessSettings,
+    auto_contrast,
     background_colour,
     centre_on_canvas,
     fit_longest_edge,
+    grabcut_mask,
+    has_plain_background,
     is_dark_background,
+    largest_component,
     load_image,
     negate,
+    paste_on_catalog_background,
+    plain_border_share,
     preprocess_image,
     preprocess_path,
+    remove_shadows,
     save_preview,
+    segment_garment,
     sharpen,
+    soften_texture,
     to_grayscale,
     to_rgb,
     trim_background,
@@ -300,17 +313,34 @@ def test_big_jpeg_decodes_at_reduced_scale(tmp_path):
     path = tmp_path / "big.jpg"
     photo_with_box(size=(4000, 3000), box=(1000, 500, 2000, 2500)).save(path, quality=90)
     loaded = load_image(path, settings)
-    # 1/8 scale: the largest JPEG reduction keeping the short side >= draft_factor * size (224).
-    assert loaded.size == (500, 375)
-    assert min(loaded.size) >= settings.draft_factor * settings.size
+    # decoded at 1/8 scale (500x375), then box-reduced by 3: the short side stays >= draft_factor * size
+    target = settings.draft_factor * settings.size
+    assert loaded.size == (167, 125)
+    assert target <= min(loaded.size) < 2 * target
     out = preprocess_path(path, settings)
     assert out[:, :6].max() == 0 and out[:, 8:20].min() > 100  # still the garment, 14x28, centred
 
 
-def test_png_is_not_reduced(tmp_path):
+def test_big_png_is_box_reduced_and_converts_like_the_full_size_image(tmp_path):
     path = tmp_path / "big.png"
-    photo_with_box(size=(1200, 900), box=(100, 100, 300, 800)).save(path)
-    assert load_image(path).size == (1200, 900)
+    full = photo_with_box(size=(1200, 900), box=(100, 100, 300, 800))
+    full.save(path)
+    loaded = load_image(path)
+    assert loaded.size == (150, 113)  # reduced by 8 = 900 // 112 (draft_factor 4 * 28), rounding up
+    reduced, unreduced = preprocess_path(path), preprocess_image(full)
+    # the same silhouette; only the edge pixels differ (a box edge falls mid-pixel after reducing by 8)
+    assert np.array_equal(reduced > 0, unreduced > 0)
+    assert np.abs(reduced.astype(int) - unreduced).mean() < 5
+    assert correlation(reduced, unreduced) > 0.98
+
+
+def test_small_and_transparent_pngs_are_not_reduced(tmp_path):
+    small = tmp_path / "small.png"
+    photo_with_box(size=(200, 150), box=(50, 20, 120, 130)).save(small)
+    assert load_image(small).size == (200, 150)
+    rgba = tmp_path / "rgba.png"
+    Image.new("RGBA", (1200, 900), (0, 0, 0, 0)).save(rgba)
+    assert load_image(rgba).size == (1200, 900)
 
 
 def test_decompression_bomb_is_refused_quickly_without_allocating(tmp_path):
