@@ -68,6 +68,78 @@ def require(module: str, extra: str) -> None:
         raise MissingExtra(f"this command needs {module}: pip install 'fmnist-batch[{extra}]'")
 
 
+# ------------------------------------------------------------------------------------ shared options
+
+
+def _shared_options() -> dict[str, dict]:
+    """The model and conversion options classify, evaluate and serve share: flag -> add_argument keywords."""
+    return {
+        "--model": {
+            "metavar": "PATH",
+            "help": "model folder, .tflite/.keras file or card (default: bundled)",
+        },
+        "--backend": {
+            "choices": ("auto", "litert", "keras"),
+            "default": "auto",
+            "help": "default: %(default)s",
+        },
+        "--batch-size": {
+            "type": _positive_int,
+            "default": 256,
+            "help": "images per prediction (default: %(default)s)",
+        },
+        "--workers": {"type": _positive_int, "help": "conversion processes (default: CPU count)"},
+        "--top-k": {
+            "type": _top_k,
+            "default": 3,
+            "help": "labels and probabilities per file (default: %(default)s)",
+        },
+        "--min-confidence": {
+            "type": _probability,
+            "default": 0.0,
+            "metavar": "P",
+            "help": "files below this confidence get status 'uncertain' (default: %(default)s)",
+        },
+        "--invert": {
+            "choices": ("auto", "always", "never"),
+            "default": "auto",
+            "help": "negate photos (auto: unless the background is dark; default: %(default)s)",
+        },
+        "--max-pixels": {
+            "type": _positive_int,
+            "default": DEFAULT_MAX_PIXELS,
+            "help": "refuse larger images",
+        },
+    }
+
+
+def add_model_options(p: argparse.ArgumentParser, *flags: str) -> None:
+    """Add the shared model and conversion options named by `flags`, in that order."""
+    shared = _shared_options()
+    for flag in flags:
+        p.add_argument(flag, **shared[flag])
+
+
+def add_discovery_options(p: argparse.ArgumentParser) -> None:
+    """--no-recursive and --ext: how folders and glob patterns are listed (classify, merge --inputs)."""
+    p.add_argument(
+        "--no-recursive", dest="recursive", action="store_false", help="do not descend into subfolders"
+    )
+    p.add_argument(
+        "--ext",
+        metavar="EXTS",
+        help="comma-separated extensions to pick up in folders and globs (default: "
+        + ",".join(IMAGE_EXTENSIONS)
+        + ")",
+    )
+
+
+def _extensions(args: argparse.Namespace) -> tuple[str, ...]:
+    if not args.ext:
+        return IMAGE_EXTENSIONS
+    return tuple("." + e.strip().lower().lstrip(".") for e in args.ext.split(",") if e.strip())
+
+
 # ---------------------------------------------------------------------------------------------- classify
 
 
@@ -86,7 +158,9 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "  fmnist-batch classify 'shop/**/*.jpg' --top-k 5 --format jsonl -o out.jsonl\n"
         "  find /srv/catalog -newer last-run -print0 | fmnist-batch classify -0 - -o - --quiet\n"
         "  fmnist-batch classify photo.png -o - | cut -d, -f2\n"
-        "  fmnist-batch classify ./photos -o out.csv --report report.html   # to review in a browser\n\n"
+        "  fmnist-batch classify ./photos -o out.csv --report report.html   # to review in a browser\n"
+        "  fmnist-batch classify /srv/photos --shard 2/3 -o /srv/out/labels-2.csv   # host 2 of 3\n"
+        "  fmnist-batch classify /srv/photos --engine ray --ray-address auto -o /srv/out/labels.csv\n\n"
         + EXIT_CODES_HELP,
         formatter_class=_formatter,
     )
@@ -102,16 +176,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-0", "--null", action="store_true", help="paths on stdin are NUL-separated (find -print0)"
     )
-    p.add_argument(
-        "--no-recursive", dest="recursive", action="store_false", help="do not descend into subfolders"
-    )
-    p.add_argument(
-        "--ext",
-        metavar="EXTS",
-        help="comma-separated extensions to pick up in folders and globs (default: "
-        + ",".join(IMAGE_EXTENSIONS)
-        + ")",
-    )
+    add_discovery_options(p)
     p.add_argument(
         "--resume", action="store_true", help="keep the rows of a previous run of -o and skip their files"
     )
@@ -119,36 +184,35 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "--wait", action="store_true", help="if another run is writing the output, wait for it (else exit 75)"
     )
     p.add_argument(
-        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
+        "--shard",
+        type=_shard,
+        metavar="K/N",
+        help="classify only slice K of N stable slices of the files (a hash of each path inside its input "
+        "folder), so N hosts can split one folder; writes OUTPUT.shard.json for merge",
     )
     p.add_argument(
-        "--backend", choices=("auto", "litert", "keras"), default="auto", help="default: %(default)s"
+        "--engine",
+        choices=("local", "ray"),
+        default="local",
+        help="local: worker processes on this machine; ray: a Ray cluster, with Ray Data "
+        "(pip install 'fmnist-batch[ray]') (default: %(default)s)",
     )
     p.add_argument(
+        "--ray-address",
+        metavar="ADDRESS",
+        help="the Ray cluster for --engine ray: auto (the one this machine is part of) or HEAD:6379 "
+        "(default: $RAY_ADDRESS, else a local Ray with --workers CPUs, for this run)",
+    )
+    add_model_options(
+        p,
+        "--model",
+        "--backend",
         "--batch-size",
-        type=_positive_int,
-        default=256,
-        help="images per prediction (default: %(default)s)",
-    )
-    p.add_argument("--workers", type=_positive_int, help="conversion processes (default: CPU count)")
-    p.add_argument(
-        "--top-k", type=_top_k, default=3, help="labels and probabilities per row (default: %(default)s)"
-    )
-    p.add_argument(
+        "--workers",
+        "--top-k",
         "--min-confidence",
-        type=_probability,
-        default=0.0,
-        metavar="P",
-        help="rows below this confidence get status 'uncertain' (default: %(default)s)",
-    )
-    p.add_argument(
         "--invert",
-        choices=("auto", "always", "never"),
-        default="auto",
-        help="negate photos (auto: unless the background is dark; default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
+        "--max-pixels",
     )
     p.add_argument(
         "--timeout",
@@ -181,6 +245,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     from .pipeline import Classifier, ClassifyOptions
     from .preprocess import PreprocessSettings
     from .report import Summary
+    from .shards import write_record
     from .writers import ResultWriter, resolve_format, row_fields
 
     if not args.inputs:
@@ -189,10 +254,14 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     if args.inputs.count("-") > 1:
         env.error("stdin (-) can be named only once")
         return ExitStatus.USAGE
+    if args.ray_address and args.engine != "ray":
+        env.error("--ray-address needs --engine ray")
+        return ExitStatus.USAGE
+    if args.engine == "ray":
+        for module in ("ray", "pyarrow"):
+            require(module, "ray")
     check_inputs([i for i in args.inputs if i != "-"])
-    extensions = IMAGE_EXTENSIONS
-    if args.ext:
-        extensions = tuple("." + e.strip().lower().lstrip(".") for e in args.ext.split(",") if e.strip())
+    extensions = _extensions(args)
     options = ClassifyOptions(
         model=args.model,
         backend=args.backend,
@@ -217,12 +286,28 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
 
         progress = tqdm(unit="img", file=env.stderr, dynamic_ncols=True)
 
-    with Classifier(options) as classifier:
+    if args.engine == "ray":
+        from .ray_engine import RayClassifier
+
+        engine: Classifier = RayClassifier(options, address=args.ray_address)
+    else:
+        engine = Classifier(options)
+    in_other_slices = 0
+
+    def count_other_slice(file: object) -> None:
+        nonlocal in_other_slices
+        in_other_slices += 1
+
+    with engine as classifier:
         classifier.model  # a broken model is reported before the output is touched  # noqa: B018
         writer = ResultWriter(
             args.output, row_fields(args.top_k), fmt, stdout=env.stdout, resume=args.resume, wait=args.wait
         )
         with writer:
+            # merge reads which slice an output holds, and whether its run finished, from this record
+            record = args.shard is not None and writer.partial is not None
+            if record:
+                write_record(args.output, args.shard)
             summary.skipped = len(writer.done)
             files = discover(
                 args.inputs,
@@ -230,6 +315,8 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
                 recursive=args.recursive,
                 extensions=extensions,
                 on_warning=None if args.quiet else lambda m: env.info(f"warning: {m}"),
+                shard=args.shard,
+                on_other_slice=count_other_slice,
             )
             todo = (f for f in files if f.display not in writer.done)
             for row in classifier.run(todo, on_batch=writer.flush):
@@ -239,11 +326,16 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
                     report.add(row)
                 if progress is not None:
                     progress.update(1)
+            if record:
+                write_record(args.output, args.shard, rows=writer.rows)
     if progress is not None:
         progress.close()
     if summary.total == 0 and not summary.skipped:
-        env.error("no images found in: " + ", ".join(args.inputs))
-        return ExitStatus.USAGE
+        if not in_other_slices:
+            env.error("no images found in: " + ", ".join(args.inputs))
+            return ExitStatus.USAGE
+        if not args.quiet:
+            env.info(f"slice {args.shard} holds none of the {in_other_slices} files found")
     if not args.quiet:
         summary.print(env.stderr)
     if report is not None:
@@ -252,6 +344,83 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         if not args.quiet:
             env.info(f"report: {args.report}")
     return ExitStatus.SOME_FAILED if summary.errors else ExitStatus.OK
+
+
+# ---------------------------------------------------------------------------------------------- merge
+
+MERGE_EXIT_CODES_HELP = """exit codes:
+  0    merged; every slice is there and finished (and with --inputs, every file has a row)
+  1    merged, with gaps (listed on stderr): a slice missing or unfinished, files with no row
+  2    refused, nothing written: a path in two rows, different columns or splits; or a usage error
+  75   another run holds the output's lock (EX_TEMPFAIL)"""
+
+
+def add_merge(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="combine the outputs of classify --shard runs into one, checking for overlaps and gaps",
+        description="Write the rows of the SHARD outputs (CSV or JSON Lines, as written by classify --shard "
+        "K/N -o FILE), shard by shard, into OUTPUT, atomically. A path with more than one row is refused. "
+        "Gaps are reported: from the FILE.shard.json record each shard run writes next to its output, a "
+        "slice of 1..N that no output holds or whose run did not finish; with --inputs, files that no "
+        "output has a row for.",
+        epilog="examples:\n"
+        "  fmnist-batch merge labels.csv out/labels-1.csv out/labels-2.csv out/labels-3.csv\n"
+        "  fmnist-batch merge labels.csv out/labels-*.csv --shards 3          # expect 3 slices\n"
+        "  fmnist-batch merge labels.csv out/labels-*.csv --inputs /srv/photos  # every file covered?\n\n"
+        + MERGE_EXIT_CODES_HELP,
+        formatter_class=_formatter,
+    )
+    p.add_argument("output", metavar="OUTPUT", help="the merged output file")
+    p.add_argument("shard_outputs", nargs="+", metavar="SHARD", help="the shard runs' output files")
+    p.add_argument(
+        "--format", choices=("csv", "jsonl"), help="output format (default: from the name, else csv)"
+    )
+    p.add_argument(
+        "--shards",
+        type=_positive_int,
+        metavar="N",
+        help="the number of slices the outputs must cover (default: what their records say)",
+    )
+    p.add_argument(
+        "--inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="the shard runs' inputs, named as they named them: list the files no output has a row for",
+    )
+    add_discovery_options(p)
+    p.add_argument(
+        "--wait", action="store_true", help="if another run is writing the output, wait for it (else exit 75)"
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors and gaps")
+    p.set_defaults(run=run_merge)
+
+
+def run_merge(args: argparse.Namespace, env: Environment) -> int:
+    from .discover import check_inputs
+    from .shards import merge
+
+    if args.inputs:
+        check_inputs(args.inputs)
+    report = merge(
+        args.output,
+        args.shard_outputs,
+        fmt=args.format,
+        count=args.shards,
+        inputs=args.inputs,
+        recursive=args.recursive,
+        extensions=_extensions(args),
+        on_warning=None if args.quiet else lambda m: env.info(f"warning: {m}"),
+        wait=args.wait,
+    )
+    for gap in report.gaps:
+        env.info(f"fmnist-batch: gap: {gap}")
+    if not args.quiet:
+        slices = (
+            f", {report.count} slices" if report.count is not None else ", slices not checked (no records)"
+        )
+        env.info(f"merged {len(args.shard_outputs)} files, {report.rows} rows into {args.output}{slices}")
+    return ExitStatus.SOME_FAILED if report.gaps else ExitStatus.OK
 
 
 # ---------------------------------------------------------------------------------------------- evaluate
@@ -274,13 +443,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
     p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.add_argument(
-        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
-    )
-    p.add_argument("--workers", type=_positive_int, help="conversion processes (default: CPU count)")
-    p.add_argument(
-        "--invert", choices=("auto", "always", "never"), default="auto", help="default: %(default)s"
-    )
+    add_model_options(p, "--model", "--workers", "--invert")
     p.set_defaults(run=run_evaluate)
 
 
@@ -467,9 +630,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     p.add_argument("--port", type=_port, default=8000, help="port to listen on (default: %(default)s)")
-    p.add_argument(
-        "--model", metavar="PATH", help="model folder, .tflite/.keras file or card (default: bundled)"
-    )
+    add_model_options(p, "--model")
     p.add_argument(
         "--max-upload-mb",
         type=_positive_float,
@@ -480,19 +641,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-files", type=_positive_int, default=50, help="most files per request (default: %(default)s)"
     )
-    p.add_argument(
-        "--top-k", type=_top_k, default=3, help="labels and probabilities per file (default: %(default)s)"
-    )
-    p.add_argument(
-        "--min-confidence",
-        type=_probability,
-        default=0.0,
-        metavar="P",
-        help="results below this confidence get status 'uncertain' (default: %(default)s)",
-    )
-    p.add_argument(
-        "--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, help="refuse larger images"
-    )
+    add_model_options(p, "--top-k", "--min-confidence", "--max-pixels")
     p.set_defaults(run=run_serve)
 
 
@@ -561,6 +710,15 @@ def _top_k(text: str) -> int:
     return value
 
 
+def _shard(text: str):  # -> discover.Shard, imported here so --help stays fast
+    from .discover import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0.0 <= value <= 1.0:
@@ -579,6 +737,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     add_classify(sub)
+    add_merge(sub)
     add_evaluate(sub)
     add_retrain(sub)
     add_eda(sub)
@@ -621,12 +780,24 @@ def _status_of(error: Exception) -> ExitStatus | None:
     from .data import DatasetError
     from .discover import InputError
     from .evaluate import EvaluationError
+    from .ray_engine import RayUnavailable
     from .runtime import ModelError
+    from .shards import MergeError
     from .writers import OutputError, OutputLocked
 
     if isinstance(error, OutputLocked):
         return ExitStatus.TEMPFAIL
-    if isinstance(error, (MissingExtra, DatasetError, EvaluationError, InputError, ModelError, OutputError)):
+    usage_errors = (
+        MissingExtra,
+        DatasetError,
+        EvaluationError,
+        InputError,
+        MergeError,
+        ModelError,
+        OutputError,
+        RayUnavailable,
+    )
+    if isinstance(error, usage_errors):
         return ExitStatus.USAGE
     return None
 

@@ -9,11 +9,19 @@ Order, stable from run to run:
 - a glob pattern's matches in that same order (``photos/*`` lists like a walk of ``photos``); a matched
   folder is walked where it falls.
 Each file comes out once, however many inputs reach it (same real path = same file).
+
+Sharding (``--shard K/N``) keeps the files whose shard key hashes into slice K of N. The key is the path
+relative to the input that reached the file (the folder as given, or a glob pattern's folder before its
+first wildcard), or the path as named for a file named explicitly or listed on stdin. So a file's slice
+depends on neither the other files (adding files moves none) nor where the input folder is mounted or
+how it is spelled (``photos``, ``./photos/``, ``/srv/share/photos``); hosts that split a folder must
+run the same inputs.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,6 +35,7 @@ STDIN = "-"
 
 _GLOB_MAGIC = re.compile(r"[*?[]")
 _READ_CHUNK = 64 * 1024
+_SHARD_SYNTAX = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,58 @@ class InputFile:
 
 class InputError(Exception):
     """An input the user named cannot be used; the message is fit to show as a usage error."""
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Slice `index` (counted from 1) of `count` stable slices of the inputs, as ``--shard K/N`` names it."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= self.count:
+            raise ValueError(f"shard {self.index}/{self.count}: K must be between 1 and N")
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """``"2/3"`` -> Shard(2, 3); ValueError with a message fit for a usage error otherwise."""
+        match = _SHARD_SYNTAX.fullmatch(text)
+        if match is None:
+            raise ValueError(f"expected K/N (slice K of N, e.g. 1/3), got {text!r}")
+        try:
+            return cls(int(match[1]), int(match[2]))
+        except ValueError:
+            raise ValueError(f"K must be between 1 and N (1/3, 2/3, 3/3), got {text!r}") from None
+
+    def holds(self, key: str) -> bool:
+        return slice_of(key, self.count) == self.index
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def slice_of(key: str, count: int) -> int:
+    """The slice (1..count) a shard key falls in: the first 8 bytes of its BLAKE2b hash, modulo count."""
+    digest = hashlib.blake2b(os.fsencode(key), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count + 1
+
+
+def shard_key(path: str, root: str) -> str:
+    """What --shard hashes: `path` relative to `root` (the input that reached it) when it lies inside it,
+    else `path` itself, normalised (``./a.jpg`` = ``a.jpg``)."""
+    if root and path != root and path.startswith(root):
+        inside = path[len(root) :]
+        if root.endswith(os.sep) or inside.startswith(os.sep):
+            return inside.lstrip(os.sep)
+    return os.path.normpath(path)
+
+
+def glob_root(pattern: str) -> str:
+    """The folder a glob pattern starts from: its path before the first part with a wildcard."""
+    parts = pattern.split(os.sep)
+    literal = next(i for i, part in enumerate(parts) if is_glob(part))
+    return os.sep.join(parts[:literal]) or (os.sep if pattern.startswith(os.sep) else "")
 
 
 def is_glob(text: str) -> bool:
@@ -103,6 +164,8 @@ def discover(
     extensions: Sequence[str] = IMAGE_EXTENSIONS,
     on_warning: Callable[[str], None] | None = None,
     stdin_paths: Iterable[str] | None = None,
+    shard: Shard | None = None,
+    on_other_slice: Callable[[InputFile], None] | None = None,
 ) -> Iterator[InputFile]:
     """The files to classify, lazily, in the order described in the module docstring.
 
@@ -118,20 +181,34 @@ def discover(
     - ``-`` stands for ``stdin_paths`` when they are given (see iter_paths_from_stream): each listed name
       is taken literally, never as a pattern, and otherwise treated like a named input. Without
       stdin_paths, ``-`` is just a name.
+    - With ``shard``, only the files in that slice (see the module docstring); the others go to
+      ``on_other_slice``. Files are de-duplicated before slicing, so slices never overlap.
     """
     finder = _Finder(recursive=recursive, extensions=extensions, on_warning=on_warning)
+
+    def sliced(files: Iterator[InputFile], root: str) -> Iterator[InputFile]:
+        if shard is None:
+            yield from files
+            return
+        for file in files:
+            if shard.holds(shard_key(file.display, root)):
+                yield file
+            elif on_other_slice is not None:
+                on_other_slice(file)
+
     for name in inputs:
         if name == STDIN and stdin_paths is not None:
             for listed in stdin_paths:
-                yield from finder.named(listed)
+                yield from sliced(finder.named(listed), listed)
         elif _is_pattern(name):
+            root = glob_root(name)
             for path, is_dir, is_link in finder.expand_glob(name):
                 if is_dir:
-                    yield from finder.walk(path)
+                    yield from sliced(finder.walk(path), root)
                 elif finder.wanted(path):
-                    yield from finder.once(path, is_link)
+                    yield from sliced(finder.once(path, is_link), root)
         else:
-            yield from finder.named(name)
+            yield from sliced(finder.named(name), name)
 
 
 class _Finder:
@@ -188,8 +265,8 @@ class _Finder:
         if parts[-1] == "**":
             # Everything below, the files of the starting folder included, even when that is the current one.
             parts.append("*")
+        base = glob_root(pattern)
         literal = next(i for i, part in enumerate(parts) if is_glob(part))
-        base = os.sep.join(parts[:literal]) or (os.sep if pattern.startswith(os.sep) else "")
         return self._match(base, parts[literal:], frozenset())
 
     def _match(

@@ -1,0 +1,151 @@
+"""`classify --engine ray`: a local Ray (2 CPUs) gives the local engine's rows, row by row."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import make_bad_files, render_photos
+
+from fmnist_batch import cli, ray_engine
+from fmnist_batch.cli import Environment, main
+
+REPO = Path(__file__).resolve().parent.parent
+# Ray Data's own configuration warns about its deprecated settings whenever it is used
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="the [ray] extra is not installed: pip install '.[ray]'"
+)
+
+
+class Captured(Environment):
+    def __init__(self):
+        super().__init__(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def classify(*args: object) -> tuple[int, str]:
+    env = Captured()
+    return main(["classify", *map(str, args)], env), env.stderr.getvalue()
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
+
+
+def assert_same_rows(ray_rows: list[dict[str, str]], local_rows: list[dict[str, str]]) -> None:
+    assert len(ray_rows) == len(local_rows)
+    for ray_row, local_row in zip(ray_rows, local_rows, strict=True):
+        assert ray_row.keys() == local_row.keys()
+        for column, expected in local_row.items():
+            if (column == "confidence" or column.endswith("_prob")) and expected:
+                assert abs(float(ray_row[column]) - float(expected)) <= 1e-6, (local_row["path"], column)
+            else:
+                assert ray_row[column] == expected, (local_row["path"], column)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> list[Path]:
+    """A few hundred rendered catalog photos, then the bad files a real folder brings."""
+    folder = tmp_path_factory.mktemp("ray")
+    rendered = [path for path, _ in render_photos(folder / "photos", 300, seed=3)]
+    return [*rendered, *make_bad_files(folder / "bad").values()]
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    """One local Ray for the in-process tests (RayClassifier uses a session it finds, and leaves it up)."""
+    if importlib.util.find_spec("ray") is None:
+        pytest.skip("the [ray] extra is not installed")
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_engine_rows_equal_the_local_engine_rows(photos, ray_session, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_engine, "WINDOW", 128)  # several windows, whose order must hold too
+    inputs = [photos[0].parent, *photos[300:]]  # the folder, then the bad files by name
+    local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    assert classify(*inputs, "-o", local, "-q", "--batch-size", 64)[0] == 1  # bad files: exit 1
+    status, err = classify(*inputs, "-o", on_ray, "-q", "--batch-size", 64, "--engine", "ray")
+    assert status == 1, err
+    local_rows, ray_rows = read_rows(local), read_rows(on_ray)
+    assert len(local_rows) == len(photos)
+    assert_same_rows(ray_rows, local_rows)
+    errors = [row for row in ray_rows if row["status"] == "error"]
+    assert len(errors) == len(photos) - 300 and all(row["error"] for row in errors)
+
+
+@needs_ray
+@pytest.mark.slow
+def test_ray_engine_composes_with_shard_and_resume(photos, ray_session, tmp_path):
+    folder = photos[0].parent
+    local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
+    assert classify(folder, "--shard", "2/3", "-o", local, "-q")[0] == 0
+    # a previous, interrupted run of the shard left its first rows
+    rows = local.read_text().splitlines(keepends=True)
+    on_ray.write_text("".join(rows[:20]))
+    status, err = classify(folder, "--shard", "2/3", "-o", on_ray, "-q", "--resume", "--engine", "ray")
+    assert status == 0, err
+    assert_same_rows(read_rows(on_ray), read_rows(local))
+
+
+@needs_ray
+@pytest.mark.slow
+def test_a_quiet_run_on_a_local_ray_prints_nothing(photos, tmp_path):
+    # As cron runs it: a separate process, stderr not a terminal, its own local Ray started and stopped.
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env.pop("RAY_ADDRESS", None)
+    out = tmp_path / "out.csv"
+    command = [sys.executable, "-m", "fmnist_batch", "classify", *map(str, photos[:6])]
+    result = subprocess.run(
+        [*command, "-o", str(out), "-q", "--engine", "ray", "--workers", "2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert [row["path"] for row in read_rows(out)] == [str(p) for p in photos[:6]]
+
+
+@needs_ray
+def test_a_cluster_that_cannot_be_reached_is_a_usage_error(tmp_path, monkeypatch):
+    # What `ray.init(address="auto")` raises when no Ray runs here; staged, as any Ray running on this
+    # machine (another test's) would be found and used.
+    import ray
+
+    def no_cluster(*args, **kwargs):
+        raise ConnectionError("Could not find any running Ray instance.")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", no_cluster)
+    photo = render_photos(tmp_path / "photos", 1)[0][0]
+    status, err = classify(photo, "-o", tmp_path / "o.csv", "--engine", "ray", "--ray-address", "auto")
+    assert status == 2
+    assert "cannot connect to Ray: Could not find any running Ray instance" in err
+
+
+def test_without_the_ray_extra_the_engine_is_a_clear_usage_error(tmp_path, monkeypatch):
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        cli.importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real_find_spec(name, *a)
+    )
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"")
+    status, err = classify(photo, "-o", tmp_path / "out.csv", "--engine", "ray")
+    assert status == 2
+    assert "pip install 'fmnist-batch[ray]'" in err
