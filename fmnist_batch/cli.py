@@ -105,6 +105,12 @@ def _shared_options() -> dict[str, dict]:
             "default": "auto",
             "help": "negate photos (auto: unless the background is dark; default: %(default)s)",
         },
+        "--background": {
+            "choices": ("auto", "plain", "segment"),
+            "default": "auto",
+            "help": "segment: cut the garment out of its surroundings first (GrabCut); plain: the dataset's "
+            "conversion as is; auto: segment unless the border is one plain colour (default: %(default)s)",
+        },
         "--max-pixels": {
             "type": _positive_int,
             "default": DEFAULT_MAX_PIXELS,
@@ -212,6 +218,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "--top-k",
         "--min-confidence",
         "--invert",
+        "--background",
         "--max-pixels",
     )
     p.add_argument(
@@ -269,7 +276,9 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         workers=args.workers,
         top_k=args.top_k,
         min_confidence=args.min_confidence,
-        preprocess=PreprocessSettings(invert=args.invert, max_pixels=args.max_pixels),
+        preprocess=PreprocessSettings(
+            invert=args.invert, background=args.background, max_pixels=args.max_pixels
+        ),
         save_preprocessed=args.save_preprocessed,
         file_timeout=args.timeout,
     )
@@ -443,7 +452,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
     p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    add_model_options(p, "--model", "--workers", "--invert")
+    add_model_options(p, "--model", "--workers", "--invert", "--background")
     p.set_defaults(run=run_evaluate)
 
 
@@ -456,7 +465,9 @@ def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
     from .report import evaluation_tables, print_tables
 
     options = ClassifyOptions(
-        model=args.model, workers=args.workers, preprocess=PreprocessSettings(invert=args.invert)
+        model=args.model,
+        workers=args.workers,
+        preprocess=PreprocessSettings(invert=args.invert, background=args.background),
     )
     result = evaluate(args.folder, mapping=args.mapping, options=options)
     print_tables(evaluation_tables(result), env.stdout)
@@ -641,7 +652,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-files", type=_positive_int, default=50, help="most files per request (default: %(default)s)"
     )
-    add_model_options(p, "--top-k", "--min-confidence", "--max-pixels")
+    add_model_options(p, "--top-k", "--min-confidence", "--background", "--max-pixels")
     p.set_defaults(run=run_serve)
 
 
@@ -659,7 +670,7 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
         model=args.model,
         top_k=args.top_k,
         min_confidence=args.min_confidence,
-        preprocess=PreprocessSettings(max_pixels=args.max_pixels),
+        preprocess=PreprocessSettings(background=args.background, max_pixels=args.max_pixels),
     )
     options = ServeOptions(
         classify=classify_options,

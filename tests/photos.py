@@ -10,7 +10,7 @@ import io
 import zlib
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from fmnist_batch.data import DEBIAN_DIR, DatasetError, load_dataset
 from fmnist_batch.synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
@@ -18,9 +18,12 @@ from fmnist_batch.synth import CATALOG_GREY, WHITE, render_catalog_photo, save_p
 __all__ = [
     "CATALOG_GREY",
     "WHITE",
+    "cluttered_background",
+    "garment_silhouette",
     "load_fmnist_test_sample",
     "png_claiming_size",
     "render_catalog_photo",
+    "render_garment_photo",
     "save_photo",
 ]
 
@@ -54,3 +57,85 @@ def png_claiming_size(width: int, height: int) -> bytes:
     data[16:24] = width.to_bytes(4, "big") + height.to_bytes(4, "big")
     data[29:33] = zlib.crc32(bytes(data[12:29])).to_bytes(4, "big")
     return bytes(data)
+
+
+# --- photos that are not catalog shots ---------------------------------------------------------------
+
+# A T-shirt outline in fractions of its box: neck, shoulder, sleeve, armpit, hem, and back up.
+_TSHIRT = [
+    (0.38, 0.0), (0.18, 0.06), (0.0, 0.3), (0.14, 0.42), (0.24, 0.32), (0.24, 1.0),
+    (0.76, 1.0), (0.76, 0.32), (0.86, 0.42), (1.0, 0.3), (0.82, 0.06), (0.62, 0.0), (0.5, 0.1),
+]  # fmt: skip
+
+
+def garment_silhouette(size: int) -> np.ndarray:
+    """A bool size x size mask of a T-shirt filling its box (taller than its sleeves are wide)."""
+    img = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(img).polygon([(x * (size - 1), y * (size - 1)) for x, y in _TSHIRT], fill=255)
+    return np.asarray(img) > 0
+
+
+def cluttered_background(
+    size: int, seed: int = 0, clear: tuple[int, int, int, int] | None = None
+) -> np.ndarray:
+    """A size x size x 3 float floor: wood-like stripes under scattered objects in browns, greens, reds
+    and greys (never navy, the garment's colour), like the floors and beds of amateur photos. No object
+    overlaps the box ``clear`` (left, top, right, bottom), where the garment will lie."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(size, dtype=np.float32)[:, None]
+    grain = 150 + 25 * np.sin(y / 5 + rng.uniform(0, 6)) + rng.normal(0, 6, (size, size))
+    floor = np.stack([grain, grain * 0.8, grain * 0.55], axis=-1)
+    img = Image.fromarray(np.clip(floor, 0, 255).astype(np.uint8))
+    draw = ImageDraw.Draw(img)
+    palette = [(120, 80, 40), (70, 110, 60), (170, 170, 160), (200, 180, 120), (90, 90, 90), (180, 60, 40)]
+    for _ in range(25):
+        x0, y0 = rng.integers(0, size, 2)
+        w, h = rng.integers(size // 16, size // 6, 2)
+        if clear and x0 < clear[2] and x0 + w > clear[0] and y0 < clear[3] and y0 + h > clear[1]:
+            continue
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape((x0, y0, x0 + w, y0 + h), fill=palette[rng.integers(len(palette))])
+    return np.asarray(img, dtype=np.float32)
+
+
+def render_garment_photo(
+    *,
+    size: int = 320,
+    background: str = "clutter",
+    garment_fraction: float = 0.6,
+    offset: tuple[float, float] = (0.0, 0.0),
+    colour: tuple[int, int, int] = (30, 40, 90),
+    shadow: bool = False,
+    light_gradient: float = 0.0,
+    seed: int = 0,
+) -> tuple[Image.Image, np.ndarray]:
+    """A photo of a T-shirt with folds and its true silhouette (bool, photo size).
+
+    ``background`` is "clutter" (cluttered_background, objects around but not on the garment's box) or
+    "plain" (#fdfdfd); the garment's box spans
+    ``garment_fraction`` of the photo, shifted by ``offset`` (fractions of the size); ``shadow`` casts a
+    soft shadow down and right of it; ``light_gradient`` darkens the whole scene from left (full light)
+    to right (1 - light_gradient of it), as a window light does.
+    """
+    box = round(size * garment_fraction)
+    free = size - box
+    left = min(free, max(0, round(free / 2 + offset[0] * size)))
+    top = min(free, max(0, round(free / 2 + offset[1] * size)))
+    if background == "plain":
+        scene = np.full((size, size, 3), CATALOG_GREY, dtype=np.float32)
+    else:
+        gap = size // 40
+        scene = cluttered_background(
+            size, seed, clear=(left - gap, top - gap, left + box + gap, top + box + gap)
+        )
+    silhouette = np.zeros((size, size), dtype=bool)
+    silhouette[top : top + box, left : left + box] = garment_silhouette(box)
+    if shadow:
+        cast = np.roll(silhouette, (box // 12, box // 12), axis=(0, 1)).astype(np.float32)
+        cast = np.asarray(Image.fromarray(cast * 255).convert("L").filter(ImageFilter.GaussianBlur(box / 40)))
+        scene *= 1 - 0.45 * (cast[..., None] / 255)
+    y, x = np.mgrid[0:size, 0:size]
+    folds = 1 + 0.12 * np.sin((x + 2 * y) / (box / 10))  # folds shade the garment, not its outline
+    scene[silhouette] = np.asarray(colour, dtype=np.float32) * folds[silhouette][:, None]
+    scene *= (1 - light_gradient * x / (size - 1))[..., None]
+    return Image.fromarray(np.clip(np.rint(scene), 0, 255).astype(np.uint8)), silhouette

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import make_bad_files, render_photos
+from photos import render_garment_photo
 from PIL import Image
 
 from fmnist_batch.cli import Environment, build_parser, main
@@ -142,6 +143,27 @@ def test_save_preprocessed_writes_the_28x28_images_the_model_saw(catalog, tmp_pa
         pixels = np.asarray(image)
     corners = pixels[[0, 0, -1, -1], [0, -1, 0, -1]]
     assert corners.max() < 40 and pixels.max() > 150  # black background, bright garment
+
+
+def test_background_option_reaches_the_conversion(tmp_path):
+    # a garment on a cluttered floor: plain sees the whole floor, segment (and auto) only the garment
+    photo, _ = render_garment_photo(background="clutter", garment_fraction=0.5, seed=3)
+    photo.save(tmp_path / "floor.jpg", quality=92)
+    seen = {}
+    for mode in ("plain", "segment", "auto"):
+        out, folder = tmp_path / f"{mode}.csv", tmp_path / mode
+        status, env = run(
+            [tmp_path / "floor.jpg", "-o", out, "--background", mode, "--save-preprocessed", folder]
+        )
+        assert status == 0, env.stderr.getvalue()
+        (preview,) = folder.rglob("floor.jpg.png")
+        seen[mode] = np.asarray(Image.open(preview))
+    assert np.array_equal(seen["auto"], seen["segment"])
+    assert np.abs(seen["plain"].astype(int) - seen["segment"]).mean() > 20
+    # plain keeps the floor, so the T-shirt is a small part of the frame; cut out, it fills the height
+    rows_with_garment = {mode: int((image > 150).any(axis=1).sum()) for mode, image in seen.items()}
+    assert rows_with_garment["segment"] >= 26 and rows_with_garment["plain"] <= 20, rows_with_garment
+    assert main(["classify", str(tmp_path), "--background", "green"], Captured()) == 2
 
 
 def test_usage_errors_exit_2(tmp_path):
