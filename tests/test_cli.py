@@ -76,9 +76,6 @@ def test_catalog_photos_are_classified_one_row_each_in_order(catalog, tmp_path):
     rows = read_csv(out)
     assert rows["path"].tolist() == [str(path) for path, _ in catalog]  # sorted, as given, never the stem
     assert (rows["status"] == "ok").all()
-    truth = [label for _, label in catalog]
-    accuracy = float(np.mean(rows["label"] == truth))
-    assert accuracy >= 0.9, f"accuracy {accuracy:.3f} on rendered catalog photos"
     assert (rows["label"] == rows["top1_label"]).all()
     assert (rows["top1_prob"] >= rows["top2_prob"]).all() and (rows["top2_prob"] >= rows["top3_prob"]).all()
     assert ((rows["confidence"] > 0) & (rows["confidence"] <= 1)).all()
@@ -112,6 +109,19 @@ def test_names_with_commas_quotes_newlines_and_unicode_round_trip_through_pandas
     rows = read_csv(out)
     assert sorted(rows["path"]) == sorted(str(p) for p in nasty_names)
     assert (rows["status"] == "ok").all()
+
+
+def test_rendered_catalog_photos_are_classified_as_their_test_images_are_labelled(tmp_path):
+    # 300 photos, not the 96 of the shared fixture: there one photo is a full point of accuracy, and the
+    # bundled models measured 0.90-0.93 on different seeds (the round trip through a photo costs about as
+    # much as the model's own test-set error)
+    photos = render_photos(tmp_path / "photos", 300)
+    out = tmp_path / "out.csv"
+    status, env = run([tmp_path / "photos", "-o", out])
+    assert status == 0, env.stderr.getvalue()
+    rows = read_csv(out)
+    accuracy = float(np.mean(rows["label"] == [label for _, label in photos]))
+    assert accuracy >= 0.9, f"accuracy {accuracy:.3f} on rendered catalog photos"
 
 
 def test_jsonl_output_has_the_same_fields(catalog, tmp_path):
