@@ -11,7 +11,7 @@ import os
 import signal
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -127,6 +127,26 @@ def conversion_error(error: Exception) -> str:
     if isinstance(error, MemoryError):
         return "out of memory while decoding the image"
     return f"unexpected error: {type(error).__name__}: {error}"
+
+
+def convert_files(
+    paths: Sequence[str],
+    settings: PreprocessSettings | None = None,
+    workers: int | None = None,
+    file_timeout: float = 60.0,
+) -> list[tuple[bytes | None, str | None]]:
+    """Convert photos exactly as classify does (same workers, time limit and error handling), without a
+    model: one (784 bytes, None) or (None, error message) per path, in order."""
+    settings = settings or PreprocessSettings()
+    items = [(path, path) for path in paths]
+    workers = workers or os.cpu_count() or 1
+    if workers == 1 or len(items) < INLINE_THRESHOLD:
+        _configure(settings, None, file_timeout)
+        return _convert_inline(items).get()
+    Image.init()
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with context.Pool(workers, initializer=_init_worker, initargs=(settings, None, file_timeout)) as pool:
+        return pool.map(convert, items, chunksize=max(1, min(16, len(items) // (workers * 4))))
 
 
 def make_row(

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from . import __version__
 from .data import Dataset, sha256_file
 from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .metrics import classification_report, confusion_matrix, expected_calibration_error, fit_temperature
+
+if TYPE_CHECKING:
+    from .labelled_photos import LabelledPhotos
 
 KERAS_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
@@ -44,7 +48,8 @@ class TrainConfig:
     seed: int = 42
     limit: int | None = None
     #: "full": every augmentation below; "light": flips and shifts only (a fine-tuning pass closer to the
-    #: images as the test set has them); "none"
+    #: images as the test set has them); "photo": "full" plus what converting real photos does to them
+    #: (scale, contrast, gamma, blur; erasing to background); "none"
     augment: str = "full"
     #: start from this model folder's weights (same architecture, same seed: the same validation split)
     init_from: str | None = None
@@ -54,6 +59,23 @@ class TrainConfig:
     rotation: float = 0.015  # of a full turn: about +-5 degrees
     shift: float = 0.08  # about +-2 pixels
     erase_prob: float = 0.25
+    # "photo" augmentation only
+    zoom: float = 0.15  # garment scale within +-15% (zoom in crops it, as an over-eager trim does)
+    photometric_prob: float = 0.5  # images whose garment gets a random contrast and gamma
+    contrast: float = 0.3  # contrast about the garment's mean intensity, factor in 1 +- this
+    gamma: float = 1.5  # intensity ** g, g log-uniform in [1 / gamma, gamma]
+    blur_prob: float = 0.2  # images blurred by a Gaussian of blur_sigma, blended in at a random strength
+    blur_sigma: float = 1.0
+    #: labelled real photos mixed into training (a folder laid out as for evaluate) and its mapping CSV
+    extra_data: str | None = None
+    extra_mapping: str | None = None
+    #: the real photos' share of each epoch (they are repeated to reach it; at least once)
+    extra_share: float = 0.15
+    #: per folder, this part of the real photos (seeded) is held out to measure accuracy on real photos
+    extra_val_fraction: float = 0.2
+    #: an .npz keeping the converted real photos for the next run
+    extra_cache: str | None = None
+    workers: int | None = None  # processes converting the real photos (default: one per CPU)
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -117,15 +139,24 @@ def build_model(seed: int = 42):
 
 
 def make_augment(config: TrainConfig) -> Callable:
-    """A batch-wise augmentation: flips, shifts and small rotations, then random erasing."""
+    """A batch-wise augmentation: flips, shifts and small rotations, then random erasing; "photo" adds
+    scale, contrast, gamma and blur and erases to background instead of noise."""
     import keras
     import tensorflow as tf
     from keras import layers
 
-    full = config.augment == "full"
+    photo = config.augment == "photo"
+    full = config.augment == "full" or photo
     # fill with 0: the dataset's background after negation is black
     steps = [
         layers.RandomFlip("horizontal", seed=config.seed),
+    ]
+    if photo:
+        # about the centre, where the conversion puts the garment
+        steps.append(
+            layers.RandomZoom((-config.zoom, config.zoom), fill_mode="constant", seed=config.seed + 3)
+        )
+    steps += [
         # nearest: whole-pixel shifts keep the images as sharp as the test images (bilinear blurs them)
         layers.RandomTranslation(
             config.shift, config.shift, fill_mode="constant", interpolation="nearest", seed=config.seed + 2
@@ -149,14 +180,140 @@ def make_augment(config: TrainConfig) -> Callable:
         cols = (grid[None, :] >= x0[:, None]) & (grid[None, :] < (x0 + w)[:, None])
         apply = tf.random.uniform([n]) < config.erase_prob
         mask = rows[:, :, None] & cols[:, None, :] & apply[:, None, None]
-        noise = tf.random.uniform(tf.shape(images))
-        return tf.where(mask[..., None], noise, images)
+        # "photo": a converted photo's background is exactly 0, so noise there is never seen; a blanked
+        # part of the garment is (light prints and highlights fall below the background threshold).
+        fill = tf.zeros_like(images) if photo else tf.random.uniform(tf.shape(images))
+        return tf.where(mask[..., None], fill, images)
+
+    def contrast_and_gamma(images):
+        # Only the garment's pixels change: 0 ** g is 0, and contrast is applied inside the garment mask.
+        n = tf.shape(images)[0]
+        apply = tf.random.uniform([n, 1, 1, 1]) < config.photometric_prob
+        garment = images > 0
+        area = tf.reduce_sum(tf.cast(garment, tf.float32), axis=[1, 2, 3], keepdims=True)
+        mean = tf.reduce_sum(images, axis=[1, 2, 3], keepdims=True) / tf.maximum(area, 1.0)
+        factor = tf.random.uniform([n, 1, 1, 1], 1 - config.contrast, 1 + config.contrast)
+        contrasted = tf.where(garment, tf.clip_by_value(mean + factor * (images - mean), 0.0, 1.0), 0.0)
+        log_gamma = np.log(config.gamma)
+        gamma = tf.exp(tf.random.uniform([n, 1, 1, 1], -log_gamma, log_gamma))
+        return tf.where(apply, tf.pow(contrasted, gamma), images)
+
+    bell = np.exp(-(np.arange(-2, 3) ** 2) / (2 * config.blur_sigma**2))
+    bell = (bell / bell.sum()).astype(np.float32)
+
+    def blur_along(images, axis: int):
+        # a separable Gaussian as shifted sums: conv2d with one channel is ten times slower on CPU;
+        # zero padding, as the background around the frame is 0 too
+        padding = [[0, 0]] * 4
+        padding[axis] = [2, 2]
+        padded = tf.pad(images, padding)
+        window = [slice(None)] * 4
+        total = 0.0
+        for shift, weight in enumerate(bell):
+            window[axis] = slice(shift, shift + IMAGE_SIZE)
+            total += weight * padded[tuple(window)]
+        return total
+
+    def blur(images):
+        # the blurred image blended in at a random strength
+        n = tf.shape(images)[0]
+        blurred = blur_along(blur_along(images, 1), 2)
+        strength = tf.random.uniform([n, 1, 1, 1])
+        strength *= tf.cast(tf.random.uniform([n, 1, 1, 1]) < config.blur_prob, tf.float32)
+        return tf.clip_by_value(images + strength * (blurred - images), 0.0, 1.0)
 
     def augment(images, labels):
         images = geometric(images, training=True)
+        if photo:
+            images = blur(contrast_and_gamma(images))
         return (random_erasing(images) if full else images), labels
 
     return augment
+
+
+def partial_label_loss(accepted, logits):
+    """-log of the probability the model gives the accepted classes together (`accepted` multi-hot): a
+    photo from a "shoes" folder is right as Sandal, Sneaker or Ankle boot. For one-hot targets this is
+    the cross-entropy."""
+    from keras import ops
+
+    logits = ops.convert_to_tensor(logits)
+    accepted = ops.cast(accepted, logits.dtype)
+    masked = ops.where(accepted > 0, logits, ops.full_like(logits, -1e9))
+    return ops.logsumexp(logits, axis=-1) - ops.logsumexp(masked, axis=-1)
+
+
+def accepted_class_accuracy(accepted, logits):
+    """1.0 per example whose top class is one of its accepted classes (`accepted` multi-hot), else 0.0."""
+    from keras import ops
+
+    top = ops.expand_dims(ops.argmax(logits, axis=-1), -1)
+    hit = ops.take_along_axis(ops.cast(accepted, "float32"), top, axis=-1)
+    return ops.cast(ops.squeeze(hit, -1) > 0, "float32")
+
+
+def extra_repeat(fmnist_images: int, photos: int, share: float) -> int:
+    """How often the real photos are repeated so that they are about `share` of an epoch (at least once)."""
+    return max(1, round(share * fmnist_images / ((1 - share) * max(photos, 1))))
+
+
+@dataclass
+class PhotoMix:
+    """Real photos mixed into the training split (never into validation or test), and the ones held out
+    to measure accuracy on real photos."""
+
+    x_fit: np.ndarray  # the dataset's training images, then the training photos `repeat` times
+    y_fit: np.ndarray  # float32 multi-hot accepted classes (one-hot for the dataset's images)
+    y_val: np.ndarray  # the dataset's validation labels, one-hot, for the same loss
+    x_photo_val: np.ndarray
+    accepted_photo_val: np.ndarray  # bool (N, NUM_CLASSES)
+    folder_photo_val: np.ndarray  # index into the photos' folder_names
+    record: dict  # what the card's training.extra_data records
+
+
+def mix_in_photos(
+    photos: LabelledPhotos, x_train: np.ndarray, y_train: np.ndarray, y_val: np.ndarray, config: TrainConfig
+) -> PhotoMix:
+    """The dataset's training split with `photos` mixed in, minus a held-out part of them."""
+    from dataclasses import asdict
+
+    from .labelled_photos import split_by_folder
+
+    photo_train, photo_val = split_by_folder(photos.folder_index, config.extra_val_fraction, config.seed)
+    repeat = extra_repeat(len(x_train), len(photo_train), config.extra_share)
+    accepted = photos.accepted
+    one_hot = np.eye(NUM_CLASSES, dtype=np.float32)
+    x_photos = to_model_input(photos.images[photo_train])
+    counts = photos.folder_counts()
+    for row, name in enumerate(photos.folder_names):
+        counts[name]["train"] = int(np.sum(photos.folder_index[photo_train] == row))
+        counts[name]["validation"] = int(np.sum(photos.folder_index[photo_val] == row))
+    return PhotoMix(
+        x_fit=np.concatenate([x_train, *[x_photos] * repeat]),
+        y_fit=np.concatenate([one_hot[y_train], *[accepted[photo_train].astype(np.float32)] * repeat]),
+        y_val=one_hot[y_val],
+        x_photo_val=to_model_input(photos.images[photo_val]),
+        accepted_photo_val=accepted[photo_val],
+        folder_photo_val=photos.folder_index[photo_val],
+        record={
+            "folder": str(photos.root),
+            "mapping": photos.mapping,
+            "files_sha256": photos.files_sha256,
+            "files_sha256_of": "the lines '<sha256 of the file>  <path under folder>', sorted by path, of "
+            "every photo in the used folders",
+            "conversion": asdict(photos.settings),
+            "folders": counts,
+            "skipped_folders": photos.skipped,
+            "train_photos": len(photo_train),
+            "validation_photos": len(photo_val),
+            "validation_fraction": config.extra_val_fraction,
+            "repeat": repeat,
+            "share_of_epoch": round(
+                repeat * len(photo_train) / (len(x_train) + repeat * len(photo_train)), 4
+            ),
+            "loss": "partial-label: -log(sum of the softmax over the accepted classes)",
+        },
+    )
 
 
 def _datasets(x_train, y_train, x_val, y_val, config: TrainConfig):
@@ -233,6 +390,56 @@ def _load_initial_weights(model, folder: Path) -> dict:
     }
 
 
+def _load_extra_photos(config: TrainConfig, log: Callable[[str], None]) -> LabelledPhotos:
+    """The --extra-data photos, converted as classify converts."""
+    from .labelled_photos import load_labelled_photos
+
+    if not 0.0 <= config.extra_share < 1.0:
+        raise TrainSetupError(f"--extra-share must be at least 0 and below 1, got {config.extra_share}")
+    photos = load_labelled_photos(
+        config.extra_data, config.extra_mapping, workers=config.workers, cache=config.extra_cache, log=log
+    )
+    if not len(photos.files):
+        raise TrainSetupError(f"--extra-data {config.extra_data}: no photo in a folder with a class to learn")
+    return photos
+
+
+def _photo_validation(model, mix: PhotoMix, folder_names: list[str]) -> dict:
+    """The card's metrics on the held-out real photos: overall, mean over folders, per folder."""
+    if not len(mix.x_photo_val):
+        return {}
+    from .labelled_photos import accepted_accuracy
+
+    logits = predict_logits(model, mix.x_photo_val)
+    per_folder = {
+        name: accepted_accuracy(
+            logits[mix.folder_photo_val == row], mix.accepted_photo_val[mix.folder_photo_val == row]
+        )
+        for row, name in enumerate(folder_names)
+        if np.any(mix.folder_photo_val == row)
+    }
+    return {
+        "real_photo_validation_accuracy": accepted_accuracy(logits, mix.accepted_photo_val),
+        "real_photo_validation_balanced_accuracy": float(np.mean(list(per_folder.values()))),
+        "real_photo_validation_size": len(logits),
+        "real_photo_validation_per_folder": per_folder,
+    }
+
+
+def _photo_augmentation(config: TrainConfig) -> dict:
+    """What the card records about the "photo" level's additions."""
+    return {
+        "zoom_range": [-config.zoom, config.zoom],
+        "contrast_and_gamma_prob": config.photometric_prob,
+        "contrast_factor_range": [1 - config.contrast, 1 + config.contrast],
+        "gamma_range": [round(1 / config.gamma, 4), config.gamma],
+        "blur_prob": config.blur_prob,
+        "blur_sigma": config.blur_sigma,
+        "blur_strength": "uniform 0-1 blend of the blurred image",
+        "random_erasing_fill": "background (0)",
+    }
+
+
 def train(
     dataset: Dataset,
     out_dir: str | os.PathLike,
@@ -240,6 +447,9 @@ def train(
     log: Callable[[str], None] = print,
 ) -> dict:
     """Train, evaluate once on the test set, calibrate on validation, export; returns the model card."""
+    # Real photos first: a wrong folder fails before any work, and the conversion's worker processes
+    # fork before TensorFlow starts its threads.
+    photos = _load_extra_photos(config, log) if config.extra_data else None
     import keras
 
     out = Path(out_dir)
@@ -266,8 +476,24 @@ def train(
                 "would leak into training"
             )
         log(f"starting from the weights of {config.init_from}")
-    train_ds, val_ds = _datasets(x_train, y_train, x_val, y_val, config)
-    steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
+    mix = mix_in_photos(photos, x_train, y_train, y_val, config) if photos is not None else None
+    if mix is None:
+        train_ds, val_ds = _datasets(x_train, y_train, x_val, y_val, config)
+        loss, accuracy = keras.losses.SparseCategoricalCrossentropy(from_logits=True), "accuracy"
+        steps = config.epochs * int(np.ceil(len(x_train) / config.batch_size))
+    else:
+        record = mix.record
+        log(
+            f"mixing in {record['train_photos']} real photos x {record['repeat']} "
+            f"({record['share_of_epoch']:.0%} of each epoch); {record['validation_photos']} held out to "
+            "validate on real photos"
+        )
+        from .labelled_photos import accepted_accuracy
+
+        train_ds, val_ds = _datasets(mix.x_fit, mix.y_fit, x_val, mix.y_val, config)
+        loss = partial_label_loss
+        accuracy = keras.metrics.MeanMetricWrapper(accepted_class_accuracy, name="accuracy")
+        steps = config.epochs * int(np.ceil(len(mix.x_fit) / config.batch_size))
     # A warm-up also when fine-tuning: Adam's first steps from fresh moments move every weight by about
     # the full rate, which wrecks trained weights at any useful rate.
     schedule = keras.optimizers.schedules.CosineDecay(
@@ -275,8 +501,8 @@ def train(
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=["accuracy"],
+        loss=loss,
+        metrics=[accuracy],
         steps_per_execution=4,  # fewer Python round trips per epoch: they cost more than the math here
     )
     checkpoint = out / "checkpoint.keras"
@@ -293,6 +519,18 @@ def train(
             )
         ),
     ]
+    if mix is not None and len(mix.x_photo_val):
+        # first, so the later callbacks (CSV log, epoch line) see it
+        callbacks.insert(
+            0,
+            keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: logs.update(
+                    real_photo_val_accuracy=accepted_accuracy(
+                        predict_logits(model, mix.x_photo_val), mix.accepted_photo_val
+                    )
+                )
+            ),
+        )
     started = time.perf_counter()
     history = model.fit(
         train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0
@@ -306,6 +544,12 @@ def train(
     temperature = fit_temperature(val_logits, y_val)
     val_pred = val_logits.argmax(1)
     log(f"validation accuracy {np.mean(val_pred == y_val):.4f}; temperature {temperature:.3f}")
+    photo_metrics = _photo_validation(model, mix, photos.folder_names) if mix is not None else {}
+    if photo_metrics:
+        log(
+            f"real-photo validation accuracy {photo_metrics['real_photo_validation_accuracy']:.4f} "
+            f"({photo_metrics['real_photo_validation_size']} photos)"
+        )
 
     keras_path, tflite_path = out / KERAS_FILE, out / TFLITE_FILE
     save_keras(model, keras_path, config.seed)
@@ -345,6 +589,7 @@ def train(
             "test_ece": expected_calibration_error(test_logits, y_test, temperature),
             "test_per_class": classification_report(y_test, test_pred),
             "test_confusion_matrix": confusion_matrix(y_test, test_pred).tolist(),
+            **photo_metrics,
         },
         "training": {
             "epochs_requested": config.epochs,
@@ -359,13 +604,15 @@ def train(
                 "level": config.augment,
                 "horizontal_flip": config.augment != "none",
                 "shift_fraction": config.shift if config.augment != "none" else 0.0,
-                "rotation_fraction": config.rotation if config.augment == "full" else 0.0,
-                "random_erasing_prob": config.erase_prob if config.augment == "full" else 0.0,
+                "rotation_fraction": config.rotation if config.augment in ("full", "photo") else 0.0,
+                "random_erasing_prob": config.erase_prob if config.augment in ("full", "photo") else 0.0,
+                **(_photo_augmentation(config) if config.augment == "photo" else {}),
             },
             "parameters": int(model.count_params()),
             "command": " ".join(config.command),
             "limit": config.limit,
             "init_from": init_card,
+            "extra_data": mix.record if mix is not None else None,
         },
         "versions": library_versions(),
         "dataset": {"source": str(dataset.source), "sha256": dataset.file_hashes()},

@@ -96,3 +96,158 @@ def test_a_fine_tuning_pass_starts_from_a_model_and_records_it(short_run, tmp_pa
     assert card["training"]["init_from"]["keras_sha256"] == source_card["files"]["keras"]["sha256"]
     assert card["training"]["augmentation"]["level"] == "light"
     assert card["training"]["augmentation"]["random_erasing_prob"] == 0.0
+
+
+def test_photo_augmentation_keeps_shapes_range_and_a_black_background():
+    tf = pytest.importorskip("tensorflow", reason="augmentation needs the [train] extra")
+    import keras
+
+    from fmnist_batch.train import TrainConfig, make_augment
+
+    keras.utils.set_random_seed(0)
+    images = np.zeros((16, 28, 28, 1), np.float32)
+    images[:8, 10:18, 10:18, 0] = np.linspace(0.2, 1.0, 8, dtype=np.float32)  # centred garments
+    every_step = TrainConfig(augment="photo", erase_prob=1.0, photometric_prob=1.0, blur_prob=1.0)
+    augmented, labels = make_augment(every_step)(tf.constant(images), tf.constant(np.arange(16)))
+    augmented = np.asarray(augmented)
+
+    assert augmented.shape == images.shape and augmented.dtype == np.float32
+    assert augmented.min() >= 0.0 and augmented.max() <= 1.0
+    np.testing.assert_array_equal(np.asarray(labels), np.arange(16))
+    assert not augmented[8:].any()  # empty images stay empty: nothing is painted on the background
+    # zoom <= 15%, shift <= 2 px, rotation 5 degrees and blur 2 px keep the border black
+    border = np.ones((28, 28), bool)
+    border[3:-3, 3:-3] = False
+    assert not augmented[:8, border].any()
+    assert not np.allclose(augmented[:8], images[:8])
+
+
+def test_partial_label_loss_is_cross_entropy_for_one_class_and_rewards_mass_on_accepted_classes():
+    pytest.importorskip("tensorflow", reason="the loss needs the [train] extra")
+    from fmnist_batch.train import accepted_class_accuracy, partial_label_loss
+
+    logits = np.random.default_rng(0).normal(size=(10, 10)).astype(np.float32)
+    one_hot = np.eye(10, dtype=np.float32)
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    cross_entropy = -log_softmax[np.arange(10), np.arange(10)]
+    np.testing.assert_allclose(np.asarray(partial_label_loss(one_hot, logits)), cross_entropy, rtol=1e-5)
+
+    shoes = np.zeros((1, 10), np.float32)
+    shoes[0, [5, 7, 9]] = 1.0  # Sandal | Sneaker | Ankle boot
+    probabilities = np.exp(log_softmax[:1])
+    expected = -np.log(probabilities[0, [5, 7, 9]].sum())
+    assert float(partial_label_loss(shoes, logits[:1])[0]) == pytest.approx(expected, rel=1e-5)
+    on_sneaker, on_shirt = np.zeros((1, 10), np.float32), np.zeros((1, 10), np.float32)
+    on_sneaker[0, 7] = on_shirt[0, 6] = 5.0
+    assert float(partial_label_loss(shoes, on_sneaker)[0]) < float(partial_label_loss(shoes, on_shirt)[0])
+    assert float(accepted_class_accuracy(shoes, on_sneaker)[0]) == 1.0
+    assert float(accepted_class_accuracy(shoes, on_shirt)[0]) == 0.0
+
+
+def test_real_photos_are_split_per_folder_and_repeated_to_their_share():
+    from fmnist_batch.labelled_photos import split_by_folder
+    from fmnist_batch.train import extra_repeat
+
+    folders = np.repeat([0, 1, 2], [10, 20, 3])
+    train, val = split_by_folder(folders, 0.2, seed=1)
+    assert np.bincount(folders[val]).tolist() == [2, 4, 1]
+    assert sorted([*train, *val]) == list(range(33))
+    np.testing.assert_array_equal(val, split_by_folder(folders, 0.2, seed=1)[1])
+    assert extra_repeat(50_000, 2_000, 0.15) == 4  # 8,000 of 58,000: 14% of each epoch
+    assert extra_repeat(1_000, 5_000, 0.15) == 1  # at least once
+
+
+SHOES = ("Sandal", "Sneaker", "Ankle boot")
+
+
+@pytest.fixture(scope="module")
+def real_photos(tmp_path_factory):
+    """A labelled folder of rendered photos (the test set's images; only a smoke test trains on them):
+    one folder per class, except one "shoes" folder for all three shoe classes and a "bags" folder the
+    mapping leaves out; plus a file that cannot be converted. Returns (folder, mapping CSV)."""
+    import shutil
+
+    from conftest import render_photos
+
+    root = tmp_path_factory.mktemp("real") / "photos"
+    for path, label in render_photos(root / "_all", 40, seed=11):
+        name = "shoes" if label in SHOES else "bags" if label == "Bag" else f"f-{label.replace('/', '-')}"
+        (root / name).mkdir(exist_ok=True)
+        shutil.move(str(path), root / name / path.name)
+    shutil.rmtree(root / "_all")
+    (root / "shoes" / "broken.jpg").write_text("not a photo\n")
+    mapping = root.parent / "mapping.csv"
+    rows = ["folder,fmnist_labels", "shoes,Sandal|Sneaker|Ankle boot", "bags,"]
+    rows += [f"{p.name},{p.name[2:]}" for p in root.iterdir() if p.name.startswith("f-")]  # loose names
+    mapping.write_text("\n".join(rows) + "\n")
+    return root, mapping
+
+
+@pytest.mark.slow
+def test_retrain_mixes_real_photos_into_training_only_and_records_them(real_photos, tmp_path):
+    import hashlib
+
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
+    from fmnist_batch.cli import Environment, main
+
+    root, mapping = real_photos
+    out, err = tmp_path / "model", io.StringIO()
+    args = ["retrain", "--limit", "1000", "--epochs", "1", "--augment", "photo", "--workers", "2"]
+    args += ["--extra-data", str(root), "--mapping", str(mapping), "--out", str(out)]
+    assert main(args, Environment(stderr=err)) == 0, err.getvalue()
+    assert "could not be converted" in err.getvalue()
+    assert "real-photo validation accuracy" in err.getvalue()
+
+    card = json.loads((out / "model_card.json").read_text())
+    extra, metrics = card["training"]["extra_data"], card["metrics"]
+    photos = {p.name: sorted(p.iterdir()) for p in root.iterdir()}
+    assert extra["folder"] == str(root) and extra["mapping"] == str(mapping)
+    assert extra["skipped_folders"] == {"bags": len(photos["bags"])}
+    assert extra["folders"]["shoes"]["accepted"] == list(SHOES)
+    assert extra["folders"]["shoes"]["failed"] == 1
+    assert extra["folders"]["shoes"]["photos"] == len(photos["shoes"]) - 1
+    used = sum(len(files) for name, files in photos.items() if name != "bags") - 1
+    assert extra["train_photos"] + extra["validation_photos"] == used
+    assert extra["repeat"] >= 1 and 0 < extra["share_of_epoch"] < 1
+    listing = "".join(
+        f"{hashlib.sha256((root / relative).read_bytes()).hexdigest()}  {relative}\n"
+        for relative in sorted(
+            f"{name}/{path.name}" for name, files in photos.items() if name != "bags" for path in files
+        )
+    )
+    assert extra["files_sha256"] == hashlib.sha256(listing.encode()).hexdigest()
+
+    # the dataset's validation and test splits are what they are without photos
+    assert card["training"]["train_images"] + metrics["validation_size"] == 1000
+    assert metrics["test_size"] == 10_000
+    assert metrics["real_photo_validation_size"] == extra["validation_photos"] > 0
+    assert 0.0 <= metrics["real_photo_validation_accuracy"] <= 1.0
+    assert card["training"]["augmentation"]["level"] == "photo"
+    assert card["training"]["augmentation"]["zoom_range"] == [-0.15, 0.15]
+    with open(out / "history.csv") as f:
+        assert "real_photo_val_accuracy" in next(csv.DictReader(f))
+
+
+@pytest.mark.parametrize(
+    ("problem", "named"),
+    [("missing folder", "no-such-folder"), ("unknown class", "'shoes'"), ("mapping alone", "--extra-data")],
+)
+def test_retrain_refuses_unusable_real_photos(problem, named, tmp_path, capsys):
+    if not DEBIAN_DIR.is_dir():
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
+    from fmnist_batch.cli import main
+
+    (tmp_path / "photos" / "shoes").mkdir(parents=True)
+    mapping = tmp_path / "mapping.csv"
+    mapping.write_text("folder,fmnist_labels\nshoes,Sandal|Boot\n")
+    extra = {
+        "missing folder": ["--extra-data", str(tmp_path / "no-such-folder")],
+        "unknown class": ["--extra-data", str(tmp_path / "photos"), "--mapping", str(mapping)],
+        "mapping alone": ["--mapping", str(mapping)],
+    }[problem]
+    assert main(["retrain", *extra, "--out", str(tmp_path / "model")]) == 2
+    assert named in capsys.readouterr().err
+    assert not (tmp_path / "model").exists()
