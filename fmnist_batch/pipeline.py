@@ -143,10 +143,18 @@ def convert_files(
     if workers == 1 or len(items) < INLINE_THRESHOLD:
         _configure(settings, None, file_timeout)
         return _convert_inline(items).get()
-    Image.init()
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with context.Pool(workers, initializer=_init_worker, initargs=(settings, None, file_timeout)) as pool:
+    with conversion_pool(workers, settings, None, file_timeout) as pool:
         return pool.map(convert, items, chunksize=max(1, min(16, len(items) // (workers * 4))))
+
+
+def conversion_pool(
+    workers: int, settings: PreprocessSettings, preview_dir: str | None, timeout: float | None
+) -> multiprocessing.pool.Pool:
+    """Worker processes that run `convert` with these settings (classify's and convert_files')."""
+    Image.init()  # load Pillow's format plugins once, here, rather than in every worker
+    # fork: workers start in milliseconds and inherit the imported modules
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    return context.Pool(workers, initializer=_init_worker, initargs=(settings, preview_dir, timeout))
 
 
 def make_row(
@@ -203,14 +211,8 @@ class Classifier:
 
     def _start_pool(self) -> multiprocessing.pool.Pool:
         if self._pool is None:
-            preview = self._preview_dir()
-            Image.init()  # load Pillow's format plugins once, here, rather than in every worker
-            # fork: workers start in milliseconds and inherit the imported modules
-            context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-            self._pool = context.Pool(
-                self._workers(),
-                initializer=_init_worker,
-                initargs=(self.options.preprocess, preview, self.options.file_timeout),
+            self._pool = conversion_pool(
+                self._workers(), self.options.preprocess, self._preview_dir(), self.options.file_timeout
             )
         return self._pool
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import shlex
 import statistics
@@ -36,6 +35,7 @@ from benchmark import (  # noqa: E402 (a sibling script, found through the path 
     machine_info,
     run_measured,
     warm_page_cache,
+    write_report,
 )
 
 ENGINES = ("local", "ray")
@@ -224,12 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         },
         "agreement": agreed,
     }
-    markdown = render_markdown(report)
-    print(markdown)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    write_report(args.out, render_markdown(report), report)
 
 
 if __name__ == "__main__":

@@ -907,12 +907,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         "one_photo": one,
         "comparison": comparisons(results, one, scaled, args.n),
     }
-    markdown = render_markdown(report, results, scaled)
+    write_report(args.out, render_markdown(report, results, scaled), report)
+
+
+def write_report(out: Path, markdown: str, report: dict) -> None:
+    """Print the Markdown report and write it to `out`, with the JSON beside it."""
     print(markdown)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    log(f"wrote {args.out} and {args.out.with_suffix('.json')}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(markdown)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    log(f"wrote {out} and {out.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

@@ -465,14 +465,7 @@ def test_worker_friendly_import_and_pickling():
         "heavy = {'tensorflow', 'keras', 'torch', 'matplotlib', 'rich', 'pandas'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert result.stdout.strip() == "[]"
+    assert run_python(code).strip() == "[]"
 
 
 # --- photos that are not catalog shots --------------------------------------------------------------
@@ -637,20 +630,24 @@ def test_plain_conversion_of_clutter_is_what_segmenting_fixes():
     assert np.array_equal(preprocess_image(photo, SEGMENT), preprocess_image(photo, AUTO))
 
 
+REPO = Path(__file__).parent.parent
+
+
+def run_python(code: str) -> str:
+    """stdout of `code` in a fresh interpreter (what a module imports shows only in a new process)."""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+    )
+    return result.stdout
+
+
 def test_opencv_is_imported_only_for_photos_that_are_segmented():
     code = (
         "import sys; from PIL import Image; from fmnist_batch.preprocess import *; "
         "preprocess_image(Image.new('RGB', (60, 60), 'white')); print('cv2' in sys.modules); "
         "preprocess_image(Image.effect_noise((60, 60), 60).convert('RGB')); print('cv2' in sys.modules)"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    assert result.stdout.split() == ["False", "True"]
+    assert run_python(code).split() == ["False", "True"]
 
 
 # --- fidelity on the real dataset -------------------------------------------------------------------
