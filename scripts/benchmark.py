@@ -1,6 +1,6 @@
 """Benchmark `fmnist-batch classify` against the ways it replaces, each as a whole separate process (issue 7).
 
-Rerun the full benchmark (on an otherwise idle machine; about 15 minutes on 2 cores, plus about 10 the first
+Rerun the full benchmark (on an otherwise idle machine; about 20 minutes on 2 cores, plus about 10 the first
 time to render the corpus; writes docs/benchmark.md and docs/benchmark.json):
 
     python scripts/benchmark.py
@@ -20,6 +20,7 @@ outside git) and reused when complete. Methods, each run as its own process and 
   (c) `python -m fmnist_batch classify CORPUS -o OUT.csv --quiet --workers W`, the repository's code;
   (d) the floor: W worker processes only decoding each photo with Pillow, JPEGs at 1/8 scale
       (scripts/bench_decode_floor.py).
+(c) and (d) run --repeat times (default 3), interleaved, and are reported by their median run.
 
 Plus: the wall time of classifying one photo (`classify photo.jpg -o -`, median of 5 runs), and (c) on
 --scale photos (the corpus hard-linked under other names in subfolders) to show memory stays flat.
@@ -362,6 +363,8 @@ class Measurement:
     returncode: int = 0
     error: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: wall times of every repeat of this method; this measurement is the median one
+    runs_wall_s: list[float] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -662,6 +665,8 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
     rows = [results[k] for k in METHODS if k in results] + ([scaled] if scaled is not None else [])
     for m in rows:
         label = m.label + (" *(subset)*" if m.method == "a" else "")
+        if len(m.runs_wall_s) > 1:
+            label += f", median of {len(m.runs_wall_s)} ({', '.join(f'{w:.2f}' for w in m.runs_wall_s)} s)"
         if not m.ok:
             lines.append(f"| {label} | — | — | — | — | — | — | — | — |")
             continue
@@ -715,6 +720,12 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
         "process, so for (c) and (d) this overstates the memory really used. Largest process: the largest "
         "VmHWM (the kernel's per-process peak) seen. MB = 10⁶ bytes.",
     ]
+    if settings["repeat"] > 1:
+        notes.append(
+            f"(c) and (d) ran {settings['repeat']} times each, interleaved (c, d, c, d, ...), so load from "
+            "elsewhere falls on both alike; each row is the run with the median wall time, and the ratios "
+            "compare those medians. (a) and (b) ran once."
+        )
     a = results.get("a")
     if a is not None and a.ok:
         a_extra = report["comparison"]["a_s_per_photo_extrapolated"]
@@ -787,6 +798,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--corpus-dir", type=Path, help="where the corpus is cached (default: /tmp/fmnist-bench/corpus-N)"
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs of (c) and of (d), interleaved; each is reported by its median (default: %(default)s)",
+    )
     parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
     parser.add_argument(
         "--out",
@@ -801,8 +818,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(
             f"--skip: unknown {', '.join(sorted(unknown))}; choose from {', '.join((*METHODS, *EXTRAS))}"
         )
-    if args.n < 1 or args.workers < 1 or args.a_limit < 1 or args.scale < 0:
-        parser.error("--n, --workers and --a-limit must be positive, --scale at least 0")
+    if args.n < 1 or args.workers < 1 or args.a_limit < 1 or args.repeat < 1 or args.scale < 0:
+        parser.error("--n, --workers, --a-limit and --repeat must be positive, --scale at least 0")
     if args.scale and args.scale <= args.n:
         parser.error("--scale must be larger than --n (or 0 to skip)")
     args.corpus_dir = args.corpus_dir or Path(tempfile.gettempdir(), "fmnist-bench", f"corpus-{args.n}")
@@ -820,10 +837,22 @@ def bench_script(name: str, *arguments: object) -> list[str]:
     return [sys.executable, str(SCRIPTS / name), *map(str, arguments)]
 
 
+def median_run(runs: list[Measurement]) -> Measurement:
+    """The run with the median wall time (the lower middle one for an even count), carrying every run's
+    wall time; a failed run is returned as is, since its error is what the report must show."""
+    failed = [m for m in runs if not m.ok]
+    if failed:
+        return failed[0]
+    median = sorted(runs, key=lambda m: m.wall_s)[(len(runs) - 1) // 2]
+    median.runs_wall_s = [m.wall_s for m in runs]
+    return median
+
+
 def measure_methods(
     args: argparse.Namespace, photos_dir: Path, photos: list[Path], work: Path, env: dict, tf_env: dict
 ) -> dict[str, Measurement]:
-    """Run (a)-(d), each once, as separate processes, one after another."""
+    """Run (a) and (b) once, then (c) and (d) --repeat times, interleaved (c d c d ...), so that load from
+    elsewhere on the machine falls on both alike; (c) and (d) are reported by their median run."""
     results: dict[str, Measurement] = {}
     if "a" not in args.skip:
         subset = evenly_spaced(photos, args.a_limit)
@@ -836,13 +865,18 @@ def measure_methods(
         log(f"(b) tf.data, {len(photos)} photos")
         command = bench_script("bench_tf_data.py", KERAS_MODEL, photos_dir / "*.jpg", photos_dir / "*.png")
         results["b"] = run_measured("b", LABELS["b"], command, tf_env, len(photos))
-    if "c" not in args.skip:
-        log(f"(c) fmnist-batch classify, {len(photos)} photos")
-        results["c"] = measure_classify("c", LABELS["c"], photos_dir, len(photos), args.workers, work, env)
-    if "d" not in args.skip:
-        log(f"(d) decode-only floor, {len(photos)} photos")
-        command = bench_script("bench_decode_floor.py", photos_dir, args.workers)
-        results["d"] = run_measured("d", LABELS["d"], command, env, len(photos))
+    runs: dict[str, list[Measurement]] = {"c": [], "d": []}
+    for repeat in range(1, args.repeat + 1):
+        if "c" not in args.skip:
+            log(f"(c) fmnist-batch classify, {len(photos)} photos (run {repeat} of {args.repeat})")
+            runs["c"].append(
+                measure_classify("c", LABELS["c"], photos_dir, len(photos), args.workers, work, env)
+            )
+        if "d" not in args.skip:
+            log(f"(d) decode-only floor, {len(photos)} photos (run {repeat} of {args.repeat})")
+            command = bench_script("bench_decode_floor.py", photos_dir, args.workers)
+            runs["d"].append(run_measured("d", LABELS["d"], command, env, len(photos)))
+    results |= {key: median_run(measured) for key, measured in runs.items() if measured}
     return results
 
 
@@ -895,6 +929,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "n": args.n,
             "workers": args.workers,
             "a_limit": args.a_limit,
+            "repeat": args.repeat,
             "scale": args.scale,
             "skip": sorted(args.skip),
             "corpus_dir": str(args.corpus_dir),
