@@ -509,7 +509,11 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", metavar="DIR", help="folder with the IDX files or Kaggle CSVs (default: search)")
     p.add_argument("--download", action="store_true", help="download through Keras if not found locally")
     p.add_argument(
-        "--epochs", type=_positive_int, default=defaults.epochs, help="maximum epochs (default: %(default)s)"
+        "--epochs",
+        type=_non_negative_int,
+        default=defaults.epochs,
+        help="maximum epochs; 0 with --init-from evaluates and exports that model as it is (default: "
+        "%(default)s)",
     )
     p.add_argument(
         "--batch-size", type=_positive_int, default=defaults.batch_size, help="default: %(default)s"
@@ -535,7 +539,17 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         "plus scale, contrast, gamma and blur as converted real photos vary (default: %(default)s)",
     )
     p.add_argument(
-        "--init-from", metavar="DIR", help="start from this model folder's weights (a fine-tuning pass)"
+        "--init-from",
+        metavar="DIR",
+        help="start from this model folder's weights (a fine-tuning pass; the rate warms up "
+        "again, so validation dips before it improves: allow a --patience of half the --epochs or more)",
+    )
+    p.add_argument(
+        "--flip-average",
+        choices=("auto", "on", "off"),
+        default=defaults.flip_average,
+        help="classify each image as the mean of its and its mirror image's logits (twice the model's "
+        "work); auto: when that is more accurate on the validation split (default: %(default)s)",
     )
     p.add_argument("--extra-data", metavar="DIR", help="also train on these labelled real photos (see below)")
     p.add_argument(
@@ -587,6 +601,7 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         extra_share=args.extra_share,
         extra_cache=args.extra_cache,
         workers=args.workers,
+        flip_average=args.flip_average,
         command=args.command_line,
     )
     try:
@@ -738,6 +753,13 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
     return value
 
 

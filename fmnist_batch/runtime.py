@@ -47,6 +47,8 @@ class ModelCard:
     temperature: float
     files: dict[str, dict[str, str]]
     raw: dict[str, Any]
+    #: logits are the mean of the image's and its mirror image's (cards before this setting: no)
+    flip_average: bool = False
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:
@@ -61,6 +63,7 @@ class ModelCard:
                 temperature=float(raw.get("temperature", 1.0)),
                 files=raw["files"],
                 raw=raw,
+                flip_average=bool(prep.get("flip_average", False)),
             )
         except FileNotFoundError:
             raise ModelError(f"model card not found: {path}") from None
@@ -178,6 +181,13 @@ class Model:
         x = self.to_input(images)
         if len(x) == 0:
             return np.zeros((0, len(CLASS_NAMES)), np.float32)
+        if not self.card.flip_average:
+            return self._run(x)
+        # one batch of the images and their mirror images: one call, and the batch size stays fixed
+        both = self._run(np.concatenate([x, x[:, :, ::-1]]))
+        return (both[: len(x)] + both[len(x) :]) / np.float32(2)
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
         if self.backend == "keras":
             return np.asarray(self._keras(x, training=False), dtype=np.float32)
         interpreter = self._interpreter

@@ -76,6 +76,9 @@ class TrainConfig:
     #: an .npz keeping the converted real photos for the next run
     extra_cache: str | None = None
     workers: int | None = None  # processes converting the real photos (default: one per CPU)
+    #: average the logits of each image and its mirror image at inference: "auto" does so when that is
+    #: more accurate on the validation split, "on" and "off" decide it outright
+    flip_average: str = "auto"
     command: list[str] = field(default_factory=lambda: list(sys.argv))
 
 
@@ -345,8 +348,28 @@ def save_keras(model, path: Path, seed: int) -> None:
     clean.save(path)
 
 
-def predict_logits(model, x: np.ndarray, batch_size: int = 1024) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+def predict_logits(model, x: np.ndarray, batch_size: int = 1024, flip_average: bool = False) -> np.ndarray:
+    """Keras logits of (N, 28, 28, 1) inputs; with `flip_average`, the mean of the logits of each image and
+    of its mirror image, as the runtime computes them for a card that says so."""
+    logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if flip_average:
+        mirrored = np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0), np.float64)
+        logits = (logits + mirrored) / 2
+    return logits
+
+
+def choose_flip_average(setting: str, model, x_val: np.ndarray, y_val: np.ndarray) -> tuple[bool, dict]:
+    """Whether inference averages each image with its mirror image, and the validation accuracies that
+    decided it. The dataset's garments face either way (training flips them too), so the mirror image is
+    a second look at the same garment."""
+    single = float(np.mean(predict_logits(model, x_val).argmax(1) == y_val))
+    both = float(np.mean(predict_logits(model, x_val, flip_average=True).argmax(1) == y_val))
+    chosen = both > single if setting == "auto" else setting == "on"
+    return chosen, {
+        "setting": setting,
+        "validation_accuracy_single": single,
+        "validation_accuracy_flip": both,
+    }
 
 
 def library_versions() -> dict[str, str]:
@@ -404,13 +427,13 @@ def _load_extra_photos(config: TrainConfig, log: Callable[[str], None]) -> Label
     return photos
 
 
-def _photo_validation(model, mix: PhotoMix, folder_names: list[str]) -> dict:
+def _photo_validation(model, mix: PhotoMix, folder_names: list[str], flip_average: bool) -> dict:
     """The card's metrics on the held-out real photos: overall, mean over folders, per folder."""
     if not len(mix.x_photo_val):
         return {}
     from .labelled_photos import accepted_accuracy
 
-    logits = predict_logits(model, mix.x_photo_val)
+    logits = predict_logits(model, mix.x_photo_val, flip_average=flip_average)
     per_folder = {
         name: accepted_accuracy(
             logits[mix.folder_photo_val == row], mix.accepted_photo_val[mix.folder_photo_val == row]
@@ -449,6 +472,8 @@ def train(
     """Train, evaluate once on the test set, calibrate on validation, export; returns the model card."""
     # Real photos first: a wrong folder fails before any work, and the conversion's worker processes
     # fork before TensorFlow starts its threads.
+    if config.epochs == 0 and not config.init_from:
+        raise TrainSetupError("--epochs 0 evaluates and exports a trained model: name it with --init-from")
     photos = _load_extra_photos(config, log) if config.extra_data else None
     import keras
 
@@ -496,8 +521,10 @@ def train(
         steps = config.epochs * int(np.ceil(len(mix.x_fit) / config.batch_size))
     # A warm-up also when fine-tuning: Adam's first steps from fresh moments move every weight by about
     # the full rate, which wrecks trained weights at any useful rate.
+    steps = max(1, steps)  # --epochs 0 compiles too, and a schedule needs a step
+    warmup_steps = max(1, steps // 10)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=max(1, steps // 10)
+        0.0, steps, alpha=0.01, warmup_target=config.learning_rate, warmup_steps=warmup_steps
     )
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
@@ -507,8 +534,14 @@ def train(
     )
     checkpoint = out / "checkpoint.keras"
     callbacks = [
+        # Patience counts from the end of the warm-up: while the rate climbs, validation loss says nothing,
+        # and a fine-tuning pass, whose first epoch is still the source model, would otherwise be stopped
+        # there and handed back that model.
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=config.patience, restore_best_weights=True
+            monitor="val_loss",
+            patience=config.patience,
+            restore_best_weights=True,
+            start_from_epoch=int(np.ceil(config.epochs * warmup_steps / steps)),
         ),
         keras.callbacks.ModelCheckpoint(checkpoint, monitor="val_loss", save_best_only=True),
         keras.callbacks.CSVLogger(str(out / HISTORY_FILE)),
@@ -532,19 +565,34 @@ def train(
             ),
         )
     started = time.perf_counter()
-    history = model.fit(
-        train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0
-    )
+    if config.epochs:
+        history = model.fit(
+            train_ds, validation_data=val_ds, epochs=config.epochs, callbacks=callbacks, verbose=0
+        ).history
+    else:  # --epochs 0: the --init-from model as it is, evaluated and exported with today's settings
+        history = {"loss": [], "val_loss": []}
+        source_history = Path(config.init_from, HISTORY_FILE)
+        if source_history.is_file():
+            (out / HISTORY_FILE).write_bytes(source_history.read_bytes())
     train_seconds = time.perf_counter() - started
-    epochs_run = len(history.history["loss"])
+    epochs_run = len(history["loss"])
     checkpoint.unlink(missing_ok=True)
 
-    # Everything chosen (weights, temperature) is chosen on validation; the test set is read once, below.
-    val_logits = predict_logits(model, x_val)
+    # Everything chosen (weights, flip averaging, temperature) is chosen on validation; the test set is
+    # read once, below.
+    flip_average, flip_record = choose_flip_average(config.flip_average, model, x_val, y_val)
+    val_logits = predict_logits(model, x_val, flip_average=flip_average)
     temperature = fit_temperature(val_logits, y_val)
     val_pred = val_logits.argmax(1)
-    log(f"validation accuracy {np.mean(val_pred == y_val):.4f}; temperature {temperature:.3f}")
-    photo_metrics = _photo_validation(model, mix, photos.folder_names) if mix is not None else {}
+    log(
+        f"validation accuracy {np.mean(val_pred == y_val):.4f} "
+        f"(single view {flip_record['validation_accuracy_single']:.4f}, averaged with the mirror image "
+        f"{flip_record['validation_accuracy_flip']:.4f}: flip averaging {'on' if flip_average else 'off'}); "
+        f"temperature {temperature:.3f}"
+    )
+    photo_metrics = (
+        _photo_validation(model, mix, photos.folder_names, flip_average) if mix is not None else {}
+    )
     if photo_metrics:
         log(
             f"real-photo validation accuracy {photo_metrics['real_photo_validation_accuracy']:.4f} "
@@ -556,7 +604,7 @@ def train(
     export_tflite(model, tflite_path)
 
     x_test, y_test = to_model_input(dataset.test.images), dataset.test.labels.astype(np.int32)
-    test_logits = predict_logits(model, x_test)
+    test_logits = predict_logits(model, x_test, flip_average=flip_average)
     test_pred = test_logits.argmax(1)
     test_accuracy = float(np.mean(test_pred == y_test))
     log(f"test accuracy {test_accuracy:.4f}")
@@ -575,11 +623,13 @@ def train(
             "input_offset": INPUT_OFFSET,
             "foreground": "bright garment on black background (Fashion-MNIST polarity)",
             "output": "logits; probabilities = softmax(logits / temperature)",
+            "flip_average": flip_average,
             "trim_tolerance": 0.05,
             "sharpen": True,
             "invert": "auto",
         },
         "temperature": temperature,
+        "flip_average": flip_record,
         "metrics": {
             "validation_accuracy": float(np.mean(val_pred == y_val)),
             "validation_size": len(y_val),
@@ -594,7 +644,7 @@ def train(
         "training": {
             "epochs_requested": config.epochs,
             "epochs_run": epochs_run,
-            "best_epoch": int(np.argmin(history.history["val_loss"])) + 1,
+            "best_epoch": int(np.argmin(history["val_loss"])) + 1 if history["val_loss"] else None,
             "train_seconds": round(train_seconds, 1),
             "train_images": len(x_train),
             "seed": config.seed,

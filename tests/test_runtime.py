@@ -147,3 +147,21 @@ def test_keras_files_are_loaded_in_safe_mode_so_they_cannot_run_code(model_copy,
     with pytest.raises(ModelError, match="cannot load"):
         load_model(model_copy, backend="keras")
     assert not os.path.exists(marker)
+
+
+def test_a_card_with_flip_averaging_makes_the_runtime_average_each_image_with_its_mirror(model_copy):
+    images = np.random.default_rng(3).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    plain = load_model(model_copy)
+    card_path = model_copy / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["preprocessing"]["flip_average"] = not card["preprocessing"].get("flip_average", False)
+    card_path.write_text(json.dumps(card))
+    flipped = load_model(model_copy)
+    assert flipped.card.flip_average is not plain.card.flip_average
+    averaged, single = (flipped, plain) if flipped.card.flip_average else (plain, flipped)
+    expected = (single.predict_logits(images) + single.predict_logits(images[:, :, ::-1])) / 2
+    np.testing.assert_allclose(averaged.predict_logits(images), expected, atol=1e-5)
+    # a mirrored photo gets the same answer as the photo itself
+    np.testing.assert_allclose(
+        averaged.predict_logits(images[:, :, ::-1]), averaged.predict_logits(images), atol=1e-5
+    )

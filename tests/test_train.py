@@ -251,3 +251,50 @@ def test_retrain_refuses_unusable_real_photos(problem, named, tmp_path, capsys):
     assert main(["retrain", *extra, "--out", str(tmp_path / "model")]) == 2
     assert named in capsys.readouterr().err
     assert not (tmp_path / "model").exists()
+
+
+@pytest.mark.slow
+def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
+    out, printed = short_run
+    card = json.loads((out / "model_card.json").read_text())
+    record = card["flip_average"]
+    assert record["setting"] == "auto"
+    # "auto" turns it on exactly when the mirrored second look is more accurate on validation
+    chosen = record["validation_accuracy_flip"] > record["validation_accuracy_single"]
+    assert card["preprocessing"]["flip_average"] is chosen
+    expected = record["validation_accuracy_flip"] if chosen else record["validation_accuracy_single"]
+    assert card["metrics"]["validation_accuracy"] == pytest.approx(expected)
+    assert "flip averaging " + ("on" if chosen else "off") in printed
+
+
+@pytest.mark.slow
+def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tmp_path):
+    from fmnist_batch.cli import Environment, main
+    from fmnist_batch.runtime import load_model
+
+    source, _ = short_run
+    source_card = json.loads((source / "model_card.json").read_text())
+    assert (
+        main(["retrain", "--epochs", "0", "--out", str(tmp_path / "x")], Environment(stderr=io.StringIO()))
+        == 2
+    )
+
+    out = tmp_path / "flipped"
+    args = ["retrain", "--init-from", str(source), "--epochs", "0", "--flip-average", "on"]
+    assert main([*args, "--limit", "2000", "--seed", "7", "--out", str(out)]) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["preprocessing"]["flip_average"] is True
+    assert card["training"]["epochs_run"] == 0 and card["training"]["best_epoch"] is None
+    # no training: the same weights, so the validation accuracy is the source's flip-averaged one
+    assert card["metrics"]["validation_accuracy"] == pytest.approx(
+        source_card["flip_average"]["validation_accuracy_flip"]
+    )
+    assert (out / "history.csv").read_text() == (source / "history.csv").read_text()
+    # the runtime applies what the card says, in both backends
+    images = np.random.default_rng(1).integers(0, 256, (8, 28, 28), dtype=np.uint8)
+    plain = load_model(source, backend="litert")
+    expected = (plain.predict_logits(images) + plain.predict_logits(images[:, :, ::-1])) / 2
+    for backend in ("litert", "keras"):
+        np.testing.assert_allclose(
+            load_model(out, backend=backend).predict_logits(images), expected, atol=1e-4
+        )
