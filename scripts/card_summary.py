@@ -26,17 +26,41 @@ def main() -> None:
         ("expected calibration error, test (raw softmax)", f"{metrics['test_ece_uncalibrated']:.4f}"),
         ("temperature (fitted on validation)", f"{card['temperature']:.3f}"),
         ("parameters", f"{training['parameters']:,}"),
-        ("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})"),
-        (
-            "training wall time",
-            f"{training['train_seconds'] / 60:.0f} min",
-        ),
+        ("flip averaging (decided on validation)", _flip(card)),
+        *_training_rows(training),
     ]
     for name, value in rows:
         print(f"| {name} | {value} |")
     print("\n| class | precision | recall | F1 |\n| --- | ---: | ---: | ---: |")
     for name, scores in metrics["test_per_class"].items():
         print(f"| {name} | {scores['precision']:.3f} | {scores['recall']:.3f} | {scores['f1']:.3f} |")
+
+
+def _flip(card: dict) -> str:
+    record = card.get("flip_average")
+    if not record:
+        return "off (a card from before the setting)"
+    state = "on" if card["preprocessing"]["flip_average"] else "off"
+    return (
+        f"{state} (validation {record['validation_accuracy_single']:.4f} single view, "
+        f"{record['validation_accuracy_flip']:.4f} averaged with the mirror image)"
+    )
+
+
+def _training_rows(training: dict) -> list[tuple[str, str]]:
+    source = training.get("init_from")
+    if training["epochs_run"] == 0 and source:
+        # `retrain --epochs 0`: these weights were trained by the source run, exported again here
+        return [
+            (
+                "epochs run",
+                f"none here: re-exported from `{source['command']}` ({source['epochs_run']} epochs)",
+            )
+        ]
+    return [
+        ("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})"),
+        ("training wall time", f"{training['train_seconds'] / 60:.0f} min"),
+    ]
 
 
 if __name__ == "__main__":

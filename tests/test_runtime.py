@@ -116,12 +116,8 @@ def test_bundled_tflite_reproduces_its_card_test_accuracy(test_set):
     assert accuracy == pytest.approx(model.card.raw["metrics"]["test_accuracy"], abs=0.001)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 2's target: the bundled model reaches 0.934 after a 16-epoch CPU run; a longer run is "
-    "needed (strict, so this flags when a model that meets it lands)",
-)
 def test_bundled_model_meets_the_094_test_accuracy_target():
+    # the card's figure is checked against the official test set by the test above
     card = json.loads((bundled_model_dir() / "model_card.json").read_text())
     assert card["metrics"]["tflite_test_accuracy"] >= 0.94
 
