@@ -116,6 +116,12 @@ def _shared_options() -> dict[str, dict]:
             "default": DEFAULT_MAX_PIXELS,
             "help": "refuse larger images",
         },
+        "--no-photo-model": {
+            "dest": "photo_model",
+            "action": "store_false",
+            "help": "classify segmented photos with the main model too, not with the photo model its card "
+            "names",
+        },
     }
 
 
@@ -220,6 +226,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "--invert",
         "--background",
         "--max-pixels",
+        "--no-photo-model",
     )
     p.add_argument(
         "--timeout",
@@ -272,6 +279,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     options = ClassifyOptions(
         model=args.model,
         backend=args.backend,
+        photo_model=args.photo_model,
         batch_size=args.batch_size,
         workers=args.workers,
         top_k=args.top_k,
@@ -452,7 +460,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
     p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    add_model_options(p, "--model", "--workers", "--invert", "--background")
+    add_model_options(p, "--model", "--workers", "--invert", "--background", "--no-photo-model")
     p.set_defaults(run=run_evaluate)
 
 
@@ -466,6 +474,7 @@ def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
 
     options = ClassifyOptions(
         model=args.model,
+        photo_model=args.photo_model,
         workers=args.workers,
         preprocess=PreprocessSettings(invert=args.invert, background=args.background),
     )
@@ -546,10 +555,12 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--flip-average",
-        choices=("auto", "on", "off"),
+        choices=("auto", "on", "all", "off"),
         default=defaults.flip_average,
-        help="classify each image as the mean of its and its mirror image's logits (twice the model's "
-        "work); auto: when that is more accurate on the validation split (default: %(default)s)",
+        help="classify an image as the mean of its and its mirror image's logits: on: only images the "
+        "model is unsure of, below the lowest confidence gate that is as accurate on validation as "
+        "mirroring every image; all: every image (twice the model's work); auto: on, when mirroring is "
+        "more accurate on the validation split (default: %(default)s)",
     )
     p.add_argument("--extra-data", metavar="DIR", help="also train on these labelled real photos (see below)")
     p.add_argument(
@@ -622,6 +633,51 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         f"done: validation accuracy {metrics['validation_accuracy']:.4f}, test accuracy "
         f"{metrics['test_accuracy']:.4f}, files in {args.out}"
     )
+    return ExitStatus.OK
+
+
+# ------------------------------------------------------------------------------------ pair-photo-model
+
+
+def add_pair_photo_model(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "pair-photo-model",
+        help="give a model a second model, trained with real photos, for the photos it segments",
+        description="Write --model (default: the bundled one) into --out with PHOTO_MODEL as its photo "
+        "model: classify, evaluate and serve then send each photo the conversion cut out of a non-plain "
+        "background to PHOTO_MODEL, and everything else (catalog shots, the dataset's images) to the first "
+        "model. PHOTO_MODEL must come from `retrain --extra-data`: it is attached only if it is more "
+        "accurate than the first model on the real photos that retrain held out and the conversion "
+        "segments. The card records both accuracies either way.",
+        epilog="examples:\n"
+        "  fmnist-batch retrain --init-from models --augment photo --extra-data photos/train \\\n"
+        "      --mapping mapping.csv --epochs 5 --learning-rate 1e-3 --out runs/photo\n"
+        "  fmnist-batch pair-photo-model runs/photo --out runs/paired",
+        formatter_class=_formatter,
+    )
+    p.add_argument("photo_model", metavar="PHOTO_MODEL", help="model folder trained with --extra-data")
+    p.add_argument("--model", metavar="DIR", help="the model for everything else (default: bundled)")
+    p.add_argument("--out", required=True, metavar="DIR", help="new folder to write the paired model into")
+    p.add_argument(
+        "--workers", type=_positive_int, metavar="N", help="processes converting photos (default: CPUs)"
+    )
+    p.add_argument(
+        "--cache", metavar="FILE", help="keep the converted photos in this .npz (as retrain --extra-cache)"
+    )
+    p.set_defaults(run=run_pair_photo_model)
+
+
+def run_pair_photo_model(args: argparse.Namespace, env: Environment) -> int:
+    from .photo_model import PairingError, pair_with_photo_model
+
+    try:
+        decision = pair_with_photo_model(
+            args.model, args.photo_model, args.out, workers=args.workers, cache=args.cache, log=env.info
+        )
+    except PairingError as e:
+        env.error(str(e))
+        return ExitStatus.USAGE
+    env.info(f"wrote {args.out} ({'with' if decision['attached'] else 'without'} a photo model)")
     return ExitStatus.OK
 
 
@@ -708,7 +764,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-files", type=_positive_int, default=50, help="most files per request (default: %(default)s)"
     )
-    add_model_options(p, "--top-k", "--min-confidence", "--background", "--max-pixels")
+    add_model_options(p, "--top-k", "--min-confidence", "--background", "--max-pixels", "--no-photo-model")
     p.set_defaults(run=run_serve)
 
 
@@ -724,6 +780,7 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
 
     classify_options = ClassifyOptions(
         model=args.model,
+        photo_model=args.photo_model,
         top_k=args.top_k,
         min_confidence=args.min_confidence,
         preprocess=PreprocessSettings(background=args.background, max_pixels=args.max_pixels),
@@ -734,7 +791,7 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
         max_files=args.max_files,
     )
     # Loaded here, once, so a broken model is a clean usage error (exit 2) before the port is opened.
-    model = load_model(args.model)
+    model = load_model(args.model, use_photo_model=args.photo_model)
     server = uvicorn.Server(uvicorn.Config(create_app(options, model), host=args.host, port=args.port))
     try:
         server.run()
@@ -814,6 +871,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_merge(sub)
     add_evaluate(sub)
     add_retrain(sub)
+    add_pair_photo_model(sub)
     add_eda(sub)
     add_serve(sub)
     return parser

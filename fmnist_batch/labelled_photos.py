@@ -30,6 +30,7 @@ class LabelledPhotos:
     files: list[str]  # converted photos, relative to root, sorted
     images: np.ndarray  # uint8 (N, 28, 28), garment bright on black like the dataset
     folder_index: np.ndarray  # int (N,): index into folder_names
+    segmented: np.ndarray  # bool (N,): the conversion cut the garment out of its background
     failed: dict[str, int]  # per used folder: photos that could not be converted
     skipped: dict[str, int]  # folders no class fits: photos left out
     #: sha256 of the `sha256sum`-style listing "<sha256 of the file>  <path relative to root>", sorted
@@ -82,29 +83,30 @@ def _convert_with_cache(
     workers: int | None,
     cache: Path | None,
     log: Callable[[str], None],
-) -> tuple[np.ndarray, np.ndarray]:
-    """(uint8 images for every path, zeros where conversion failed; bool converted) for `relative_paths`."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(uint8 images for every path, zeros where conversion failed; bool converted; bool segmented) for
+    `relative_paths`."""
     if cache is not None and cache.is_file():
         with np.load(cache) as saved:
-            if str(saved["key"]) == key:
+            if str(saved["key"]) == key and "segmented" in saved.files:
                 log(f"converted photos read from the cache {cache}")
-                return saved["images"], saved["converted"]
+                return saved["images"], saved["converted"], saved["segmented"]
         log(f"the cache {cache} is for other photos, settings or conversion code: converting again")
     from .pipeline import convert_files
 
     log(f"converting {len(relative_paths)} photos under {root} as classify does")
     results = convert_files([str(root / p) for p in relative_paths], settings, workers)
     images = np.zeros((len(results), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
-    converted = np.zeros(len(results), dtype=bool)
-    for i, (data, _) in enumerate(results):
-        if data is not None:
-            images[i] = np.frombuffer(data, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
-            converted[i] = True
+    converted = np.array([r.data is not None for r in results], dtype=bool)
+    segmented = np.array([r.segmented for r in results], dtype=bool)
+    for i, result in enumerate(results):
+        if result.data is not None:
+            images[i] = np.frombuffer(result.data, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
         with open(cache, "wb") as f:  # a file object: np.savez would append .npz to a path
-            np.savez(f, key=np.array(key), images=images, converted=converted)
-    return images, converted
+            np.savez(f, key=np.array(key), images=images, converted=converted, segmented=segmented)
+    return images, converted, segmented
 
 
 def load_labelled_photos(
@@ -132,7 +134,7 @@ def load_labelled_photos(
     )
     settings = settings or PreprocessSettings()
     files_sha256 = _listing_sha256(root, relative_paths)
-    images, converted = _convert_with_cache(
+    images, converted, segmented = _convert_with_cache(
         root,
         relative_paths,
         _cache_key(files_sha256, settings),
@@ -153,6 +155,7 @@ def load_labelled_photos(
         files=[p for p, ok in zip(relative_paths, converted, strict=True) if ok],
         images=images[converted],
         folder_index=folder_of[converted],
+        segmented=segmented[converted],
         failed={name: int(n) for name, n in zip(used, failed, strict=True)},
         skipped=skipped,
         files_sha256=files_sha256,

@@ -15,14 +15,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from PIL import Image
 
 from .discover import InputFile
 from .labels import CLASS_NAMES, IMAGE_SIZE
-from .preprocess import ImageError, PreprocessSettings, preprocess_path, save_preview
+from .preprocess import ImageError, PreprocessSettings, convert_path, save_preview
 from .runtime import Model, load_model
 from .writers import row_fields
 
@@ -34,6 +34,8 @@ INLINE_THRESHOLD = 32
 class ClassifyOptions:
     model: str | os.PathLike | None = None
     backend: str = "auto"
+    #: segmented photos go to the photo model the card names (False: to the main model too)
+    photo_model: bool = True
     batch_size: int = 256
     workers: int | None = None
     top_k: int = 3
@@ -95,8 +97,17 @@ def _init_worker(settings: PreprocessSettings, preview_dir: str | None, timeout:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def convert(item: tuple[str, str]) -> tuple[bytes | None, str | None]:
-    """(path, display) -> (784 bytes of the 28x28 image, None) or (None, error message). Never raises."""
+class Converted(NamedTuple):
+    """One file's conversion: the 784 bytes of its 28x28 image, or None and why not."""
+
+    data: bytes | None
+    error: str | None
+    #: the garment was cut out of a non-catalog background (a card may route those to its photo model)
+    segmented: bool = False
+
+
+def convert(item: tuple[str, str]) -> Converted:
+    """(path, display) -> Converted(784 bytes, None, segmented) or Converted(None, message). Never raises."""
     path, display = item
     # The alarm is armed only in worker processes (their initializer installs the handler); Pillow's
     # decoders return to Python between chunks, where the handler can stop a file that takes too long.
@@ -105,19 +116,19 @@ def convert(item: tuple[str, str]) -> tuple[bytes | None, str | None]:
         if armed:
             signal.setitimer(signal.ITIMER_REAL, _timeout)
         try:
-            array = preprocess_path(path, _settings)
+            conversion = convert_path(path, _settings)
         finally:
             if armed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         if _preview_dir is not None:
             target = preview_path(_preview_dir, display)
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_preview(array, target)
-        return array.tobytes(), None
+            save_preview(conversion.image, target)
+        return Converted(conversion.image.tobytes(), None, conversion.segmented)
     except FileTimeout:
-        return None, f"took longer than {_timeout:g} s to decode; skipped"
+        return Converted(None, f"took longer than {_timeout:g} s to decode; skipped")
     except Exception as e:  # a bug or an exotic file must cost one row, not the run
-        return None, conversion_error(e)
+        return Converted(None, conversion_error(e))
 
 
 def conversion_error(error: Exception) -> str:
@@ -134,9 +145,9 @@ def convert_files(
     settings: PreprocessSettings | None = None,
     workers: int | None = None,
     file_timeout: float = 60.0,
-) -> list[tuple[bytes | None, str | None]]:
+) -> list[Converted]:
     """Convert photos exactly as classify does (same workers, time limit and error handling), without a
-    model: one (784 bytes, None) or (None, error message) per path, in order."""
+    model: one Converted per path, in order."""
     settings = settings or PreprocessSettings()
     items = [(path, path) for path in paths]
     workers = workers or os.cpu_count() or 1
@@ -188,7 +199,12 @@ class Classifier:
     @property
     def model(self) -> Model:
         if self._model is None:
-            self._model = load_model(self.options.model, self.options.backend, num_threads=1)
+            self._model = load_model(
+                self.options.model,
+                self.options.backend,
+                num_threads=1,
+                use_photo_model=self.options.photo_model,
+            )
         return self._model
 
     def __enter__(self) -> Classifier:
@@ -251,18 +267,17 @@ class Classifier:
     def _preview_dir(self) -> str | None:
         return str(self.options.save_preprocessed) if self.options.save_preprocessed else None
 
-    def _predict(
-        self, batch: list[InputFile], converted: list[tuple[bytes | None, str | None]]
-    ) -> Iterator[dict]:
-        good = [i for i, (data, _) in enumerate(converted) if data is not None]
+    def _predict(self, batch: list[InputFile], converted: list[Converted]) -> Iterator[dict]:
+        good = [i for i, c in enumerate(converted) if c.data is not None]
         probabilities = np.empty((0, len(CLASS_NAMES)), np.float32)
         if good:
-            images = np.frombuffer(b"".join(converted[i][0] for i in good), dtype=np.uint8)
-            probabilities = self.model.predict_proba(images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE))
+            images = np.frombuffer(b"".join(converted[i].data for i in good), dtype=np.uint8)
+            segmented = np.array([converted[i].segmented for i in good])
+            probabilities = self.model.predict_proba(images.reshape(-1, IMAGE_SIZE, IMAGE_SIZE), segmented)
         position = {index: k for k, index in enumerate(good)}
-        for i, (file, (_, error)) in enumerate(zip(batch, converted, strict=True)):
+        for i, (file, conversion) in enumerate(zip(batch, converted, strict=True)):
             probs = probabilities[position[i]] if i in position else None
-            yield make_row(file.display, probs, error, self.options)
+            yield make_row(file.display, probs, conversion.error, self.options)
 
 
 def _prepend(first: list, rest: Iterator[list]) -> Iterator[list]:
@@ -273,10 +288,10 @@ def _prepend(first: list, rest: Iterator[list]) -> Iterator[list]:
 class _Converted:
     """The in-process counterpart of a pool's AsyncResult."""
 
-    def __init__(self, value: list[tuple[bytes | None, str | None]]):
+    def __init__(self, value: list[Converted]):
         self._value = value
 
-    def get(self) -> list[tuple[bytes | None, str | None]]:
+    def get(self) -> list[Converted]:
         return self._value
 
 

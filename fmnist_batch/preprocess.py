@@ -510,11 +510,22 @@ def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
     return invert == "always"
 
 
-def preprocess_image(img: Image.Image, settings: PreprocessSettings = PreprocessSettings()) -> np.ndarray:
+@dataclass(frozen=True)
+class Conversion:
+    """The 28x28 image, and whether the garment was cut out of a non-catalog background to make it (a
+    model card may name a second model for those photos)."""
+
+    image: np.ndarray
+    segmented: bool
+
+
+def convert_image(img: Image.Image, settings: PreprocessSettings = PreprocessSettings()) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
     rgb = to_rgb(img)
-    if _should_segment(settings.background, rgb):
-        rgb = segment_garment(rgb, settings.segment_size) or rgb
+    garment = (
+        segment_garment(rgb, settings.segment_size) if _should_segment(settings.background, rgb) else None
+    )
+    rgb = garment or rgb
     background = background_colour(rgb)
     grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
     grey = fit_longest_edge(grey, settings.size, settings.resample)
@@ -528,14 +539,24 @@ def preprocess_image(img: Image.Image, settings: PreprocessSettings = Preprocess
     # stretching would erase the garment.
     if settings.zero_background and fill < 128:
         grey = zero_background_level(grey, fill)
-    return np.array(grey, dtype=np.uint8)
+    return Conversion(np.array(grey, dtype=np.uint8), segmented=garment is not None)
+
+
+def preprocess_image(img: Image.Image, settings: PreprocessSettings = PreprocessSettings()) -> np.ndarray:
+    """convert_image's 28x28 array alone."""
+    return convert_image(img, settings).image
+
+
+def convert_path(path: str | os.PathLike, settings: PreprocessSettings = PreprocessSettings()) -> Conversion:
+    """load_image + convert_image; raises ImageError for anything that is not a usable image."""
+    return convert_image(load_image(path, settings), settings)
 
 
 def preprocess_path(
     path: str | os.PathLike, settings: PreprocessSettings = PreprocessSettings()
 ) -> np.ndarray:
     """load_image + preprocess_image; raises ImageError for anything that is not a usable image."""
-    return preprocess_image(load_image(path, settings), settings)
+    return convert_path(path, settings).image
 
 
 def save_preview(array: np.ndarray, path: str | os.PathLike) -> None:

@@ -151,7 +151,11 @@ class RayClassifier(Classifier):
                 Predictor,
                 batch_size=options.batch_size,
                 batch_format="numpy",
-                fn_constructor_kwargs={"model": model, "backend": self.model.backend},
+                fn_constructor_kwargs={
+                    "model": model,
+                    "backend": self.model.backend,
+                    "use_photo_model": options.photo_model,
+                },
                 compute=ray.data.ActorPoolStrategy(size=self._actors()),
                 num_cpus=PREDICT_CPUS,
                 # Restartable actors make Ray log an error line about their arguments at every run; a lost
@@ -169,7 +173,8 @@ class RayClassifier(Classifier):
 def convert_batch(
     batch: dict[str, np.ndarray], settings: PreprocessSettings, preview_dir: str | None, timeout: float
 ) -> dict[str, np.ndarray]:
-    """A Ray task: pipeline.convert on each file of a batch -> index, image (N x 784 uint8), ok, error."""
+    """A Ray task: pipeline.convert on each file of a batch -> index, image (N x 784 uint8), ok, segmented,
+    error."""
     _configure(settings, preview_dir, timeout)
     # convert() arms the per-file time limit only where the SIGALRM handler is installed, as in a pool
     # worker; only a main thread can install it (Ray runs plain tasks on its workers' main thread).
@@ -184,29 +189,30 @@ def convert_batch(
         if previous is not None:
             signal.signal(signal.SIGALRM, previous)
     images = np.zeros((len(converted), _PIXELS), np.uint8)
-    for row, (data, _) in enumerate(converted):
-        if data is not None:
-            images[row] = np.frombuffer(data, np.uint8)
+    for row, conversion in enumerate(converted):
+        if conversion.data is not None:
+            images[row] = np.frombuffer(conversion.data, np.uint8)
     return {
         "index": batch["index"],
         "image": images,
-        "ok": np.array([data is not None for data, _ in converted]),
-        "error": np.array([(error or "").encode(**_TEXT) for _, error in converted], dtype=object),
+        "ok": np.array([c.data is not None for c in converted]),
+        "segmented": np.array([c.segmented for c in converted]),
+        "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
 
 class Predictor:
     """A Ray actor: loads the model once, then adds `probabilities` (N x 10 float32) to each batch."""
 
-    def __init__(self, model: str | None, backend: str):
-        self.model = load_model(model, backend, num_threads=1)
+    def __init__(self, model: str | None, backend: str, use_photo_model: bool = True):
+        self.model = load_model(model, backend, num_threads=1, use_photo_model=use_photo_model)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
         probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
         if ok.any():
             images = batch["image"][ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-            probabilities[ok] = self.model.predict_proba(images)
+            probabilities[ok] = self.model.predict_proba(images, batch["segmented"][ok].astype(bool))
         return {"index": batch["index"], "probabilities": probabilities, "ok": ok, "error": batch["error"]}
 
 

@@ -11,7 +11,7 @@ import hashlib
 import importlib.util
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,10 @@ from .labels import CLASS_NAMES, IMAGE_SIZE
 
 CARD_FILE = "model_card.json"
 BACKENDS = ("auto", "litert", "keras")
+#: Confidence gates tried for flip averaging, in order (retrain takes the first that is as accurate on
+#: validation as mirroring every image): the mirror image is classified only when the image alone is less
+#: sure than this, which the dataset's easy majority never is.
+FLIP_GATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 class ModelError(Exception):
@@ -47,8 +51,12 @@ class ModelCard:
     temperature: float
     files: dict[str, dict[str, str]]
     raw: dict[str, Any]
-    #: logits are the mean of the image's and its mirror image's (cards before this setting: no)
+    #: logits are the mean of the image's and its mirror image's (cards before this setting: no) ...
     flip_average: bool = False
+    #: ... for images whose own top softmax probability is below this; None: for every image
+    flip_average_below: float | None = None
+    #: a second model for photos the conversion segmented: {"folder": ..., "card_sha256": ...}
+    photo_model: dict[str, str] | None = None
 
     @classmethod
     def load(cls, path: Path) -> ModelCard:
@@ -64,6 +72,10 @@ class ModelCard:
                 files=raw["files"],
                 raw=raw,
                 flip_average=bool(prep.get("flip_average", False)),
+                flip_average_below=(
+                    float(prep["flip_average_below"]) if prep.get("flip_average_below") is not None else None
+                ),
+                photo_model=raw.get("photo_model"),
             )
         except FileNotFoundError:
             raise ModelError(f"model card not found: {path}") from None
@@ -75,7 +87,21 @@ class ModelCard:
             )
         if card.temperature <= 0:
             raise ModelError(f"model card {path}: temperature must be positive, got {card.temperature}")
+        if card.photo_model is not None and not {"folder", "card_sha256"} <= set(card.photo_model):
+            raise ModelError(f"model card {path}: photo_model needs a folder and a card_sha256")
         return card
+
+    def photo_card(self) -> Path:
+        """The photo model's card, after checking it is the one this card was exported with."""
+        assert self.photo_model is not None
+        path = self.path.parent / self.photo_model["folder"] / CARD_FILE
+        if not path.is_file():
+            raise ModelError(f"model card {self.path} names a photo model, but {path} is missing")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != self.photo_model["card_sha256"]:
+            raise ModelError(
+                f"{path} is not the photo model {self.path} was exported with (its sha256 differs)"
+            )
+        return path
 
     def model_file(self, kind: str) -> Path:
         try:
@@ -136,12 +162,41 @@ def litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-class Model:
-    """A loaded model: `predict_proba(uint8 (N, 28, 28)) -> float32 (N, 10)` calibrated probabilities."""
+def top_probability(logits: np.ndarray) -> np.ndarray:
+    """The largest softmax probability of each row of logits (temperature 1)."""
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return 1.0 / shifted.sum(axis=1)
 
-    def __init__(self, card: ModelCard, backend: str, num_threads: int | None = None):
+
+def flip_averaged(
+    logits: np.ndarray, mirrored: Callable[[np.ndarray], np.ndarray], below: float | None
+) -> np.ndarray:
+    """`logits` of single views, with each image whose top probability is below `below` (every image when
+    None) replaced by the mean of its logits and its mirror image's; `mirrored(indices)` returns those.
+    Retrain and the runtime both compute flip averaging here, so the card's figures are the runtime's."""
+    todo = np.arange(len(logits)) if below is None else np.flatnonzero(top_probability(logits) < below)
+    out = logits.copy()
+    if len(todo):
+        out[todo] = (logits[todo] + mirrored(todo)) / 2
+    return out
+
+
+class Model:
+    """A loaded model: `predict_proba(uint8 (N, 28, 28)) -> float32 (N, 10)` calibrated probabilities.
+
+    A card may name a photo model for the photos the conversion segmented; it is loaded the first time
+    predict_proba is told of one, so catalog folders never pay for it. `use_photo_model=False` ignores it.
+    """
+
+    def __init__(
+        self, card: ModelCard, backend: str, num_threads: int | None = None, use_photo_model: bool = True
+    ):
         self.card = card
         self.backend = backend
+        self._num_threads = num_threads
+        self._use_photo_model = use_photo_model and card.photo_model is not None
+        self._photo_model: Model | None = None
+        self._photo_card = card.photo_card() if self._use_photo_model else None  # a wrong one fails now
         self._batch_size = 0
         if backend == "litert":
             self._init_litert(card.verify("tflite"), num_threads)
@@ -181,11 +236,12 @@ class Model:
         x = self.to_input(images)
         if len(x) == 0:
             return np.zeros((0, len(CLASS_NAMES)), np.float32)
+        logits = self._run(x)
         if not self.card.flip_average:
-            return self._run(x)
-        # one batch of the images and their mirror images: one call, and the batch size stays fixed
-        both = self._run(np.concatenate([x, x[:, :, ::-1]]))
-        return (both[: len(x)] + both[len(x) :]) / np.float32(2)
+            return logits
+        return flip_averaged(
+            logits, lambda todo: self._run(x[todo][:, :, ::-1]), self.card.flip_average_below
+        )
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         if self.backend == "keras":
@@ -200,7 +256,30 @@ class Model:
         interpreter.invoke()
         return interpreter.get_tensor(self._output).copy()
 
-    def predict_proba(self, images: np.ndarray) -> np.ndarray:
+    @property
+    def photo_model(self) -> Model | None:
+        """The card's model for segmented photos (loaded on first use), or None."""
+        if not self._use_photo_model:
+            return None
+        if self._photo_model is None:
+            card = ModelCard.load(self._photo_card)
+            self._photo_model = Model(card, self.backend, self._num_threads, use_photo_model=False)
+        return self._photo_model
+
+    def predict_proba(self, images: np.ndarray, segmented: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities; rows where `segmented` is set go to the photo model, if there is one."""
+        if segmented is None or not self._use_photo_model or not np.any(segmented):
+            return self._calibrated(images)
+        images, segmented = np.asarray(images), np.asarray(segmented, dtype=bool)
+        if segmented.shape != (len(images),):
+            raise ValueError(f"segmented must have one flag per image, got shape {segmented.shape}")
+        out = np.empty((len(images), len(CLASS_NAMES)), np.float32)
+        out[segmented] = self.photo_model._calibrated(images[segmented])
+        if not segmented.all():
+            out[~segmented] = self._calibrated(images[~segmented])
+        return out
+
+    def _calibrated(self, images: np.ndarray) -> np.ndarray:
         logits = self.predict_logits(images).astype(np.float64) / self.card.temperature
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
@@ -208,9 +287,13 @@ class Model:
 
 
 def load_model(
-    model: str | os.PathLike | None = None, backend: str = "auto", num_threads: int | None = None
+    model: str | os.PathLike | None = None,
+    backend: str = "auto",
+    num_threads: int | None = None,
+    use_photo_model: bool = True,
 ) -> Model:
-    """Load a model (folder, file or card; default the bundled one) with LiteRT, or Keras as a fallback."""
+    """Load a model (folder, file or card; default the bundled one) with LiteRT, or Keras as a fallback;
+    `use_photo_model=False` classifies segmented photos with it too, ignoring the card's photo model."""
     card = ModelCard.load(find_card(model))
     if backend == "auto":
         if litert_available():
@@ -221,4 +304,4 @@ def load_model(
             raise ModelError(
                 "no model runtime installed: pip install ai-edge-litert (or 'fmnist-batch[train]')"
             )
-    return Model(card, backend, num_threads)
+    return Model(card, backend, num_threads, use_photo_model)

@@ -8,7 +8,7 @@
 Uploads are parsed here, as they stream in, straight into memory (Starlette's own form parser spools
 files over 1 MB to disk): the size limit is enforced on the bytes received, not only on Content-Length,
 and nothing is ever written to disk. Each file goes through the same decoding and conversion as
-`classify` (preprocess.load_image_bytes + preprocess_image) and gets the same fields as a CSV row
+`classify` (preprocess.load_image_bytes + convert_image) and gets the same fields as a CSV row
 (pipeline.make_row), plus the 28x28 image the model saw as a base64 PNG.
 
 Status codes: 200 with one result per file, in upload order (a file that is not a usable image has
@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 
 from . import __version__
 from .pipeline import ClassifyOptions, conversion_error, make_row
-from .preprocess import PreprocessSettings, load_image_bytes, preprocess_image
+from .preprocess import Conversion, PreprocessSettings, convert_image, load_image_bytes
 from .runtime import Model, load_model
 
 FIELD_NAME = "files"
@@ -173,10 +173,10 @@ async def read_uploads(request: Request, options: ServeOptions) -> list[Upload]:
 
 def convert_upload(
     data: bytes | bytearray, settings: PreprocessSettings
-) -> tuple[np.ndarray | None, str | None]:
-    """Bytes of one upload -> (28x28 uint8 array, None) or (None, a one-line reason). Never raises."""
+) -> tuple[Conversion | None, str | None]:
+    """Bytes of one upload -> (its Conversion, None) or (None, a one-line reason). Never raises."""
     try:
-        return preprocess_image(load_image_bytes(data, settings), settings), None
+        return convert_image(load_image_bytes(data, settings), settings), None
     except Exception as e:  # a bug or an exotic file must cost one result, not the request
         return None, conversion_error(e)
 
@@ -196,16 +196,18 @@ def classify_uploads(
     for upload in uploads:
         converted.append(convert_upload(upload.data, options.preprocess))
         upload.data = bytearray()  # the photo is not needed any more: free it before the next one
-    good = [i for i, (array, _) in enumerate(converted) if array is not None]
+    good = [i for i, (conversion, _) in enumerate(converted) if conversion is not None]
     probabilities = {}
     if good:
+        images = np.stack([converted[i][0].image for i in good])
+        segmented = np.array([converted[i][0].segmented for i in good])
         with lock:  # one interpreter, shared by all requests; it is not thread-safe
-            batch = model.predict_proba(np.stack([converted[i][0] for i in good]))
+            batch = model.predict_proba(images, segmented)
         probabilities = dict(zip(good, batch, strict=True))
     results = []
-    for i, (upload, (array, error)) in enumerate(zip(uploads, converted, strict=True)):
+    for i, (upload, (conversion, error)) in enumerate(zip(uploads, converted, strict=True)):
         row = make_row(upload.filename, probabilities.get(i), error, options)
-        row["preview_png"] = preview_png(array) if array is not None else None
+        row["preview_png"] = preview_png(conversion.image) if conversion is not None else None
         results.append(row)
     return results
 
@@ -222,7 +224,10 @@ def create_app(options: ServeOptions | None = None, model: Model | None = None) 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.model = model or await run_in_threadpool(
-            load_model, options.classify.model, options.classify.backend
+            load_model,
+            options.classify.model,
+            options.classify.backend,
+            use_photo_model=options.classify.photo_model,
         )
         yield
 

@@ -348,33 +348,76 @@ def save_keras(model, path: Path, seed: int) -> None:
     clean.save(path)
 
 
-def predict_logits(model, x: np.ndarray, batch_size: int = 1024, flip_average: bool = False) -> np.ndarray:
-    """Keras logits of (N, 28, 28, 1) inputs; with `flip_average`, the mean of the logits of each image and
-    of its mirror image, as the runtime computes them for a card that says so."""
+@dataclass(frozen=True)
+class FlipAverage:
+    """How inference combines an image with its mirror image (the card's preprocessing.flip_average and
+    flip_average_below)."""
+
+    on: bool = False
+    below: float | None = None  # mirror only images less sure than this; None: every image
+
+
+def predict_logits(
+    model, x: np.ndarray, batch_size: int = 1024, flip: FlipAverage = FlipAverage()
+) -> np.ndarray:
+    """Keras logits of (N, 28, 28, 1) inputs, flip-averaged as the runtime does for a card that says so."""
+    from .runtime import flip_averaged
+
     logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
-    if flip_average:
-        mirrored = np.asarray(model.predict(x[:, :, ::-1], batch_size=batch_size, verbose=0), np.float64)
-        logits = (logits + mirrored) / 2
-    return logits
+    if not flip.on:
+        return logits
+
+    def mirrored(todo: np.ndarray) -> np.ndarray:
+        return np.asarray(model.predict(x[todo][:, :, ::-1], batch_size=batch_size, verbose=0), np.float64)
+
+    return flip_averaged(logits, mirrored, flip.below)
 
 
 def choose_flip_average(
     setting: str, model, x_val: np.ndarray, y_val: np.ndarray
-) -> tuple[bool, dict, np.ndarray]:
-    """Whether inference averages each image with its mirror image, the validation accuracies that decided
-    it, and the validation logits as inference will compute them. The dataset's garments face either way
-    (training flips them too), so the mirror image is a second look at the same garment."""
+) -> tuple[FlipAverage, dict, np.ndarray]:
+    """How inference uses the mirror image, the validation accuracies that decided it, and the validation
+    logits as inference will compute them. The dataset's garments face either way (training flips them
+    too), so the mirror image is a second look at the same garment; it is needed only where the first look
+    is unsure, so "on" and "auto" mirror only images below the first gate of FLIP_GATES that is as accurate
+    on validation as mirroring all ("all" mirrors every image)."""
+    from .runtime import FLIP_GATES, flip_averaged, top_probability
+
     single = predict_logits(model, x_val)
-    averaged = (single + predict_logits(model, x_val[:, :, ::-1])) / 2
-    single_accuracy = float(np.mean(single.argmax(1) == y_val))
-    averaged_accuracy = float(np.mean(averaged.argmax(1) == y_val))
-    chosen = averaged_accuracy > single_accuracy if setting == "auto" else setting == "on"
+    mirror = predict_logits(model, x_val[:, :, ::-1])
+
+    def accuracy(logits: np.ndarray) -> float:
+        return float(np.mean(logits.argmax(1) == y_val))
+
+    averaged = (single + mirror) / 2
     record = {
         "setting": setting,
-        "validation_accuracy_single": single_accuracy,
-        "validation_accuracy_flip": averaged_accuracy,
+        "validation_accuracy_single": accuracy(single),
+        "validation_accuracy_flip": accuracy(averaged),
     }
-    return chosen, record, averaged if chosen else single
+    on = (
+        record["validation_accuracy_flip"] > record["validation_accuracy_single"]
+        if setting == "auto"
+        else setting != "off"
+    )
+    if not on:
+        return FlipAverage(), record, single
+    if setting == "all":
+        return FlipAverage(True), record, averaged
+    for gate in FLIP_GATES:
+        gated = flip_averaged(single, lambda todo: mirror[todo], gate)
+        if accuracy(gated) >= record["validation_accuracy_flip"]:
+            record["validation_accuracy_gated"] = accuracy(gated)
+            record["below"] = gate
+            record["validation_mirrored_share"] = float(np.mean(top_probability(single) < gate))
+            return FlipAverage(True, gate), record, gated
+    return FlipAverage(True), record, averaged
+
+
+def _describe(flip: FlipAverage) -> str:
+    if not flip.on:
+        return "off"
+    return "on, every image" if flip.below is None else f"on, images below {flip.below:g} confidence"
 
 
 def library_versions() -> dict[str, str]:
@@ -415,6 +458,7 @@ def _load_initial_weights(model, folder: Path) -> dict:
         "epochs_run": card.raw["training"]["epochs_run"],
         "command": card.raw["training"]["command"],
         "validation_accuracy": card.raw["metrics"]["validation_accuracy"],
+        "init_from": card.raw["training"].get("init_from"),  # the whole lineage, not only the last step
     }
 
 
@@ -432,13 +476,13 @@ def _load_extra_photos(config: TrainConfig, log: Callable[[str], None]) -> Label
     return photos
 
 
-def _photo_validation(model, mix: PhotoMix, folder_names: list[str], flip_average: bool) -> dict:
+def _photo_validation(model, mix: PhotoMix, folder_names: list[str], flip: FlipAverage) -> dict:
     """The card's metrics on the held-out real photos: overall, mean over folders, per folder."""
     if not len(mix.x_photo_val):
         return {}
     from .labelled_photos import accepted_accuracy
 
-    logits = predict_logits(model, mix.x_photo_val, flip_average=flip_average)
+    logits = predict_logits(model, mix.x_photo_val, flip=flip)
     per_folder = {
         name: accepted_accuracy(
             logits[mix.folder_photo_val == row], mix.accepted_photo_val[mix.folder_photo_val == row]
@@ -585,18 +629,16 @@ def train(
 
     # Everything chosen (weights, flip averaging, temperature) is chosen on validation; the test set is
     # read once, below.
-    flip_average, flip_record, val_logits = choose_flip_average(config.flip_average, model, x_val, y_val)
+    flip, flip_record, val_logits = choose_flip_average(config.flip_average, model, x_val, y_val)
     temperature = fit_temperature(val_logits, y_val)
     val_pred = val_logits.argmax(1)
     log(
         f"validation accuracy {np.mean(val_pred == y_val):.4f} "
         f"(single view {flip_record['validation_accuracy_single']:.4f}, averaged with the mirror image "
-        f"{flip_record['validation_accuracy_flip']:.4f}: flip averaging {'on' if flip_average else 'off'}); "
+        f"{flip_record['validation_accuracy_flip']:.4f}: flip averaging {_describe(flip)}); "
         f"temperature {temperature:.3f}"
     )
-    photo_metrics = (
-        _photo_validation(model, mix, photos.folder_names, flip_average) if mix is not None else {}
-    )
+    photo_metrics = _photo_validation(model, mix, photos.folder_names, flip) if mix is not None else {}
     if photo_metrics:
         log(
             f"real-photo validation accuracy {photo_metrics['real_photo_validation_accuracy']:.4f} "
@@ -608,7 +650,7 @@ def train(
     export_tflite(model, tflite_path)
 
     x_test, y_test = to_model_input(dataset.test.images), dataset.test.labels.astype(np.int32)
-    test_logits = predict_logits(model, x_test, flip_average=flip_average)
+    test_logits = predict_logits(model, x_test, flip=flip)
     test_pred = test_logits.argmax(1)
     test_accuracy = float(np.mean(test_pred == y_test))
     log(f"test accuracy {test_accuracy:.4f}")
@@ -627,7 +669,8 @@ def train(
             "input_offset": INPUT_OFFSET,
             "foreground": "bright garment on black background (Fashion-MNIST polarity)",
             "output": "logits; probabilities = softmax(logits / temperature)",
-            "flip_average": flip_average,
+            "flip_average": flip.on,
+            "flip_average_below": flip.below,
             "trim_tolerance": 0.05,
             "sharpen": True,
             "invert": "auto",

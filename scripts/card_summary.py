@@ -28,6 +28,7 @@ def main() -> None:
         ("parameters", f"{training['parameters']:,}"),
         ("flip averaging (decided on validation)", _flip(card)),
         *_training_rows(training),
+        *_photo_model_rows(card),
     ]
     for name, value in rows:
         print(f"| {name} | {value} |")
@@ -41,9 +42,15 @@ def _flip(card: dict) -> str:
     if not record:
         return "off (a card from before the setting)"
     state = "on" if card["preprocessing"]["flip_average"] else "off"
+    below = card["preprocessing"].get("flip_average_below")
+    if state == "on" and below is not None:
+        state = (
+            f"on for images below {below:g} confidence ({record['validation_mirrored_share']:.0%} of "
+            f"validation; {record['validation_accuracy_gated']:.4f})"
+        )
     return (
         f"{state} (validation {record['validation_accuracy_single']:.4f} single view, "
-        f"{record['validation_accuracy_flip']:.4f} averaged with the mirror image)"
+        f"{record['validation_accuracy_flip']:.4f} averaging every image with its mirror image)"
     )
 
 
@@ -54,12 +61,32 @@ def _training_rows(training: dict) -> list[tuple[str, str]]:
         return [
             (
                 "epochs run",
-                f"none here: re-exported from `{source['command']}` ({source['epochs_run']} epochs)",
+                "none here: re-exported (`retrain --epochs 0`) from a model made by "
+                + (
+                    f"`{source['command']}` ({source['epochs_run']} epochs)"
+                    if source["epochs_run"]
+                    else f"`{source['command']}`, itself a re-export (see the README)"
+                ),
             )
         ]
     return [
         ("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})"),
         ("training wall time", f"{training['train_seconds'] / 60:.0f} min"),
+    ]
+
+
+def _photo_model_rows(card: dict) -> list[tuple[str, str]]:
+    decision = card.get("photo_model_decision")
+    if not decision:
+        return []
+    verdict = "attached" if decision["attached"] else "not attached"
+    return [
+        (
+            "photo model, for segmented photos (decided on real photos it never trained on)",
+            f"{verdict}: {decision['segmented_accuracy_photo']:.3f} against this model's "
+            f"{decision['segmented_accuracy_main']:.3f} on the {decision['segmented_photos']} segmented "
+            f"of {decision['held_out_photos']} photos its retrain held out",
+        )
     ]
 
 

@@ -1,6 +1,7 @@
 """Draw docs/figures/real_photos.png: real amateur photos next to the 28x28 images the model sees
 through the old (plain, catalog) conversion and the new one (background "auto", which segments the
-garment unless the border is plain), with the predicted class.
+garment unless the border is plain, and sends segmented photos to the bundled photo model), with the
+predicted class.
 
 python scripts/real_photo_figure.py [--photos DIR] [--mapping CSV] [--per-class 2] [--seed 0]
 
@@ -19,7 +20,7 @@ from matplotlib.figure import Figure
 
 from fmnist_batch.evaluate import read_mapping
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.preprocess import PreprocessSettings, load_image, preprocess_image, to_rgb
+from fmnist_batch.preprocess import PreprocessSettings, convert_image, load_image, to_rgb
 from fmnist_batch.runtime import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,18 +54,20 @@ def draw(photos: list[Path], mapping: dict[str, frozenset[int]], out: Path) -> N
         photo_ax.imshow(np.asarray(to_rgb(img)))
         photo_ax.set_title(f"{folder}", fontsize=10)
         for k, (name, settings) in enumerate(CONVERSIONS.items(), start=1):
-            array = preprocess_image(img, settings)
-            label = int(np.argmax(model.predict_proba(array[None])[0]))
+            conversion = convert_image(img, settings)
+            array = conversion.image
+            label = int(np.argmax(model.predict_proba(array[None], np.array([conversion.segmented]))[0]))
             right = label in mapping[folder]
             ax = axes[row, 3 * group + k]
             ax.imshow(array, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-            mark = "right" if right else "wrong"
+            mark = ("right" if right else "wrong") + (", photo model" if conversion.segmented else "")
             ax.set_title(
                 f"{name}: {CLASS_NAMES[label]}\n({mark})", fontsize=9, color="green" if right else "red"
             )
     figure.suptitle(
         "Real photos (clothing-dataset-small validation) and the 28x28 images the model sees\n"
-        "old: the plain conversion; new: --background auto (segments unless the border is plain)",
+        "old: the plain conversion; new: --background auto (segments unless the border is plain;\n"
+        "segmented photos are classified by the bundled photo model)",
         fontsize=12,
     )
     out.parent.mkdir(parents=True, exist_ok=True)

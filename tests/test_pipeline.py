@@ -54,19 +54,21 @@ def test_a_file_that_takes_too_long_becomes_an_error_row(catalog, monkeypatch):
     def slow(path, settings):
         threading.Event().wait(5)
 
-    monkeypatch.setattr(pipeline, "preprocess_path", slow)
+    monkeypatch.setattr(pipeline, "convert_path", slow)
     pipeline._configure(pipeline.PreprocessSettings(), None, 0.2)
     result = pipeline._convert_inline([(str(catalog[0][0]), "x.jpg")]).get()
-    assert result == [(None, "took longer than 0.2 s to decode; skipped")]
+    assert result == [pipeline.Converted(None, "took longer than 0.2 s to decode; skipped")]
 
 
 def test_an_unexpected_exception_costs_one_row_not_the_run(monkeypatch):
     def broken(path, settings):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(pipeline, "preprocess_path", broken)
+    monkeypatch.setattr(pipeline, "convert_path", broken)
     pipeline._configure(pipeline.PreprocessSettings(), None, None)
-    assert convert(("a.jpg", "a.jpg")) == (None, "unexpected error: ZeroDivisionError: boom")
+    assert convert(("a.jpg", "a.jpg")) == pipeline.Converted(
+        None, "unexpected error: ZeroDivisionError: boom"
+    )
 
 
 def test_on_batch_is_called_after_each_batch(catalog):

@@ -161,3 +161,32 @@ def test_a_card_with_flip_averaging_makes_the_runtime_average_each_image_with_it
     np.testing.assert_allclose(
         averaged.predict_logits(images[:, :, ::-1]), averaged.predict_logits(images), atol=1e-5
     )
+
+
+def test_a_flip_gate_mirrors_only_the_images_the_model_is_unsure_of(model_copy):
+    from fmnist_batch.runtime import top_probability
+
+    rng = np.random.default_rng(4)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    card_path = model_copy / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["preprocessing"]["flip_average"] = False
+    card_path.write_text(json.dumps(card))
+    single = load_model(model_copy).predict_logits(images)
+    mirrored = load_model(model_copy).predict_logits(images[:, :, ::-1])
+    gate = float(np.median(top_probability(single)))  # half the images fall below it
+    card["preprocessing"].update(flip_average=True, flip_average_below=gate)
+    card_path.write_text(json.dumps(card))
+    gated = load_model(model_copy)
+    assert gated.card.flip_average_below == gate
+    unsure = top_probability(single) < gate
+    assert 0 < unsure.sum() < len(images)
+    logits = gated.predict_logits(images)
+    np.testing.assert_allclose(logits[~unsure], single[~unsure], atol=1e-5)
+    np.testing.assert_allclose(logits[unsure], (single[unsure] + mirrored[unsure]) / 2, atol=1e-5)
+    # an image alone in its batch gets the answer it gets among others
+    np.testing.assert_allclose(
+        np.concatenate([gated.predict_logits(images[i : i + 1]) for i in range(len(images))]),
+        logits,
+        atol=1e-5,
+    )

@@ -3,9 +3,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
+from photos import render_garment_photo
 
 from fmnist_batch.data import DEBIAN_DIR
 from fmnist_batch.train import stratified_split
@@ -176,6 +178,11 @@ def real_photos(tmp_path_factory):
         shutil.move(str(path), root / name / path.name)
     shutil.rmtree(root / "_all")
     (root / "shoes" / "broken.jpg").write_text("not a photo\n")
+    # amateur shots on a cluttered floor, which the conversion segments
+    for seed in range(15):
+        render_garment_photo(background="clutter", seed=seed)[0].save(
+            root / "f-T-shirt-top" / f"floor-{seed}.jpg"
+        )
     mapping = root.parent / "mapping.csv"
     rows = ["folder,fmnist_labels", "shoes,Sandal|Sneaker|Ankle boot", "bags,"]
     rows += [f"{p.name},{p.name[2:]}" for p in root.iterdir() if p.name.startswith("f-")]  # loose names
@@ -183,20 +190,29 @@ def real_photos(tmp_path_factory):
     return root, mapping
 
 
-@pytest.mark.slow
-def test_retrain_mixes_real_photos_into_training_only_and_records_them(real_photos, tmp_path):
-    import hashlib
-
+@pytest.fixture(scope="module")
+def photo_run(real_photos, tmp_path_factory):
+    """A short retrain with `real_photos` mixed in: (out folder, what it printed)."""
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
     from fmnist_batch.cli import Environment, main
 
     root, mapping = real_photos
-    out, err = tmp_path / "model", io.StringIO()
+    out, err = tmp_path_factory.mktemp("photo-run") / "model", io.StringIO()
     args = ["retrain", "--limit", "1000", "--epochs", "1", "--augment", "photo", "--workers", "2"]
     args += ["--extra-data", str(root), "--mapping", str(mapping), "--out", str(out)]
     assert main(args, Environment(stderr=err)) == 0, err.getvalue()
+    return out, err.getvalue()
+
+
+@pytest.mark.slow
+def test_retrain_mixes_real_photos_into_training_only_and_records_them(real_photos, photo_run):
+    import hashlib
+
+    root, mapping = real_photos
+    out, printed = photo_run
+    err = io.StringIO(printed)
     assert "could not be converted" in err.getvalue()
     assert "real-photo validation accuracy" in err.getvalue()
 
@@ -262,7 +278,19 @@ def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
     # "auto" turns it on exactly when the mirrored second look is more accurate on validation
     chosen = record["validation_accuracy_flip"] > record["validation_accuracy_single"]
     assert card["preprocessing"]["flip_average"] is chosen
-    expected = record["validation_accuracy_flip"] if chosen else record["validation_accuracy_single"]
+    # when on, only images below the first gate as accurate as mirroring all are mirrored
+    below = card["preprocessing"]["flip_average_below"]
+    assert below == record.get("below")
+    if chosen and below is not None:
+        from fmnist_batch.runtime import FLIP_GATES
+
+        assert (
+            below in FLIP_GATES and record["validation_accuracy_gated"] >= record["validation_accuracy_flip"]
+        )
+        assert 0 < record["validation_mirrored_share"] <= 1  # all, for a weak model
+        expected = record["validation_accuracy_gated"]
+    else:
+        expected = record["validation_accuracy_flip"] if chosen else record["validation_accuracy_single"]
     assert card["metrics"]["validation_accuracy"] == pytest.approx(expected)
     assert "flip averaging " + ("on" if chosen else "off") in printed
 
@@ -280,10 +308,11 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
     )
 
     out = tmp_path / "flipped"
-    args = ["retrain", "--init-from", str(source), "--epochs", "0", "--flip-average", "on"]
+    args = ["retrain", "--init-from", str(source), "--epochs", "0", "--flip-average", "all"]
     assert main([*args, "--limit", "2000", "--seed", "7", "--out", str(out)]) == 0
     card = json.loads((out / "model_card.json").read_text())
     assert card["preprocessing"]["flip_average"] is True
+    assert card["preprocessing"]["flip_average_below"] is None
     assert card["training"]["epochs_run"] == 0 and card["training"]["best_epoch"] is None
     # no training: the same weights, so the validation accuracy is the source's flip-averaged one
     assert card["metrics"]["validation_accuracy"] == pytest.approx(
@@ -298,3 +327,43 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
         np.testing.assert_allclose(
             load_model(out, backend=backend).predict_logits(images), expected, atol=1e-4
         )
+
+
+@pytest.mark.slow
+def test_a_photo_model_is_paired_by_its_held_out_segmented_photos(
+    real_photos, photo_run, short_run, tmp_path
+):
+    from fmnist_batch.cli import Environment, main
+    from fmnist_batch.labelled_photos import accepted_accuracy, load_labelled_photos, split_by_folder
+    from fmnist_batch.runtime import load_model
+
+    root, mapping = real_photos
+    photo, _ = photo_run
+    out, err = tmp_path / "paired", io.StringIO()
+    assert main(["pair-photo-model", str(photo), "--out", str(out)], Environment(stderr=err)) == 0
+    card = json.loads((out / "model_card.json").read_text())
+    decision = card["photo_model_decision"]
+
+    # the decision's figures, recomputed: the held-out photos of the photo run that were segmented
+    photos = load_labelled_photos(root, mapping, log=lambda _: None)
+    seed = json.loads((photo / "model_card.json").read_text())["training"]["seed"]
+    _, held_out = split_by_folder(photos.folder_index, 0.2, seed)
+    segmented = held_out[photos.segmented[held_out]]
+    assert len(segmented) == decision["segmented_photos"] > 0
+    assert {Path(photos.files[i]).name[:5] for i in segmented} == {"floor"}
+    for name, folder in (("main", None), ("photo", photo)):
+        logits = load_model(folder, use_photo_model=False).predict_logits(photos.images[segmented])
+        expected = accepted_accuracy(logits, photos.accepted[segmented])
+        assert decision[f"segmented_accuracy_{name}"] == pytest.approx(expected)
+    attached = decision["segmented_accuracy_photo"] > decision["segmented_accuracy_main"]
+    assert decision["attached"] is attached
+    assert ("photo_model" in card) is attached and (out / "photo").is_dir() is attached
+    paired = load_model(out)
+    assert (paired.photo_model is not None) is attached
+
+    # a model trained without real photos has nothing to be judged by
+    err = io.StringIO()
+    args = ["pair-photo-model", str(short_run[0]), "--out", str(tmp_path / "x")]
+    assert main(args, Environment(stderr=err)) == 2
+    assert "not trained with --extra-data" in err.getvalue()
+    assert not (tmp_path / "x").exists()

@@ -1,0 +1,110 @@
+"""A model card's photo model: segmented photos go to it, everything else to the main model."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import shutil
+
+import numpy as np
+import pytest
+from photos import render_garment_photo
+
+from fmnist_batch.cli import Environment, main
+from fmnist_batch.metrics import softmax
+from fmnist_batch.preprocess import PreprocessSettings, convert_image
+from fmnist_batch.runtime import ModelError, bundled_model_dir, load_model
+
+#: The stand-in photo model is the bundled one at this temperature: nearly uniform probabilities, so a
+#: row's confidence shows which model classified it.
+FLAT = 50.0
+
+
+def _copy_bundled(target):
+    shutil.copytree(bundled_model_dir(), target, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
+    shutil.rmtree(target / "photo", ignore_errors=True)
+    card = json.loads((target / "model_card.json").read_text())
+    card.pop("photo_model", None)
+    (target / "model_card.json").write_text(json.dumps(card))
+    return target
+
+
+@pytest.fixture
+def paired(tmp_path):
+    """The bundled model with a photo model that is itself at temperature FLAT."""
+    main_dir = _copy_bundled(tmp_path / "paired")
+    photo_dir = _copy_bundled(main_dir / "photo")
+    photo_card = json.loads((photo_dir / "model_card.json").read_text())
+    photo_card["temperature"] = FLAT
+    (photo_dir / "model_card.json").write_text(json.dumps(photo_card))
+    card = json.loads((main_dir / "model_card.json").read_text())
+    digest = hashlib.sha256((photo_dir / "model_card.json").read_bytes()).hexdigest()
+    card["photo_model"] = {"folder": "photo", "card_sha256": digest}
+    (main_dir / "model_card.json").write_text(json.dumps(card))
+    return main_dir
+
+
+def test_convert_image_says_whether_it_segmented_the_photo():
+    cluttered, _ = render_garment_photo(background="clutter", seed=3)
+    catalog, _ = render_garment_photo(background="plain", seed=3)
+    assert convert_image(cluttered).segmented
+    assert not convert_image(catalog).segmented
+    assert not convert_image(cluttered, PreprocessSettings(background="plain")).segmented
+    assert convert_image(catalog, PreprocessSettings(background="segment")).segmented
+
+
+def test_segmented_rows_go_to_the_photo_model_and_the_rest_to_the_main_one(paired):
+    images = np.random.default_rng(0).integers(0, 256, (6, 28, 28), dtype=np.uint8)
+    segmented = np.array([True, False, False, True, False, True])
+    model = load_model(paired, backend="litert")
+    single = load_model(paired, backend="litert", use_photo_model=False)
+    main_probs = single.predict_proba(images)
+    # catalog-only batches never load the photo model
+    np.testing.assert_allclose(model.predict_proba(images, np.zeros(6, bool)), main_probs, atol=1e-6)
+    assert model._photo_model is None
+
+    routed = model.predict_proba(images, segmented)
+    np.testing.assert_allclose(routed[~segmented], main_probs[~segmented], atol=1e-6)
+    flat = softmax(model.photo_model.predict_logits(images[segmented]), FLAT)
+    np.testing.assert_allclose(routed[segmented], flat, atol=1e-6)
+    assert routed[segmented].max() < 0.2 < main_probs.max()
+    # without the photo model, or without flags, every row is the main model's
+    np.testing.assert_allclose(single.predict_proba(images, segmented), main_probs, atol=1e-6)
+    np.testing.assert_allclose(model.predict_proba(images), main_probs, atol=1e-6)
+    with pytest.raises(ValueError, match="one flag per image"):
+        model.predict_proba(images, segmented[:3])
+
+
+def test_a_photo_model_other_than_the_cards_is_refused_at_load(paired):
+    photo_card = paired / "photo" / "model_card.json"
+    photo_card.write_text(photo_card.read_text().replace(f"{FLAT}", "1.5"))
+    with pytest.raises(ModelError, match="not the photo model"):
+        load_model(paired)
+    load_model(paired, use_photo_model=False)  # still usable without it
+    shutil.rmtree(paired / "photo")
+    with pytest.raises(ModelError, match="is missing"):
+        load_model(paired)
+
+
+def test_classify_sends_only_segmented_photos_to_the_photo_model(paired, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for seed in range(3):
+        render_garment_photo(background="clutter", seed=seed)[0].save(folder / f"floor-{seed}.jpg")
+        render_garment_photo(background="plain", seed=seed)[0].save(folder / f"catalog-{seed}.jpg")
+
+    def confidences(*extra: str) -> dict[str, float]:
+        out = tmp_path / f"out{len(extra)}.csv"
+        args = ["classify", str(folder), "-o", str(out), "--model", str(paired), "--workers", "1", *extra]
+        assert main(args, Environment(stderr=io.StringIO())) == 0
+        with open(out) as f:
+            return {row["path"].split("/")[-1]: float(row["confidence"]) for row in csv.DictReader(f)}
+
+    routed, main_only = confidences(), confidences("--no-photo-model")
+    for name, confidence in routed.items():
+        if name.startswith("floor"):
+            assert confidence < 0.2 < main_only[name], name
+        else:
+            assert confidence == pytest.approx(main_only[name]), name
