@@ -36,6 +36,8 @@ class ClassifyOptions:
     backend: str = "auto"
     #: segmented photos go to the photo model the card names (False: to the main model too)
     photo_model: bool = True
+    #: LiteRT's file: "auto" (the card's choice), "float" or "int8"
+    precision: str = "auto"
     batch_size: int = 256
     workers: int | None = None
     top_k: int = 3
@@ -204,6 +206,7 @@ class Classifier:
                 self.options.backend,
                 num_threads=1,
                 use_photo_model=self.options.photo_model,
+                precision=self.options.precision,
             )
         return self._model
 

@@ -155,6 +155,7 @@ class RayClassifier(Classifier):
                     "model": model,
                     "backend": self.model.backend,
                     "use_photo_model": options.photo_model,
+                    "precision": options.precision,
                 },
                 compute=ray.data.ActorPoolStrategy(size=self._actors()),
                 num_cpus=PREDICT_CPUS,
@@ -204,8 +205,12 @@ def convert_batch(
 class Predictor:
     """A Ray actor: loads the model once, then adds `probabilities` (N x 10 float32) to each batch."""
 
-    def __init__(self, model: str | None, backend: str, use_photo_model: bool = True):
-        self.model = load_model(model, backend, num_threads=1, use_photo_model=use_photo_model)
+    def __init__(
+        self, model: str | None, backend: str, use_photo_model: bool = True, precision: str = "auto"
+    ):
+        self.model = load_model(
+            model, backend, num_threads=1, use_photo_model=use_photo_model, precision=precision
+        )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)

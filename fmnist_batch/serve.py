@@ -228,6 +228,7 @@ def create_app(options: ServeOptions | None = None, model: Model | None = None) 
             options.classify.model,
             options.classify.backend,
             use_photo_model=options.classify.photo_model,
+            precision=options.classify.precision,
         )
         yield
 

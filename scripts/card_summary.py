@@ -21,6 +21,7 @@ def main() -> None:
     rows = [
         ("test accuracy (10,000 official test images, evaluated once)", f"{metrics['test_accuracy']:.4f}"),
         ("test accuracy of the exported .tflite", f"{metrics.get('tflite_test_accuracy', float('nan')):.4f}"),
+        *_int8_rows(card),
         ("validation accuracy (5,000 held out of the 60,000)", f"{metrics['validation_accuracy']:.4f}"),
         ("expected calibration error, test (temperature-scaled)", f"{metrics['test_ece']:.4f}"),
         ("expected calibration error, test (raw softmax)", f"{metrics['test_ece_uncalibrated']:.4f}"),
@@ -72,6 +73,22 @@ def _training_rows(training: dict) -> list[tuple[str, str]]:
     return [
         ("epochs run (best)", f"{training['epochs_run']} ({training['best_epoch']})"),
         ("training wall time", f"{training['train_seconds'] / 60:.0f} min"),
+    ]
+
+
+def _int8_rows(card: dict) -> list[tuple[str, str]]:
+    record = card.get("quantization")
+    if not record:
+        return []
+    runs = "int8" if card["preprocessing"].get("litert_file") == "tflite_int8" else "float"
+    return [
+        ("test accuracy of the int8 .tflite", f"{card['metrics']['int8_test_accuracy']:.4f}"),
+        ("expected calibration error, test, int8 .tflite", f"{card['metrics']['int8_test_ece']:.4f}"),
+        (
+            "file LiteRT runs (decided on validation)",
+            f"{runs} (validation {record['validation_accuracy_int8']:.4f} int8, "
+            f"{record['validation_accuracy_float']:.4f} float, through the runtime)",
+        ),
     ]
 
 

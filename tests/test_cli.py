@@ -191,7 +191,8 @@ def test_a_tampered_model_is_refused_before_the_output_is_touched(catalog, tmp_p
 
     model = tmp_path / "model"
     shutil.copytree(bundled_model_dir(), model, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
-    (model / "model.tflite").write_bytes(b"not a model")
+    for name in ("model.tflite", "model.int8.tflite"):
+        (model / name).write_bytes(b"not a model")
     status, env = run([catalog[0][0], "-o", tmp_path / "out.csv", "--model", model])
     assert status == 2 and "does not match its model card" in env.stderr.getvalue()
     assert not (tmp_path / "out.csv").exists()

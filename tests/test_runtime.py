@@ -51,13 +51,21 @@ def test_batches_of_different_sizes_give_the_same_answers():
     assert model.predict_proba(images[:0]).shape == (0, 10)
 
 
-def test_a_tampered_model_is_refused(model_copy):
-    tflite = model_copy / "model.tflite"
+@pytest.mark.parametrize("precision, name", [("float", "model.tflite"), ("int8", "model.int8.tflite")])
+def test_a_tampered_model_is_refused(model_copy, precision, name):
+    tflite = model_copy / name
     data = bytearray(tflite.read_bytes())
     data[len(data) // 2] ^= 0xFF
     tflite.write_bytes(bytes(data))
     with pytest.raises(ModelError, match="does not match its model card"):
-        load_model(model_copy, backend="litert")
+        load_model(model_copy, backend="litert", precision=precision)
+    with pytest.raises(ModelError, match="does not match its model card"):
+        load_model(tflite, backend="litert")  # naming the file runs that file
+
+
+def test_naming_a_tflite_file_runs_that_file(model_copy):
+    assert load_model(model_copy / "model.tflite", backend="litert").litert_file == "tflite"
+    assert load_model(model_copy / "model.int8.tflite", backend="litert").litert_file == "tflite_int8"
 
 
 def test_a_truncated_model_is_refused(model_copy):
@@ -69,6 +77,7 @@ def test_a_truncated_model_is_refused(model_copy):
 
 def test_missing_model_file_card_or_folder_is_a_clear_error(model_copy, tmp_path):
     (model_copy / "model.tflite").unlink()
+    (model_copy / "model.int8.tflite").unlink()
     with pytest.raises(ModelError, match="model file not found"):
         load_model(model_copy, backend="litert")
     with pytest.raises(ModelError, match="model not found"):
@@ -83,7 +92,7 @@ def test_a_card_without_a_checksum_is_refused(model_copy):
     del card["files"]["tflite"]["sha256"]
     (model_copy / "model_card.json").write_text(json.dumps(card))
     with pytest.raises(ModelError, match="no sha256"):
-        load_model(model_copy, backend="litert")
+        load_model(model_copy, backend="litert", precision="float")
 
 
 def test_inference_does_not_import_tensorflow():
@@ -101,9 +110,35 @@ def test_inference_does_not_import_tensorflow():
 def test_litert_and_keras_agree_on_512_test_images(test_set):
     pytest.importorskip("keras", reason="the Keras fallback needs the [train] extra")
     images = test_set.images[:512]
-    litert = load_model(backend="litert").predict_proba(images)
+    litert = load_model(backend="litert", precision="float").predict_proba(images)
     keras = load_model(backend="keras").predict_proba(images)
     assert np.abs(litert - keras).max() <= 1e-4
+
+
+def test_the_int8_file_runs_by_default_when_the_card_chose_it_and_agrees_with_float(test_set):
+    card = json.loads((bundled_model_dir() / "model_card.json").read_text())
+    default, int8 = load_model(backend="litert"), load_model(backend="litert", precision="int8")
+    assert default.litert_file == card["preprocessing"].get("litert_file", "tflite")
+    assert int8.litert_file == "tflite_int8"
+    images = test_set.images[:512]
+    quantized = int8.predict_proba(images)
+    exact = load_model(backend="litert", precision="float").predict_proba(images)
+    assert np.mean(quantized.argmax(1) == exact.argmax(1)) >= 0.98
+    assert np.abs(quantized - exact).mean() < 0.01
+    assert np.abs(quantized - exact).max() > 0  # really another file
+
+
+def test_asking_for_int8_from_a_card_without_it_is_a_clear_error(model_copy):
+    card_path = model_copy / "model_card.json"
+    card = json.loads(card_path.read_text())
+    card["files"].pop("tflite_int8", None)
+    card["preprocessing"]["litert_file"] = "tflite"
+    card_path.write_text(json.dumps(card))
+    assert load_model(model_copy, backend="litert").litert_file == "tflite"
+    with pytest.raises(ModelError, match="names no tflite_int8 file"):
+        load_model(model_copy, backend="litert", precision="int8")
+    with pytest.raises(ModelError, match="unknown precision"):
+        load_model(model_copy, backend="litert", precision="int4")
 
 
 @pytest.mark.slow
@@ -113,13 +148,19 @@ def test_bundled_tflite_reproduces_its_card_test_accuracy(test_set):
         [model.predict_proba(test_set.images[i : i + 1000]).argmax(1) for i in range(0, 10_000, 1000)]
     )
     accuracy = float(np.mean(predicted == test_set.labels))
-    assert accuracy == pytest.approx(model.card.raw["metrics"]["test_accuracy"], abs=0.001)
+    metrics = model.card.raw["metrics"]
+    recorded = (
+        metrics["int8_test_accuracy"] if model.litert_file == "tflite_int8" else metrics["test_accuracy"]
+    )
+    assert accuracy == pytest.approx(recorded, abs=0.001)
 
 
 def test_bundled_model_meets_the_094_test_accuracy_target():
     # the card's figure is checked against the official test set by the test above
     card = json.loads((bundled_model_dir() / "model_card.json").read_text())
     assert card["metrics"]["tflite_test_accuracy"] >= 0.94
+    if card["preprocessing"].get("litert_file") == "tflite_int8":  # the file classify runs
+        assert card["metrics"]["int8_test_accuracy"] >= 0.94
 
 
 def test_keras_files_are_loaded_in_safe_mode_so_they_cannot_run_code(model_copy, tmp_path):

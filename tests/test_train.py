@@ -76,9 +76,32 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
 
     # both exported files load through the runtime (which checks their sha256 against the card) and agree
     images = np.random.default_rng(0).integers(0, 256, (16, 28, 28), dtype=np.uint8)
-    litert = load_model(out, backend="litert").predict_proba(images)
+    litert = load_model(out, backend="litert", precision="float").predict_proba(images)
     keras = load_model(out, backend="keras").predict_proba(images)
     np.testing.assert_allclose(litert, keras, atol=1e-4)
+
+
+@pytest.mark.slow
+def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
+    from fmnist_batch.runtime import load_model
+    from fmnist_batch.train import INT8_TOLERANCE
+
+    out, printed = short_run
+    card = json.loads((out / "model_card.json").read_text())
+    record = card["quantization"]
+    assert record["setting"] == "auto" and "int8 file: validation accuracy" in printed
+    chosen = record["validation_accuracy_int8"] >= record["validation_accuracy_float"] - INT8_TOLERANCE
+    assert card["preprocessing"]["litert_file"] == ("tflite_int8" if chosen else "tflite")
+    assert load_model(out, backend="litert").litert_file == card["preprocessing"]["litert_file"]
+    # the recorded test accuracy is the int8 file's, through the runtime
+    from fmnist_batch.data import load_dataset
+
+    test = load_dataset(DEBIAN_DIR).test
+    int8 = load_model(out, backend="litert", precision="int8")
+    predicted = np.concatenate(
+        [int8.predict_proba(test.images[i : i + 2000]).argmax(1) for i in range(0, 10_000, 2000)]
+    )
+    assert float(np.mean(predicted == test.labels)) == pytest.approx(card["metrics"]["int8_test_accuracy"])
 
 
 @pytest.mark.slow
@@ -321,11 +344,11 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
     assert (out / "history.csv").read_text() == (source / "history.csv").read_text()
     # the runtime applies what the card says, in both backends
     images = np.random.default_rng(1).integers(0, 256, (8, 28, 28), dtype=np.uint8)
-    plain = load_model(source, backend="litert")
+    plain = load_model(source, backend="litert", precision="float")
     expected = (plain.predict_logits(images) + plain.predict_logits(images[:, :, ::-1])) / 2
     for backend in ("litert", "keras"):
         np.testing.assert_allclose(
-            load_model(out, backend=backend).predict_logits(images), expected, atol=1e-4
+            load_model(out, backend=backend, precision="float").predict_logits(images), expected, atol=1e-4
         )
 
 
