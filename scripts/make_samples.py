@@ -1,6 +1,10 @@
 """Render the sample photos shipped in samples/: Fashion-MNIST test images as catalog-style photos.
 
     python scripts/make_samples.py --out samples --per-class 2
+    python scripts/make_samples.py --out /tmp/catalog-dev --per-class 50 --split validation
+
+``--split validation`` renders retrain's validation split instead (the 5,000 training images it holds
+out, seed 42): catalog photos to develop the conversion on without looking at the test set.
 
 Each class gets its own folder (named by class, so the folder doubles as a labelled set). Photos vary
 as real catalog shots do: size, white or #fdfdfd background, off-centre placement, tint, JPEG/PNG/WebP.
@@ -34,9 +38,19 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=2, help="photos per class (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", help="Fashion-MNIST folder (default: search)")
+    parser.add_argument(
+        "--split", choices=("test", "validation"), default="test", help="default: %(default)s"
+    )
     args = parser.parse_args()
 
-    test = load_dataset(args.data).test
+    dataset = load_dataset(args.data)
+    test = dataset.test
+    if args.split == "validation":
+        from fmnist_batch.data import Split
+        from fmnist_batch.train import TrainConfig, stratified_split
+
+        _, val = stratified_split(dataset.train.labels, TrainConfig().val_size, TrainConfig().seed)
+        test = Split(dataset.train.images[val], dataset.train.labels[val])
     rng = np.random.default_rng(args.seed)
     for label, name in enumerate(CLASS_NAMES):
         folder = Path(args.out, slug(name))
@@ -54,7 +68,7 @@ def main() -> None:
                 seed=int(index),
             )
             fmt, ext = FORMATS[rng.integers(len(FORMATS))]
-            save_photo(photo, folder / f"test-{index:05d}.{ext}", fmt, quality=88)
+            save_photo(photo, folder / f"{args.split}-{index:05d}.{ext}", fmt, quality=88)
     print(f"wrote {len(CLASS_NAMES) * args.per_class} photos to {args.out}/")
 
 

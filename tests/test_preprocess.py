@@ -47,6 +47,7 @@ from fmnist_batch.preprocess import (
     segment_garment,
     sharpen,
     soften_texture,
+    stretch_to_full_range,
     to_grayscale,
     to_rgb,
     trim_background,
@@ -326,7 +327,9 @@ def test_big_png_is_box_reduced_and_converts_like_the_full_size_image(tmp_path):
     full.save(path)
     loaded = load_image(path)
     assert loaded.size == (150, 113)  # reduced by 8 = 900 // 112 (draft_factor 4 * 28), rounding up
-    reduced, unreduced = preprocess_path(path), preprocess_image(full)
+    # (without the final stretch, which would scale by whichever has the brighter sharpening halo)
+    plain = PreprocessSettings(full_range=False)
+    reduced, unreduced = preprocess_path(path, plain), preprocess_image(full, plain)
     # the same silhouette; only the edge pixels differ (a box edge falls mid-pixel after reducing by 8)
     assert np.array_equal(reduced > 0, unreduced > 0)
     assert np.abs(reduced.astype(int) - unreduced).mean() < 5
@@ -415,6 +418,30 @@ def test_grey_background_becomes_exactly_zero():
     assert (preprocess_image(photo)[:, :5] == 0).all()
     unstretched = preprocess_image(photo, PreprocessSettings(zero_background=False))
     assert (unstretched[:, :5] == 55).all()
+
+
+def test_stretch_to_full_range_brings_the_brightest_pixel_to_255_and_keeps_black():
+    img = Image.fromarray(np.array([[0, 50], [100, 200]], dtype=np.uint8))
+    np.testing.assert_array_equal(np.asarray(stretch_to_full_range(img)), [[0, 64], [128, 255]])
+    blank = Image.new("L", (4, 4), 0)
+    assert np.asarray(stretch_to_full_range(blank)).max() == 0
+    full = Image.fromarray(np.array([[0, 255]], dtype=np.uint8))
+    assert stretch_to_full_range(full) is full
+
+
+def test_a_navy_catalog_garment_reaches_full_range_like_the_dataset_but_a_segmented_one_does_not_change():
+    # a tinted garment is dimmer than black ink: without the stretch its brightest pixel stays far below
+    # the 250+ that every training image of the dataset reaches
+    photo = render_catalog_photo(garment_array(), size=300, tint=NAVY)
+    dim = preprocess_image(photo, PreprocessSettings(full_range=False))
+    out = preprocess_image(photo)
+    assert dim.max() < 240 and out.max() == 255
+    assert (out == 0).sum() == (dim == 0).sum()  # the background stays exactly 0
+    assert correlation(out, dim) > 0.99
+    cluttered, _ = render_garment_photo(background="clutter", seed=2)
+    np.testing.assert_array_equal(
+        preprocess_image(cluttered), preprocess_image(cluttered, PreprocessSettings(full_range=False))
+    )
 
 
 def test_dark_background_photo_is_not_inverted_under_auto():
