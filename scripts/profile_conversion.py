@@ -60,7 +60,10 @@ def conversion_steps(images: list[Image.Image], settings: P.PreprocessSettings) 
         grey = timed("centre", P.centre_on_canvas, grey, settings.size, fill)
         grey = timed("negate", P.negate, grey)
         if 255 - fill < 128:
-            timed("zero background", P.zero_background_level, grey, 255 - fill)
+            grey = timed("zero background", P.zero_background_level, grey, 255 - fill)
+        pixels = timed("to array", np.array, grey, np.uint8)
+        if 255 - fill < 128:
+            timed("full range", P.stretch_to_full_range, pixels)
     return {name: total / len(images) * 1000 for name, total in totals.items()}
 
 

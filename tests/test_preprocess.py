@@ -421,11 +421,12 @@ def test_grey_background_becomes_exactly_zero():
 
 
 def test_stretch_to_full_range_brings_the_brightest_pixel_to_255_and_keeps_black():
-    img = Image.fromarray(np.array([[0, 50], [100, 200]], dtype=np.uint8))
-    np.testing.assert_array_equal(np.asarray(stretch_to_full_range(img)), [[0, 64], [128, 255]])
-    blank = Image.new("L", (4, 4), 0)
-    assert np.asarray(stretch_to_full_range(blank)).max() == 0
-    full = Image.fromarray(np.array([[0, 255]], dtype=np.uint8))
+    pixels = np.array([[0, 50], [100, 200]], dtype=np.uint8)
+    stretched = stretch_to_full_range(pixels)
+    assert stretched.dtype == np.uint8
+    np.testing.assert_array_equal(stretched, [[0, 64], [128, 255]])
+    assert stretch_to_full_range(np.zeros((4, 4), np.uint8)).max() == 0
+    full = np.array([[0, 255]], dtype=np.uint8)
     assert stretch_to_full_range(full) is full
 
 
