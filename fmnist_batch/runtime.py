@@ -213,6 +213,8 @@ class Model:
         self._batch_size = 0
         if precision not in PRECISIONS:
             raise ModelError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
+        #: the card's files entry LiteRT runs; None with the Keras backend (always the float model)
+        self.litert_file: str | None = None
         if backend == "litert":
             self.litert_file = card.litert_file if precision == "auto" else _LITERT_FILES[precision]
             self._init_litert(card.verify(self.litert_file), num_threads)
