@@ -19,11 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from .preprocess import PreprocessSettings
-from .runtime import CARD_FILE, ModelCard, ModelError, find_card, load_model
+from .runtime import CARD_FILE, HISTORY_FILE, ModelCard, ModelError, find_card, load_model
 
 #: The photo model's files go into this subfolder of the paired model.
 PHOTO_FOLDER = "photo"
-HISTORY_FILE = "history.csv"
 
 
 class PairingError(Exception):
@@ -92,6 +91,9 @@ def pair_with_photo_model(
     photo_card = ModelCard.load(find_card(photo))
     if photo_card.photo_model is not None:
         raise PairingError(f"{photo_card.path} has a photo model of its own; name a single model")
+    out = Path(out)
+    if out.resolve() in (main_card.path.parent.resolve(), photo_card.path.parent.resolve()):
+        raise PairingError("--out must be a new folder, not one of the models")
     photos, held_out = held_out_photos(photo_card, workers, cache, log)
     accepted = photos.accepted
     decision: dict = {
@@ -110,7 +112,7 @@ def pair_with_photo_model(
         rows = held_out[chosen]
         decision[f"{route}_photos"] = len(rows)
         for name, model in models.items():
-            logits = model.predict_logits(photos.images[rows]) if len(rows) else np.zeros((0, 10))
+            logits = model.predict_logits(photos.images[rows])
             decision[f"{route}_accuracy_{name}"] = accepted_accuracy(logits, accepted[rows])
     attach = decision["segmented_accuracy_photo"] > decision["segmented_accuracy_main"]
     decision["attached"] = bool(attach)
@@ -121,9 +123,6 @@ def pair_with_photo_model(
         + ("photo model attached" if attach else "photo model not attached")
     )
 
-    out = Path(out)
-    if out.resolve() in (main_card.path.parent.resolve(), photo_card.path.parent.resolve()):
-        raise PairingError("--out must be a new folder, not one of the models")
     _copy_model(main_card, out)
     card = dict(main_card.raw)
     card.pop("photo_model", None)

@@ -21,6 +21,8 @@ import numpy as np
 from .labels import CLASS_NAMES, IMAGE_SIZE
 
 CARD_FILE = "model_card.json"
+#: the training curves retrain writes beside the model files (not needed for inference)
+HISTORY_FILE = "history.csv"
 BACKENDS = ("auto", "litert", "keras")
 #: Which .tflite file LiteRT runs: the card's choice, the float one (the Keras model's exact twin) or the
 #: int8-quantized one (about 4x faster on a CPU).

@@ -22,6 +22,7 @@ from . import __version__
 from .data import Dataset, sha256_file
 from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .metrics import classification_report, confusion_matrix, expected_calibration_error, fit_temperature
+from .runtime import CARD_FILE, HISTORY_FILE
 
 if TYPE_CHECKING:
     from .labelled_photos import LabelledPhotos
@@ -33,8 +34,6 @@ INT8_FILE = "model.int8.tflite"
 INT8_TOLERANCE = 0.001
 #: training images (seeded) that calibrate the int8 activations' ranges
 CALIBRATION_IMAGES = 1000
-CARD_FILE = "model_card.json"
-HISTORY_FILE = "history.csv"
 
 #: How inference must turn a 28x28 uint8 image (garment bright on black) into the model's input.
 INPUT_SCALE = 1.0 / 255.0
@@ -81,8 +80,9 @@ class TrainConfig:
     #: an .npz keeping the converted real photos for the next run
     extra_cache: str | None = None
     workers: int | None = None  # processes converting the real photos (default: one per CPU)
-    #: average the logits of each image and its mirror image at inference: "auto" does so when that is
-    #: more accurate on the validation split, "on" and "off" decide it outright
+    #: average the logits of an image and its mirror image at inference: "on" for the images below the
+    #: confidence gate chosen on validation, "all" for every image, "auto" "on" when mirroring is more
+    #: accurate on the validation split, "off" never
     flip_average: str = "auto"
     #: also export an int8-quantized .tflite: "auto" makes LiteRT run it when its validation accuracy
     #: through the runtime is within INT8_TOLERANCE of the float file's, "on" always, "off" never exports it
@@ -481,8 +481,9 @@ def choose_flip_average(
         return FlipAverage(True), record, averaged
     for gate in FLIP_GATES:
         gated = flip_averaged(single, lambda todo: mirror[todo], gate)
-        if accuracy(gated) >= record["validation_accuracy_flip"]:
-            record["validation_accuracy_gated"] = accuracy(gated)
+        gated_accuracy = accuracy(gated)
+        if gated_accuracy >= record["validation_accuracy_flip"]:
+            record["validation_accuracy_gated"] = gated_accuracy
             record["below"] = gate
             record["validation_mirrored_share"] = float(np.mean(top_probability(single) < gate))
             return FlipAverage(True, gate), record, gated
