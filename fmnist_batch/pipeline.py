@@ -6,9 +6,11 @@ yielded as soon as their batch is predicted, in input order.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,8 +92,31 @@ def _configure(settings: PreprocessSettings, preview_dir: str | None, timeout: f
     _settings, _preview_dir, _timeout = settings, preview_dir, timeout
 
 
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+def keep_freed_memory() -> None:
+    """Let this process's malloc keep and reuse the few MB that each photo's buffers take.
+
+    By default glibc returns large freed buffers to the kernel at once and takes fresh zeroed pages for
+    the next photo's: on the benchmark's 0.7 MB PNGs that page faulting cost 4 ms of system time a photo,
+    a third of decoding. Fixed thresholds (buffers under 16 MB from the heap, up to 64 MB of free heap
+    kept) stop it; the peak memory of a worker is the same. A no-op outside glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(_M_MMAP_THRESHOLD, 16 * 2**20)
+    mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
 def _init_worker(settings: PreprocessSettings, preview_dir: str | None, timeout: float | None) -> None:
     _configure(settings, preview_dir, timeout)
+    keep_freed_memory()
     signal.signal(signal.SIGALRM, _on_alarm)
     # Ctrl-C is handled once, by the parent, which then stops the pool with SIGTERM: a worker must die
     # quietly on it, not run the handler it inherited from the CLI.

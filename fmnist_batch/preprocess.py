@@ -33,6 +33,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
+from . import png
 from .labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
 
 INVERT_CHOICES = ("auto", "always", "never")
@@ -142,7 +143,8 @@ def load_image(path: str | os.PathLike, settings: PreprocessSettings = Preproces
 
     The pixel count is checked from the header before anything is decoded. JPEGs decode at reduced scale
     (Pillow's draft mode) and other formats are box-reduced after decoding (see reduce_to), which is most
-    of the speed of the whole pipeline. Every failure is an ImageError with a short reason.
+    of the speed of the whole pipeline; common PNGs inflate with ISA-L (see png.py), to the same pixels.
+    Every failure is an ImageError with a short reason.
     """
     try:
         with open(path, "rb") as file:
@@ -170,8 +172,16 @@ def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
         # Per-file quirks (corrupt EXIF, Pillow's 89M-pixel bomb warning, below our own max_pixels) are not
         # actionable and would flood stderr from every worker; real failures become ImageError below.
         warnings.simplefilter("ignore")
-        if _size(file) == 0:
+        size = _size(file)
+        if size == 0:
             raise ImageError("empty file")
+        target = settings.draft_factor * settings.size
+        if size <= png.MAX_INFLATED_BYTES and png.available() and file.read(8) == png.SIGNATURE:
+            file.seek(0)
+            fast = png.decode_png(file.read(), settings.max_pixels)
+            if fast is not None:
+                return reduce_to(fast, target)  # no eXIf chunk, so nothing to turn upright
+        file.seek(0)
         try:
             img = Image.open(file)
         except UnidentifiedImageError:
@@ -185,7 +195,6 @@ def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
         if width * height > settings.max_pixels:
             raise ImageError(_bomb_message(width, height, settings.max_pixels))
         # A no-op except for JPEG (and MPO): decode at 1/2, 1/4 or 1/8 scale, keeping >= target pixels.
-        target = settings.draft_factor * settings.size
         img.draft(None, (target, target))
         try:
             img.load()

@@ -1,0 +1,173 @@
+"""The fast PNG decoder: Pillow's pixels exactly, or None so that Pillow decodes the file itself."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image, PngImagePlugin
+
+from fmnist_batch import png
+from fmnist_batch.preprocess import ImageError, PreprocessSettings, load_image
+
+LIMIT = PreprocessSettings().max_pixels
+
+
+def photo_like(mode: str, size: tuple[int, int] = (301, 217), seed: int = 0) -> Image.Image:
+    """Gradients plus noise, so Pillow's encoder picks every row filter (None, Sub, Up, Average, Paeth)."""
+    rng = np.random.default_rng(seed)
+    height, width = size[1], size[0]
+    y, x = np.mgrid[0:height, 0:width]
+    bands = len(mode)
+    base = np.stack([(x * (3 + b) + y * (5 - b)) % 256 for b in range(bands)], axis=-1)
+    noisy = np.clip(base + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+    return Image.fromarray(noisy[..., 0] if bands == 1 else noisy, mode)
+
+
+def encode(img: Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, format="PNG", **options)
+    return buffer.getvalue()
+
+
+def pillow_decode(data: bytes) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        img.load()
+        return img.copy()
+
+
+def row_filters(data: bytes, channels: int) -> set[int]:
+    """The filter type of every row of a PNG (the first byte of each inflated row)."""
+    width, height = struct.unpack(">II", data[16:24])
+    idat, position = b"", 8
+    while position < len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        if data[position + 4 : position + 8] == b"IDAT":
+            idat += data[position + 8 : position + 8 + length]
+        position += 12 + length
+    rows = zlib.decompress(idat)
+    stride = 1 + width * channels
+    return {rows[y * stride] for y in range(height)}
+
+
+def rewrite_chunk(data: bytes, name: bytes, change) -> bytes:
+    """``data`` with the body of its first chunk ``name`` passed through ``change``, checksum redone."""
+    position = 8
+    while position < len(data):
+        (length,) = struct.unpack_from(">I", data, position)
+        if data[position + 4 : position + 8] == name:
+            body = change(data[position + 8 : position + 8 + length])
+            chunk = struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
+            return data[:position] + chunk + data[position + 12 + length :]
+        position += 12 + length
+    raise AssertionError(f"no {name!r} chunk")
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("level", [1, 6, 9])
+def test_same_pixels_and_mode_as_pillow(mode, level):
+    data = encode(photo_like(mode), compress_level=level)
+    fast = png.decode_png(data, LIMIT)
+    assert fast is not None, "a plain 8-bit PNG should take the fast path"
+    reference = pillow_decode(data)
+    assert fast.mode == reference.mode == mode
+    assert fast.size == reference.size
+    assert np.array_equal(np.asarray(fast), np.asarray(reference))
+
+
+def test_every_row_filter_and_many_idat_chunks():
+    img = photo_like("RGB", (900, 700), seed=3)
+    data = encode(img)
+    assert data.count(b"IDAT") > 5  # Pillow splits big images into many IDAT chunks
+    assert row_filters(data, 3) >= {1, 2, 4}  # Sub, Up and Paeth at least
+    assert np.array_equal(np.asarray(png.decode_png(data, LIMIT)), np.asarray(img))
+
+
+def test_metadata_chunks_do_not_stop_the_fast_path():
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", "a catalog tool")
+    info.add_text("Comment", "compressed text", zip=True)
+    img = photo_like("RGB")
+    data = encode(img, pnginfo=info, dpi=(300, 300), icc_profile=b"\0" * 128)
+    assert np.array_equal(np.asarray(png.decode_png(data, LIMIT)), np.asarray(img))
+
+
+def interlaced(data: bytes) -> bytes:
+    return rewrite_chunk(data, b"IHDR", lambda body: body[:12] + b"\x01")
+
+
+def corrupt_idat(data: bytes) -> bytes:
+    return rewrite_chunk(data, b"IDAT", lambda body: body[:40] + bytes([body[40] ^ 0xFF]) + body[41:])
+
+
+def bad_checksum(data: bytes) -> bytes:
+    """The last IDAT chunk's checksum zeroed (IEND is the last 12 bytes, that checksum the 4 before)."""
+    return data[:-16] + b"\0\0\0\0" + data[-12:]
+
+
+def exif_chunk(data: bytes) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate
+    return encode(pillow_decode(data), exif=exif)
+
+
+FALLBACKS = {
+    "palette": lambda: encode(photo_like("RGB").convert("P")),
+    "1-bit": lambda: encode(photo_like("L").convert("1")),
+    "16-bit": lambda: encode(Image.fromarray(np.arange(6000, dtype=np.uint16).reshape(60, 100))),
+    "transparency colour": lambda: encode(photo_like("RGB"), transparency=(0, 0, 0)),
+    "EXIF orientation": lambda: exif_chunk(encode(photo_like("RGB"))),
+    "animation": lambda: encode(photo_like("RGB"), save_all=True, append_images=[photo_like("RGB", seed=1)]),
+    "interlaced": lambda: interlaced(encode(photo_like("RGB"))),
+    "truncated": lambda: encode(photo_like("RGB"))[:-2000],
+    "bad chunk checksum": lambda: bad_checksum(encode(photo_like("RGB"))),
+    "corrupt compressed data": lambda: corrupt_idat(encode(photo_like("RGB"))),
+    "not a PNG": lambda: b"GIF89a" + b"\0" * 100,
+}
+
+
+@pytest.mark.parametrize("kind", FALLBACKS)
+def test_anything_else_is_left_to_pillow(kind):
+    assert png.decode_png(FALLBACKS[kind](), LIMIT) is None
+
+
+def test_too_many_pixels_is_left_to_pillow():
+    data = encode(photo_like("L", (100, 100)))
+    assert png.decode_png(data, 100 * 100) is not None
+    assert png.decode_png(data, 100 * 100 - 1) is None
+
+
+def test_without_isal_every_png_is_left_to_pillow(monkeypatch):
+    monkeypatch.setattr(png, "_isal", None)
+    assert not png.available()
+    assert png.decode_png(encode(photo_like("RGB")), LIMIT) is None
+
+
+@pytest.mark.parametrize("length", [0, 1, 65535, 65536, 200_000])
+def test_stored_zlib_round_trips(length):
+    data = np.random.default_rng(length).integers(0, 256, length, dtype=np.uint8).tobytes()
+    assert zlib.decompress(png.stored_zlib(data)) == data
+
+
+@pytest.mark.parametrize(("mode", "loaded_size"), [("RGB", (160, 120)), ("RGBA", (640, 480))])
+def test_load_image_gives_the_same_image_with_and_without_the_fast_path(
+    tmp_path, monkeypatch, mode, loaded_size
+):
+    path = tmp_path / "shirt.png"
+    path.write_bytes(encode(photo_like(mode, (640, 480))))
+    fast = load_image(path)
+    monkeypatch.setattr(png, "_isal", None)
+    slow = load_image(path)
+    # RGB is box-reduced towards 28x28 as before; RGBA is not (averaging with transparent pixels)
+    assert fast.mode == slow.mode == mode and fast.size == slow.size == loaded_size
+    assert np.array_equal(np.asarray(fast), np.asarray(slow))
+
+
+def test_a_broken_png_still_gets_pillows_error_message(tmp_path):
+    path = tmp_path / "cut.png"
+    path.write_bytes(encode(photo_like("RGB", (640, 480)))[:-5000])
+    with pytest.raises(ImageError, match="truncated or corrupt image"):
+        load_image(path)
