@@ -272,7 +272,9 @@ class Classifier:
             submit, ahead = _convert_inline, 0
         else:
             pool = self._start_pool()
-            chunksize = max(1, self.options.batch_size // (self._workers() * 4))
+            # Small tasks, so that at the end of the run no worker waits long for the other's last one
+            # (a task of 16 catalog PNGs is ~0.15 s); the hand-off costs microseconds per task.
+            chunksize = max(1, self.options.batch_size // (self._workers() * 8))
 
             def submit(items: list[tuple[str, str]]) -> Any:
                 return pool.map_async(convert, items, chunksize=chunksize)
