@@ -31,8 +31,9 @@ PIXEL_NEUTRAL_CHUNKS = frozenset(
     {b"IDAT", b"IEND", b"pHYs", b"sRGB", b"gAMA", b"cHRM", b"iCCP", b"sBIT", b"bKGD", b"tIME"}
     | {b"tEXt", b"zTXt", b"iTXt"}
 )
-#: Above this many inflated bytes Pillow decodes the file: the fast path holds the inflated rows twice.
-MAX_INFLATED_BYTES = 48 * 2**20
+#: Above this many inflated bytes (a 3,000 x 3,000 RGB photo is 27 MB) Pillow decodes the file: the fast
+#: path briefly holds the rows twice besides the image, and a worker's memory must stay small.
+MAX_INFLATED_BYTES = 32 * 2**20
 _STORED_BLOCK = 0xFFFF
 
 
@@ -80,7 +81,9 @@ def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
     del pieces
     if not inflater.eof or len(rows) != expected:
         return None
-    return Image.frombytes(mode, (width, height), stored_zlib(rows), "zip", mode)
+    stream = stored_zlib(rows)
+    del rows  # at most the file, the stream and the image are held at once
+    return Image.frombytes(mode, (width, height), stream, "zip", mode)
 
 
 def _chunk(view: memoryview, position: int) -> tuple[bytes, memoryview, int] | None:

@@ -24,7 +24,16 @@ import numpy as np
 
 from .discover import InputFile
 from .labels import CLASS_NAMES, IMAGE_SIZE
-from .pipeline import Classifier, ClassifyOptions, _configure, _on_alarm, chunks, convert, make_row
+from .pipeline import (
+    Classifier,
+    ClassifyOptions,
+    _configure,
+    _on_alarm,
+    chunks,
+    convert,
+    keep_freed_memory,
+    make_row,
+)
 from .preprocess import PreprocessSettings
 from .runtime import Model, load_model
 
@@ -177,6 +186,7 @@ def convert_batch(
     """A Ray task: pipeline.convert on each file of a batch -> index, image (N x 784 uint8), ok, segmented,
     error."""
     _configure(settings, preview_dir, timeout)
+    keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # convert() arms the per-file time limit only where the SIGALRM handler is installed, as in a pool
     # worker; only a main thread can install it (Ray runs plain tasks on its workers' main thread).
     in_main_thread = threading.current_thread() is threading.main_thread()

@@ -140,6 +140,14 @@ def test_too_many_pixels_is_left_to_pillow():
     assert png.decode_png(data, 100 * 100 - 1) is None
 
 
+def test_a_png_too_big_to_inflate_in_one_piece_is_left_to_pillow(monkeypatch):
+    data = encode(photo_like("RGB", (100, 100)))
+    monkeypatch.setattr(png, "MAX_INFLATED_BYTES", 100 * (1 + 100 * 3))
+    assert png.decode_png(data, LIMIT) is not None
+    monkeypatch.setattr(png, "MAX_INFLATED_BYTES", 100 * (1 + 100 * 3) - 1)
+    assert png.decode_png(data, LIMIT) is None
+
+
 def test_without_isal_every_png_is_left_to_pillow(monkeypatch):
     monkeypatch.setattr(png, "_isal", None)
     assert not png.available()
