@@ -365,7 +365,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         summary.print(env.stderr)
     if report is not None:
         with report:
-            report.finish(skipped=summary.skipped, model_card=classifier.model.card.raw)
+            report.finish(skipped=summary.skipped, model_accuracy=classifier.model.test_accuracy)
         if not args.quiet:
             env.info(f"report: {args.report}")
     return ExitStatus.SOME_FAILED if summary.errors else ExitStatus.OK

@@ -137,7 +137,7 @@ class HtmlReport:
             record,
         )
 
-    def finish(self, *, skipped: int = 0, model_card: dict | None = None) -> None:
+    def finish(self, *, skipped: int = 0, model_accuracy: float | None = None) -> None:
         """Write the report atomically: a temporary file in the same folder, renamed onto `output`."""
         while self._pending:
             self._store(*self._pending.popleft())
@@ -147,7 +147,7 @@ class HtmlReport:
         temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
         try:
             with open(temporary, "w", encoding="utf-8") as file:
-                self._write(file, model_card)
+                self._write(file, model_accuracy)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, self.output)
@@ -165,7 +165,7 @@ class HtmlReport:
 
     # ------------------------------------------------------------------------------------------ html
 
-    def _write(self, out: TextIO, model_card: dict | None) -> None:
+    def _write(self, out: TextIO, model_accuracy: float | None) -> None:
         summary = self.summary
         title = "fmnist-batch report"
         when = datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -173,9 +173,8 @@ class HtmlReport:
         out.write('<meta name=viewport content="width=device-width, initial-scale=1">\n')
         out.write(f"<style>{STYLE}</style>\n</head>\n<body>\n<header>\n<h1>{title}</h1>\n<p class=meta>")
         facts = [f"{summary.total:,} files", when, f"fmnist-batch {__version__}"]
-        accuracy = ((model_card or {}).get("metrics") or {}).get("test_accuracy")
-        if accuracy is not None:
-            facts.append(f"model test accuracy {accuracy:.1%}")
+        if model_accuracy is not None:
+            facts.append(f"model test accuracy {model_accuracy:.2%}")
         out.write(" · ".join(_text(f) for f in facts))
         if self.inputs:
             out.write("<br>inputs: " + " ".join(f"<code>{_text(i)}</code>" for i in self.inputs))

@@ -28,6 +28,8 @@ BACKENDS = ("auto", "litert", "keras")
 #: int8-quantized one (about 4x faster on a CPU).
 PRECISIONS = ("auto", "float", "int8")
 _LITERT_FILES = {"float": "tflite", "int8": "tflite_int8"}
+#: where the card records each LiteRT file's test accuracy (the Keras model's is "test_accuracy")
+_TEST_ACCURACY_KEYS = {"tflite": "tflite_test_accuracy", "tflite_int8": "int8_test_accuracy"}
 #: Confidence gates tried for flip averaging, in order (retrain takes the first that is as accurate on
 #: validation as mirroring every image): the mirror image is classified only when the image alone is less
 #: sure than this, which the dataset's easy majority never is.
@@ -224,6 +226,15 @@ class Model:
             self._init_keras(card.verify("keras"))
         else:
             raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+
+    @property
+    def test_accuracy(self) -> float | None:
+        """The Fashion-MNIST test accuracy the card records for the file this model runs (the Keras
+        model's when the card has none for that file)."""
+        metrics = self.card.raw.get("metrics") or {}
+        value = metrics.get(_TEST_ACCURACY_KEYS.get(self.litert_file or "", "test_accuracy"))
+        value = metrics.get("test_accuracy") if value is None else value
+        return None if value is None else float(value)
 
     def _init_litert(self, path: Path, num_threads: int | None) -> None:
         from ai_edge_litert.interpreter import Interpreter

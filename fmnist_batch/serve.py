@@ -3,7 +3,8 @@
     GET  /              the page (one HTML file with its CSS and JS; no build step, nothing from a CDN)
     POST /api/classify  multipart/form-data, one or many parts named `files`; one result per file
     GET  /api/health    {"status": "ok", ...} and the server's limits
-    GET  /api/model     the model card
+    GET  /api/model     the model card, plus "runtime": the backend, the file it runs and that file's
+                        test accuracy
 
 Uploads are parsed here, as they stream in, straight into memory (Starlette's own form parser spools
 files over 1 MB to disk): the size limit is enforced on the bytes received, not only on Content-Length,
@@ -258,7 +259,13 @@ def create_app(options: ServeOptions | None = None, model: Model | None = None) 
 
     @app.get("/api/model")
     async def model_card(request: Request) -> dict:
-        return request.app.state.model.card.raw
+        model = request.app.state.model
+        runtime = {
+            "backend": model.backend,
+            "file": model.litert_file or "keras",
+            "test_accuracy": model.test_accuracy,
+        }
+        return {**model.card.raw, "runtime": runtime}
 
     @app.post(
         "/api/classify",

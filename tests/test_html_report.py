@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import html
 import io
+import json
 import os
 import re
 from html.parser import HTMLParser
@@ -15,6 +16,7 @@ from fmnist_batch.cli import Environment, main
 from fmnist_batch.html_report import IN_FLIGHT, HtmlReport, make_thumbnail
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.pipeline import ClassifyOptions, make_row
+from fmnist_batch.runtime import bundled_model_dir
 from fmnist_batch.writers import OutputError, read_rows
 
 OPTIONS = ClassifyOptions(top_k=3, min_confidence=0.5)
@@ -210,6 +212,11 @@ def test_classify_report_option_covers_every_file_of_the_run(tmp_path):
     errors = text[text.index("id=errors") :]
     assert "broken.jpg" in errors
     assert f"report: {report}" in env.stderr.getvalue()
+    # the header gives the test accuracy of the file classify ran (the card's choice), not the Keras one
+    card = json.loads((bundled_model_dir() / "model_card.json").read_text())
+    ran = card["preprocessing"]["litert_file"]
+    accuracy = card["metrics"]["int8_test_accuracy" if ran == "tflite_int8" else "tflite_test_accuracy"]
+    assert f"model test accuracy {accuracy:.2%}" in text
 
 
 def test_classify_refuses_a_report_in_a_missing_folder_before_reading_photos(tmp_path):

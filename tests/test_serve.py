@@ -170,6 +170,9 @@ def test_health_and_model(client):
     card = client.get("/api/model").json()
     assert tuple(card["class_names"]) == CLASS_NAMES
     assert "test_accuracy" in card["metrics"]
+    runtime = card["runtime"]
+    metric = {"tflite_int8": "int8_test_accuracy", "tflite": "tflite_test_accuracy", "keras": "test_accuracy"}
+    assert runtime["test_accuracy"] == card["metrics"][metric[runtime["file"]]]
 
 
 def test_the_page_is_self_contained(client):
