@@ -263,11 +263,13 @@ def _stdin_paths(args: argparse.Namespace, env: Environment) -> Iterator[str] | 
 
 def run_classify(args: argparse.Namespace, env: Environment) -> int:
     from .discover import check_inputs, discover
-    from .pipeline import Classifier, ClassifyOptions
+    from .pipeline import Classifier, ClassifyOptions, keep_freed_memory
     from .preprocess import PreprocessSettings
     from .report import Summary
     from .shards import write_record
     from .writers import ResultWriter, resolve_format, row_fields
+
+    keep_freed_memory()  # this process converts the photos itself with --workers 1 or only a few files
 
     if not args.inputs:
         env.error("no inputs: name files, folders or glob patterns, or - to read paths from stdin")
