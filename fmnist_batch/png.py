@@ -25,9 +25,10 @@ except ImportError:  # optional speed-up: without it every PNG goes to Pillow
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 #: (bit depth, colour type) -> Pillow mode and bytes per pixel
 SIMPLE_KINDS = {(8, 0): ("L", 1), (8, 2): ("RGB", 3), (8, 4): ("LA", 2), (8, 6): ("RGBA", 4)}
-#: Chunks that do not change the decoded pixels (Pillow records them in .info at most). Any other chunk,
-#: tRNS, eXIf, PLTE, acTL and unknown ones included, sends the file to Pillow.
-PIXEL_NEUTRAL_CHUNKS = frozenset(
+#: Chunks read past: the image data, the end, and metadata that does not change the pixels (Pillow
+#: records it in .info at most). Any other chunk, tRNS, eXIf, PLTE, acTL and unknown ones included, sends
+#: the file to Pillow.
+ACCEPTED_CHUNKS = frozenset(
     {b"IDAT", b"IEND", b"pHYs", b"sRGB", b"gAMA", b"cHRM", b"iCCP", b"sBIT", b"bKGD", b"tIME"}
     | {b"tEXt", b"zTXt", b"iTXt"}
 )
@@ -68,7 +69,7 @@ def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
     try:
         while True:
             chunk = _chunk(view, position)
-            if chunk is None or chunk[0] not in PIXEL_NEUTRAL_CHUNKS:
+            if chunk is None or chunk[0] not in ACCEPTED_CHUNKS:
                 return None
             name, body, position = chunk
             if name == b"IEND":
@@ -83,7 +84,10 @@ def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
         return None
     stream = stored_zlib(rows)
     del rows  # at most the file, the stream and the image are held at once
-    return Image.frombytes(mode, (width, height), stream, "zip", mode)
+    try:
+        return Image.frombytes(mode, (width, height), stream, "zip", mode)
+    except ValueError:  # a row filter that does not exist: Pillow's own path words the error
+        return None
 
 
 def _chunk(view: memoryview, position: int) -> tuple[bytes, memoryview, int] | None:

@@ -1,6 +1,6 @@
 """Benchmark `fmnist-batch classify` against the ways it replaces, each as a whole separate process (issue 7).
 
-Rerun the full benchmark (on an otherwise idle machine; about 20 minutes on 2 cores, plus about 10 the first
+Rerun the full benchmark (on an otherwise idle machine; about 10 minutes on 2 cores, plus about 10 the first
 time to render the corpus; writes docs/benchmark.md and docs/benchmark.json):
 
     python scripts/benchmark.py

@@ -108,6 +108,15 @@ def bad_checksum(data: bytes) -> bytes:
     return data[:-16] + b"\0\0\0\0" + data[-12:]
 
 
+def unknown_row_filter(data: bytes) -> bytes:
+    """Every row's filter byte set to 7 (only 0-4 exist), compressed again."""
+    width, height = struct.unpack(">II", data[16:24])
+    rows = b"".join(b"\x07" + bytes(width * 3) for _ in range(height))
+    plain = encode(Image.new("RGB", (width, height)))
+    assert plain.count(b"IDAT") == 1  # so the rewritten chunk holds every row
+    return rewrite_chunk(plain, b"IDAT", lambda body: zlib.compress(rows))
+
+
 def exif_chunk(data: bytes) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate
@@ -125,6 +134,7 @@ FALLBACKS = {
     "truncated": lambda: encode(photo_like("RGB"))[:-2000],
     "bad chunk checksum": lambda: bad_checksum(encode(photo_like("RGB"))),
     "corrupt compressed data": lambda: corrupt_idat(encode(photo_like("RGB"))),
+    "unknown row filter": lambda: unknown_row_filter(encode(photo_like("RGB"))),
     "not a PNG": lambda: b"GIF89a" + b"\0" * 100,
 }
 
@@ -174,8 +184,9 @@ def test_load_image_gives_the_same_image_with_and_without_the_fast_path(
     assert np.array_equal(np.asarray(fast), np.asarray(slow))
 
 
-def test_a_broken_png_still_gets_pillows_error_message(tmp_path):
-    path = tmp_path / "cut.png"
-    path.write_bytes(encode(photo_like("RGB", (640, 480)))[:-5000])
+@pytest.mark.parametrize("kind", ["truncated", "unknown row filter", "corrupt compressed data"])
+def test_a_broken_png_still_gets_pillows_error_message(tmp_path, kind):
+    path = tmp_path / "broken.png"
+    path.write_bytes(FALLBACKS[kind]())
     with pytest.raises(ImageError, match="truncated or corrupt image"):
         load_image(path)
