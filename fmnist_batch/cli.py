@@ -73,13 +73,15 @@ def require(module: str, extra: str) -> None:
 
 def _shared_options() -> dict[str, dict]:
     """The model and conversion options classify, evaluate and serve share: flag -> add_argument keywords."""
+    from .runtime import BACKENDS, PRECISIONS
+
     return {
         "--model": {
             "metavar": "PATH",
             "help": "model folder, .tflite/.keras file or card (default: bundled)",
         },
         "--backend": {
-            "choices": ("auto", "litert", "keras"),
+            "choices": BACKENDS,
             "default": "auto",
             "help": "default: %(default)s",
         },
@@ -117,7 +119,7 @@ def _shared_options() -> dict[str, dict]:
             "help": "refuse larger images",
         },
         "--precision": {
-            "choices": ("auto", "float", "int8"),
+            "choices": PRECISIONS,
             "default": "auto",
             "help": "which .tflite LiteRT runs: int8 (about 4x faster), float (the Keras model's exact "
             "twin) or auto: the one the model card chose on validation (default: %(default)s)",
@@ -601,9 +603,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         help="with --extra-data: keep the converted photos in this .npz and reuse them while the photos, "
         "conversion settings and code are unchanged",
     )
-    p.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="processes converting photos (default: CPUs)"
-    )
+    add_model_options(p, "--workers")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
     p.set_defaults(run=run_retrain)
 
@@ -680,9 +680,7 @@ def add_pair_photo_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument("photo_model", metavar="PHOTO_MODEL", help="model folder trained with --extra-data")
     p.add_argument("--model", metavar="DIR", help="the model for everything else (default: bundled)")
     p.add_argument("--out", required=True, metavar="DIR", help="new folder to write the paired model into")
-    p.add_argument(
-        "--workers", type=_positive_int, metavar="N", help="processes converting photos (default: CPUs)"
-    )
+    add_model_options(p, "--workers")
     p.add_argument(
         "--cache", metavar="FILE", help="keep the converted photos in this .npz (as retrain --extra-cache)"
     )

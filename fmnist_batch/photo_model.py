@@ -9,8 +9,6 @@ through the runtime classify uses. The photo model is attached only if it is the
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 from collections.abc import Callable
@@ -18,8 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import sha256_file
 from .preprocess import PreprocessSettings
-from .runtime import CARD_FILE, HISTORY_FILE, ModelCard, ModelError, find_card, load_model
+from .runtime import CARD_FILE, HISTORY_FILE, ModelCard, ModelError, find_card, load_model, write_card
 
 #: The photo model's files go into this subfolder of the paired model.
 PHOTO_FOLDER = "photo"
@@ -135,10 +134,10 @@ def pair_with_photo_model(
         shutil.copyfile(photo_card.path, target / CARD_FILE)
         card["photo_model"] = {
             "folder": PHOTO_FOLDER,
-            "card_sha256": hashlib.sha256((target / CARD_FILE).read_bytes()).hexdigest(),
+            "card_sha256": sha256_file(target / CARD_FILE),
             "used_for": "photos the conversion segments (not one plain background colour at the border)",
         }
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out, card)
     try:  # what classify will load: fail here, not in a user's run
         paired = load_model(out)
         paired.predict_proba(np.zeros((1, 28, 28), np.uint8), np.array([attach]))

@@ -164,7 +164,8 @@ class RayClassifier(Classifier):
                     "model": model,
                     "backend": self.model.backend,
                     "use_photo_model": options.photo_model,
-                    "precision": options.precision,
+                    # the file this process runs, also when --model named a .tflite file outright
+                    "precision": self.model.precision,
                 },
                 compute=ray.data.ActorPoolStrategy(size=self._actors()),
                 num_cpus=PREDICT_CPUS,

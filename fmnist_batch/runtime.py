@@ -28,12 +28,18 @@ BACKENDS = ("auto", "litert", "keras")
 #: int8-quantized one (about 4x faster on a CPU).
 PRECISIONS = ("auto", "float", "int8")
 _LITERT_FILES = {"float": "tflite", "int8": "tflite_int8"}
+_PRECISION_OF_FILE = {file: precision for precision, file in _LITERT_FILES.items()}
 #: where the card records each LiteRT file's test accuracy (the Keras model's is "test_accuracy")
 _TEST_ACCURACY_KEYS = {"tflite": "tflite_test_accuracy", "tflite_int8": "int8_test_accuracy"}
 #: Confidence gates tried for flip averaging, in order (retrain takes the first that is as accurate on
 #: validation as mirroring every image): the mirror image is classified only when the image alone is less
 #: sure than this, which the dataset's easy majority never is.
 FLIP_GATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
+
+
+def write_card(folder: Path, card: dict) -> None:
+    """Write a model card into its model folder, as retrain and pair-photo-model do."""
+    (folder / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
 
 
 class ModelError(Exception):
@@ -226,14 +232,16 @@ class Model:
             self._init_keras(card.verify("keras"))
         else:
             raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
+        #: the precision that loads this same file again from the card (another process, a Ray actor)
+        self.precision = _PRECISION_OF_FILE.get(self.litert_file or "", precision)
 
     @property
     def test_accuracy(self) -> float | None:
         """The Fashion-MNIST test accuracy the card records for the file this model runs (the Keras
         model's when the card has none for that file)."""
         metrics = self.card.raw.get("metrics") or {}
-        value = metrics.get(_TEST_ACCURACY_KEYS.get(self.litert_file or "", "test_accuracy"))
-        value = metrics.get("test_accuracy") if value is None else value
+        key = _TEST_ACCURACY_KEYS.get(self.litert_file or "", "test_accuracy")
+        value = metrics.get(key, metrics.get("test_accuracy"))
         return None if value is None else float(value)
 
     def _init_litert(self, path: Path, num_threads: int | None) -> None:
@@ -341,7 +349,7 @@ def load_model(
     if precision == "auto" and model is not None and Path(model).suffix == ".tflite":
         # a .tflite file named outright is the one to run
         named = {entry.get("name"): kind for kind, entry in card.files.items()}.get(Path(model).name)
-        precision = {"tflite": "float", "tflite_int8": "int8"}.get(named, "auto")
+        precision = _PRECISION_OF_FILE.get(named, "auto")
     if backend == "auto":
         if litert_available():
             backend = "litert"

@@ -6,7 +6,6 @@ Imports TensorFlow/Keras lazily inside functions, so importing this module stays
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import sys
@@ -22,7 +21,7 @@ from . import __version__
 from .data import Dataset, sha256_file
 from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 from .metrics import classification_report, confusion_matrix, expected_calibration_error, fit_temperature
-from .runtime import CARD_FILE, HISTORY_FILE
+from .runtime import HISTORY_FILE, write_card
 
 if TYPE_CHECKING:
     from .labelled_photos import LabelledPhotos
@@ -381,7 +380,7 @@ def add_int8_file(
 
     export_tflite_int8(model, out / INT8_FILE, calibration)
     card["files"]["tflite_int8"] = {"name": INT8_FILE, "sha256": sha256_file(out / INT8_FILE)}
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out, card)
 
     def logits(precision: str, images: np.ndarray) -> np.ndarray:
         runtime = load_model(out, backend="litert", precision=precision, use_photo_model=False)
@@ -413,7 +412,7 @@ def add_int8_file(
         f"{record['validation_accuracy_float']:.4f} in float: LiteRT runs the {'int8' if use else 'float'} "
         f"file (test accuracy of the int8 file {card['metrics']['int8_test_accuracy']:.4f})"
     )
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out, card)
 
 
 def save_keras(model, path: Path, seed: int) -> None:
@@ -790,7 +789,7 @@ def train(
         "versions": library_versions(),
         "dataset": {"source": str(dataset.source), "sha256": dataset.file_hashes()},
     }
-    (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+    write_card(out, card)
 
     # The exported file is what classify runs: measure it too, through the same runtime.
     from .runtime import litert_available, load_model
@@ -803,7 +802,7 @@ def train(
         card["metrics"]["tflite_test_accuracy"] = float(np.mean(tflite_logits.argmax(1) == y_test))
         card["metrics"]["tflite_max_logit_difference"] = float(np.abs(tflite_logits - test_logits).max())
         log(f"exported model.tflite: test accuracy {card['metrics']['tflite_test_accuracy']:.4f}")
-        (out / CARD_FILE).write_text(json.dumps(card, indent=2) + "\n")
+        write_card(out, card)
         if config.quantize != "off":
             calibration = np.random.default_rng(config.seed).choice(
                 len(x_train), min(CALIBRATION_IMAGES, len(x_train)), replace=False

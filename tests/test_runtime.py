@@ -68,6 +68,14 @@ def test_naming_a_tflite_file_runs_that_file(model_copy):
     assert load_model(model_copy / "model.int8.tflite", backend="litert").litert_file == "tflite_int8"
 
 
+@pytest.mark.parametrize("name", ["model.tflite", "model.int8.tflite"])
+def test_a_models_precision_loads_the_same_file_from_its_card(model_copy, name):
+    # how the Ray engine's actors, given the card, run the file the main process was told to run
+    named = load_model(model_copy / name, backend="litert")
+    again = load_model(model_copy / "model_card.json", backend="litert", precision=named.precision)
+    assert again.litert_file == named.litert_file
+
+
 def test_a_truncated_model_is_refused(model_copy):
     tflite = model_copy / "model.tflite"
     tflite.write_bytes(tflite.read_bytes()[:1000])
