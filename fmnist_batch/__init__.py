@@ -14,11 +14,11 @@ __all__ = ["__version__", "classify", "classify_dataframe", "load_model"]
 def __getattr__(name: str):
     # Lazy, so `fmnist-batch --version` and the CLI's start-up do not pay for numpy and Pillow.
     if name in ("classify", "classify_dataframe"):
-        from . import api
+        from fmnist_batch import api
 
         return getattr(api, name)
     if name == "load_model":
-        from .runtime import load_model
+        from fmnist_batch.model.runtime import load_model
 
         return load_model
     raise AttributeError(f"module 'fmnist_batch' has no attribute {name!r}")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
-from .discover import check_inputs, discover
-from .labels import IMAGE_EXTENSIONS
-from .pipeline import Classifier, ClassifyOptions
-from .preprocess import PreprocessSettings
+from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.discover import check_inputs, discover
+from fmnist_batch.engines.local import Classifier, ClassifyOptions
+from fmnist_batch.labels import IMAGE_EXTENSIONS
 
 
 def classify(
@@ -50,6 +50,6 @@ def classify_dataframe(inputs: str | os.PathLike | Iterable[str | os.PathLike], 
     """Like `classify`, collected into a pandas DataFrame (one row per file)."""
     import pandas as pd
 
-    from .writers import row_fields
+    from fmnist_batch.outputs.writer import row_fields
 
     return pd.DataFrame(list(classify(inputs, **kwargs)), columns=row_fields(kwargs.get("top_k", 3)))

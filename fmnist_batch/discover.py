@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
-from .labels import IMAGE_EXTENSIONS
+from fmnist_batch.labels import IMAGE_EXTENSIONS
 
 #: The input that stands for "the paths listed on stdin".
 STDIN = "-"

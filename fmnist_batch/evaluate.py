@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .discover import InputFile, discover
-from .labels import CLASS_NAMES, NUM_CLASSES
-from .pipeline import Classifier, ClassifyOptions
+from fmnist_batch.discover import InputFile, discover
+from fmnist_batch.engines.local import Classifier, ClassifyOptions
+from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES
 
 
 class EvaluationError(Exception):

@@ -10,7 +10,7 @@ A quick check of the script itself on a tiny corpus:
     python scripts/benchmark.py --n 120 --a-limit 20 --scale 0 --out /tmp/bench-small.md
 
 The corpus is N catalog-style photos (70% JPEG, 30% PNG, 500-1,100 px square) rendered from the
-Fashion-MNIST test set by fmnist_batch.synth, cached in --corpus-dir (default /tmp/fmnist-bench/corpus-N,
+Fashion-MNIST test set by scripts/synth.py, cached in --corpus-dir (default /tmp/fmnist-bench/corpus-N,
 outside git) and reused when complete. Methods, each run as its own process and measured from outside:
 
   (a) the original study: Keras model, keras.utils.load_img + model.predict one photo at a time
@@ -104,8 +104,7 @@ class PhotoJob:
 
 def plan_corpus(n: int, seed: int) -> list[PhotoJob]:
     import numpy as np
-
-    from fmnist_batch.synth import CATALOG_GREY, WHITE
+    from synth import CATALOG_GREY, WHITE
 
     rng = np.random.default_rng(seed)
     # Without replacement up to the test set's 10,000 images, so a 3,000-photo corpus has no duplicates.
@@ -133,7 +132,7 @@ _test_images = None  # the Fashion-MNIST test images, set in the parent before t
 
 
 def _render(job_and_folder: tuple[PhotoJob, str]) -> int:
-    from fmnist_batch.synth import render_catalog_photo, save_photo
+    from synth import render_catalog_photo, save_photo
 
     job, folder = job_and_folder
     photo = render_catalog_photo(
@@ -187,7 +186,7 @@ def build_corpus(folder: Path, n: int, seed: int, workers: int) -> dict:
         return manifest
     import multiprocessing
 
-    from fmnist_batch.data import load_dataset
+    from fmnist_batch.training.data import load_dataset
 
     photos = _fresh_folder(folder)
     log(f"rendering {n} photos into {photos} (once; reused by later runs)")
@@ -658,7 +657,7 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
         "",
         f"Corpus: {n:,} photos ({_corpus_mix(corpus)}; {SIZE_RANGE[0]}–{SIZE_RANGE[1]:,} px square, with "
         "slight sensor noise as in scripts/make_samples.py) rendered from the Fashion-MNIST test set by "
-        f"`fmnist_batch.synth`, in `{settings['corpus_dir']}/photos`, read from the page cache (warmed "
+        f"`scripts/synth.py`, in `{settings['corpus_dir']}/photos`, read from the page cache (warmed "
         f"before timing). Workers for (c) and (d): {settings['workers']}.",
         "",
         "| method | photos | wall (s) | photos/s | ms/photo | start-up + exit (s) | peak RSS, tree (MB) "
@@ -896,7 +895,7 @@ def _without_files(manifest: dict | None) -> dict | None:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
     if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # fmnist_batch.synth renders the corpus, installed or not
+        sys.path.insert(0, str(REPO))  # fmnist_batch, installed or not
     machine = machine_info()  # now, so the load average is the one the measurements started with
     command = shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)])
 

@@ -17,10 +17,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
 
-from fmnist_batch.data import load_dataset
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
+from fmnist_batch.training.data import load_dataset
 
 TINTS = [None, (40, 60, 120), (120, 30, 30), (30, 90, 50), (90, 70, 40)]
 FORMATS = [("JPEG", "jpg"), ("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")]
@@ -46,8 +46,8 @@ def main() -> None:
     dataset = load_dataset(args.data)
     test = dataset.test
     if args.split == "validation":
-        from fmnist_batch.data import Split
-        from fmnist_batch.train import TrainConfig, stratified_split
+        from fmnist_batch.training.data import Split
+        from fmnist_batch.training.train import TrainConfig, stratified_split
 
         _, val = stratified_split(dataset.train.labels, TrainConfig().val_size, TrainConfig().seed)
         test = Split(dataset.train.images[val], dataset.train.labels[val])

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch import preprocess as P
-from fmnist_batch.pipeline import keep_freed_memory
-from fmnist_batch.runtime import load_model
+from fmnist_batch.convert import preprocess as P
+from fmnist_batch.engines.local import keep_freed_memory
+from fmnist_batch.model.runtime import load_model
 
 CORPUS = Path("/tmp/fmnist-bench/corpus-3000/photos")
 
@@ -106,7 +106,7 @@ def main() -> None:
     for _ in range(5):
         model._run(x)
     view = (time.process_time() - started) / (5 * len(x)) * 1000
-    from fmnist_batch.runtime import top_probability
+    from fmnist_batch.model.runtime import top_probability
 
     below = model.card.flip_average_below
     share = float(np.mean(top_probability(model._run(x)) < below)) if below is not None else 1.0

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from fmnist_batch.convert.preprocess import PreprocessSettings, convert_image, load_image, to_rgb
 from fmnist_batch.evaluate import read_mapping
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.preprocess import PreprocessSettings, convert_image, load_image, to_rgb
-from fmnist_batch.runtime import load_model
+from fmnist_batch.model.runtime import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT.parent / "shared" / "real-photos" / "clothing-dataset-small"

@@ -21,9 +21,8 @@ import time
 import urllib.request
 from pathlib import Path
 
+from browser import launch_chromium
 from playwright.sync_api import sync_playwright
-
-from fmnist_batch.browser import launch_chromium
 
 REPO = Path(__file__).resolve().parent.parent
 # Resolves once the images in view are decoded (lazy ones below the fold never load, so they are left out).

@@ -1,6 +1,6 @@
 """Test helper (not a test module): catalog photos rendered from the Fashion-MNIST test set.
 
-The rendering lives in fmnist_batch.synth (the sample folder and the benchmark use it too).
+The rendering lives in synth (the sample folder and the benchmark use it too).
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import zlib
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
+from synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
 
-from fmnist_batch.data import DEBIAN_DIR, DatasetError, load_dataset
-from fmnist_batch.synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
+from fmnist_batch.training.data import DEBIAN_DIR, DatasetError, load_dataset
 
 __all__ = [
     "CATALOG_GREY",

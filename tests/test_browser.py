@@ -13,13 +13,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from browser import CHROMIUM, chromium_available, launch_chromium
 from conftest import render_photos
 from photos import load_fmnist_test_sample, render_catalog_photo
 
-from fmnist_batch.browser import CHROMIUM, chromium_available, launch_chromium
-from fmnist_batch.cli import Environment, main
+from fmnist_batch.cli.main import Environment, main
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.writers import read_rows
+from fmnist_batch.outputs.writer import read_rows
 
 # Classes the model tells apart with near certainty, so "the right label" does not hinge on a hard photo.
 DISTINCT_CLASSES = ("Trouser", "Ankle boot")
@@ -59,7 +59,7 @@ def server_url() -> Iterator[str]:
     pytest.importorskip("uvicorn", reason="the [serve] extra is not installed")
     import uvicorn
 
-    from fmnist_batch.serve import ServeOptions, create_app
+    from fmnist_batch.serve.app import ServeOptions, create_app
 
     port = free_port()
     config = uvicorn.Config(

@@ -17,7 +17,7 @@ from conftest import make_bad_files, render_photos
 from photos import render_garment_photo
 from PIL import Image
 
-from fmnist_batch.cli import Environment, build_parser, main
+from fmnist_batch.cli.main import Environment, build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -187,7 +187,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_a_tampered_model_is_refused_before_the_output_is_touched(catalog, tmp_path):
-    from fmnist_batch.runtime import bundled_model_dir
+    from fmnist_batch.model.runtime import bundled_model_dir
 
     model = tmp_path / "model"
     shutil.copytree(bundled_model_dir(), model, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))
@@ -324,7 +324,7 @@ def test_the_installed_command_works_from_any_folder_with_the_bundled_model(cata
 
 
 def test_a_second_run_on_the_same_output_exits_75_at_once(catalog, tmp_path):
-    from fmnist_batch.writers import ResultWriter, row_fields
+    from fmnist_batch.outputs.writer import ResultWriter, row_fields
 
     out = tmp_path / "out.csv"
     holder = ResultWriter(str(out), row_fields(3), "csv")  # a run in progress

@@ -6,7 +6,7 @@ import struct
 import numpy as np
 import pytest
 
-from fmnist_batch.data import (
+from fmnist_batch.training.data import (
     CSV_FILES,
     DEBIAN_DIR,
     DatasetError,
@@ -103,8 +103,8 @@ def test_broken_gzip_is_a_dataset_error_not_a_traceback(tmp_path):
 
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch):
     monkeypatch.setenv("FMNIST_DATA", str(tmp_path / "nowhere"))
-    monkeypatch.setattr("fmnist_batch.data.DEBIAN_DIR", tmp_path / "debian")
-    monkeypatch.setattr("fmnist_batch.data.KERAS_CACHE_DIR", tmp_path / "keras")
+    monkeypatch.setattr("fmnist_batch.training.data.DEBIAN_DIR", tmp_path / "debian")
+    monkeypatch.setattr("fmnist_batch.training.data.KERAS_CACHE_DIR", tmp_path / "keras")
     with pytest.raises(DatasetError) as info:
         load_dataset()
     message = str(info.value)
@@ -121,7 +121,7 @@ def test_env_var_is_searched_before_the_debian_folder(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_exits_2_with_the_message(tmp_path, capsys):
-    from fmnist_batch.cli import main
+    from fmnist_batch.cli.main import main
 
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
     status = main(["retrain", "--data", str(tmp_path), "--out", str(tmp_path / "m")])

@@ -7,7 +7,7 @@ import pytest
 from conftest import render_photos
 
 import fmnist_batch
-from fmnist_batch.cli import main
+from fmnist_batch.cli.main import main
 from fmnist_batch.evaluate import EvaluationError, evaluate, folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES, class_index
 

@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_batch import figures
-from fmnist_batch.data import Dataset, Split
 from fmnist_batch.labels import IMAGE_SIZE, NUM_CLASSES
-from fmnist_batch.runtime import bundled_model_dir
+from fmnist_batch.model.runtime import bundled_model_dir
+from fmnist_batch.training import figures as figures
+from fmnist_batch.training.data import Dataset, Split
 
 pytest.importorskip("matplotlib")
 
@@ -137,7 +137,7 @@ def test_most_confident_mistakes_come_first_and_skip_correct_ones():
 
 
 def test_importing_the_module_does_not_import_matplotlib():
-    code = "import sys, fmnist_batch.figures; assert 'matplotlib' not in sys.modules"
+    code = "import sys, fmnist_batch.training.figures; assert 'matplotlib' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -149,7 +149,7 @@ def test_missing_matplotlib_says_how_to_install_it(tmp_path, dataset, monkeypatc
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(), reason="dataset not installed")
 def test_the_eda_command_writes_every_figure(tmp_path, capsys):
-    from fmnist_batch.cli import main
+    from fmnist_batch.cli.main import main
 
     assert main(["eda", "--out", str(tmp_path), "--sample-size", "300"]) == 0
     for name in figures.EDA_FILES:

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_batch.cli import Environment, main
-from fmnist_batch.html_report import IN_FLIGHT, HtmlReport, make_thumbnail
+from fmnist_batch.cli.main import Environment, main
+from fmnist_batch.engines.local import ClassifyOptions, make_row
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.pipeline import ClassifyOptions, make_row
-from fmnist_batch.runtime import bundled_model_dir
-from fmnist_batch.writers import OutputError, read_rows
+from fmnist_batch.model.runtime import bundled_model_dir
+from fmnist_batch.outputs.html_report import IN_FLIGHT, HtmlReport, make_thumbnail
+from fmnist_batch.outputs.writer import OutputError, read_rows
 
 OPTIONS = ClassifyOptions(top_k=3, min_confidence=0.5)
 VOID = {"meta", "img", "br", "hr", "input", "link", "source", "wbr", "col", "area", "base", "embed", "track"}

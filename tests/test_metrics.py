@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fmnist_batch.metrics import (
+from fmnist_batch.training.metrics import (
     classification_report,
     confusion_matrix,
     expected_calibration_error,

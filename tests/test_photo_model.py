@@ -12,10 +12,9 @@ import numpy as np
 import pytest
 from photos import render_garment_photo
 
-from fmnist_batch.cli import Environment, main
-from fmnist_batch.metrics import softmax
-from fmnist_batch.preprocess import PreprocessSettings, convert_image
-from fmnist_batch.runtime import ModelError, bundled_model_dir, load_model
+from fmnist_batch.cli.main import Environment, main
+from fmnist_batch.convert.preprocess import PreprocessSettings, convert_image
+from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
 
 #: The stand-in photo model is the bundled one at this temperature: nearly uniform probabilities, so a
 #: row's confidence shows which model classified it.

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_batch import pipeline
 from fmnist_batch.discover import InputFile
-from fmnist_batch.pipeline import Classifier, ClassifyOptions, chunks, convert, make_row, preview_path
+from fmnist_batch.engines import local as pipeline
+from fmnist_batch.engines.local import Classifier, ClassifyOptions, chunks, convert, make_row, preview_path
 
 
 def files_of(paths: list[Path]) -> list[InputFile]:
@@ -82,7 +82,7 @@ def test_on_batch_is_called_after_each_batch(catalog):
 
 FREE_AND_MEASURE = """
 import sys
-from fmnist_batch import pipeline
+from fmnist_batch.engines import local as pipeline
 if sys.argv[1] == "keep":
     pipeline.keep_freed_memory()
 

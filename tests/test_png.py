@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from fmnist_batch import png
-from fmnist_batch.preprocess import ImageError, PreprocessSettings, load_image
+from fmnist_batch.convert import png as png
+from fmnist_batch.convert.preprocess import ImageError, PreprocessSettings, load_image
 
 LIMIT = PreprocessSettings().max_pixels
 

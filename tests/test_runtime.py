@@ -9,9 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from fmnist_batch.data import DEBIAN_DIR, load_dataset
-from fmnist_batch.metrics import softmax
-from fmnist_batch.runtime import ModelError, bundled_model_dir, load_model
+from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
+from fmnist_batch.training.data import DEBIAN_DIR, load_dataset
 
 needs_dataset = pytest.mark.skipif(
     not DEBIAN_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed"
@@ -106,7 +105,7 @@ def test_a_card_without_a_checksum_is_refused(model_copy):
 def test_inference_does_not_import_tensorflow():
     code = (
         "import sys, numpy as np\n"
-        "from fmnist_batch.runtime import load_model\n"
+        "from fmnist_batch.model.runtime import load_model\n"
         "m = load_model()\n"
         "m.predict_proba(np.zeros((2, 28, 28), np.uint8))\n"
         "assert m.backend == 'litert', m.backend\n"
@@ -216,7 +215,7 @@ def test_a_card_with_flip_averaging_makes_the_runtime_average_each_image_with_it
 
 
 def test_a_flip_gate_mirrors_only_the_images_the_model_is_unsure_of(model_copy):
-    from fmnist_batch.runtime import top_probability
+    from fmnist_batch.model.runtime import top_probability
 
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)

@@ -15,12 +15,12 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("python_multipart", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient
 
-from fmnist_batch import cli
 from fmnist_batch.api import classify
+from fmnist_batch.cli import main as cli
+from fmnist_batch.convert.preprocess import preprocess_path
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.preprocess import preprocess_path
-from fmnist_batch.serve import MEGABYTE, ServeOptions, create_app
-from fmnist_batch.writers import row_fields
+from fmnist_batch.outputs.writer import row_fields
+from fmnist_batch.serve.app import MEGABYTE, ServeOptions, create_app
 
 MAX_FILES = 4
 FIELDS = [*row_fields(3), "preview_png"]

@@ -13,10 +13,10 @@ import pytest
 from conftest import make_bad_files
 from PIL import Image
 
-from fmnist_batch.cli import Environment, main
+from fmnist_batch.cli.main import Environment, main
 from fmnist_batch.discover import Shard, discover, shard_key, slice_of
-from fmnist_batch.shards import read_record, record_path, write_record
-from fmnist_batch.writers import lock_output, release_lock
+from fmnist_batch.outputs.shards import read_record, record_path, write_record
+from fmnist_batch.outputs.writer import lock_output, release_lock
 
 
 class Captured(Environment):

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from photos import render_garment_photo
 
-from fmnist_batch.data import DEBIAN_DIR
-from fmnist_batch.train import stratified_split
+from fmnist_batch.training.data import DEBIAN_DIR
+from fmnist_batch.training.train import stratified_split
 
 
 def test_stratified_split_is_disjoint_seeded_and_keeps_class_proportions():
@@ -34,7 +34,7 @@ def short_run(tmp_path_factory):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli import Environment, main
+    from fmnist_batch.cli.main import Environment, main
 
     out = tmp_path_factory.mktemp("short") / "model"
     err = io.StringIO()
@@ -45,7 +45,7 @@ def short_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
-    from fmnist_batch.runtime import load_model
+    from fmnist_batch.model.runtime import load_model
 
     out, printed = short_run
     assert "epoch 1/1" in printed
@@ -65,7 +65,7 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
     assert card["preprocessing"]["input_scale"] == pytest.approx(1 / 255)
     assert "--limit 2000" in card["training"]["command"]
 
-    from fmnist_batch.figures import EVALUATION_FILES
+    from fmnist_batch.training.figures import EVALUATION_FILES
 
     for name in EVALUATION_FILES:  # retrain draws its model's evaluation
         assert (out / "figures" / name).stat().st_size > 0
@@ -83,8 +83,8 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
 
 @pytest.mark.slow
 def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
-    from fmnist_batch.runtime import load_model
-    from fmnist_batch.train import INT8_TOLERANCE
+    from fmnist_batch.model.runtime import load_model
+    from fmnist_batch.training.train import INT8_TOLERANCE
 
     out, printed = short_run
     card = json.loads((out / "model_card.json").read_text())
@@ -94,7 +94,7 @@ def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
     assert card["preprocessing"]["litert_file"] == ("tflite_int8" if chosen else "tflite")
     assert load_model(out, backend="litert").litert_file == card["preprocessing"]["litert_file"]
     # the recorded test accuracy is the int8 file's, through the runtime
-    from fmnist_batch.data import load_dataset
+    from fmnist_batch.training.data import load_dataset
 
     test = load_dataset(DEBIAN_DIR).test
     int8 = load_model(out, backend="litert", precision="int8")
@@ -106,7 +106,7 @@ def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
 
 @pytest.mark.slow
 def test_a_fine_tuning_pass_starts_from_a_model_and_records_it(short_run, tmp_path, capsys):
-    from fmnist_batch.cli import main
+    from fmnist_batch.cli.main import main
 
     source, _ = short_run
     source_card = json.loads((source / "model_card.json").read_text())
@@ -127,7 +127,7 @@ def test_photo_augmentation_keeps_shapes_range_and_a_black_background():
     tf = pytest.importorskip("tensorflow", reason="augmentation needs the [train] extra")
     import keras
 
-    from fmnist_batch.train import TrainConfig, make_augment
+    from fmnist_batch.training.train import TrainConfig, make_augment
 
     keras.utils.set_random_seed(0)
     images = np.zeros((16, 28, 28, 1), np.float32)
@@ -149,7 +149,7 @@ def test_photo_augmentation_keeps_shapes_range_and_a_black_background():
 
 def test_partial_label_loss_is_cross_entropy_for_one_class_and_rewards_mass_on_accepted_classes():
     pytest.importorskip("tensorflow", reason="the loss needs the [train] extra")
-    from fmnist_batch.train import accepted_class_accuracy, partial_label_loss
+    from fmnist_batch.training.train import accepted_class_accuracy, partial_label_loss
 
     logits = np.random.default_rng(0).normal(size=(10, 10)).astype(np.float32)
     one_hot = np.eye(10, dtype=np.float32)
@@ -170,8 +170,8 @@ def test_partial_label_loss_is_cross_entropy_for_one_class_and_rewards_mass_on_a
 
 
 def test_real_photos_are_split_per_folder_and_repeated_to_their_share():
-    from fmnist_batch.labelled_photos import split_by_folder
-    from fmnist_batch.train import extra_repeat
+    from fmnist_batch.training.labelled_photos import split_by_folder
+    from fmnist_batch.training.train import extra_repeat
 
     folders = np.repeat([0, 1, 2], [10, 20, 3])
     train, val = split_by_folder(folders, 0.2, seed=1)
@@ -219,7 +219,7 @@ def photo_run(real_photos, tmp_path_factory):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli import Environment, main
+    from fmnist_batch.cli.main import Environment, main
 
     root, mapping = real_photos
     out, err = tmp_path_factory.mktemp("photo-run") / "model", io.StringIO()
@@ -277,7 +277,7 @@ def test_retrain_refuses_unusable_real_photos(problem, named, tmp_path, capsys):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli import main
+    from fmnist_batch.cli.main import main
 
     (tmp_path / "photos" / "shoes").mkdir(parents=True)
     mapping = tmp_path / "mapping.csv"
@@ -305,7 +305,7 @@ def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
     below = card["preprocessing"]["flip_average_below"]
     assert below == record.get("below")
     if chosen and below is not None:
-        from fmnist_batch.runtime import FLIP_GATES
+        from fmnist_batch.model.runtime import FLIP_GATES
 
         assert (
             below in FLIP_GATES and record["validation_accuracy_gated"] >= record["validation_accuracy_flip"]
@@ -320,8 +320,8 @@ def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
 
 @pytest.mark.slow
 def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tmp_path):
-    from fmnist_batch.cli import Environment, main
-    from fmnist_batch.runtime import load_model
+    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.model.runtime import load_model
 
     source, _ = short_run
     source_card = json.loads((source / "model_card.json").read_text())
@@ -356,9 +356,9 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
 def test_a_photo_model_is_paired_by_its_held_out_segmented_photos(
     real_photos, photo_run, short_run, tmp_path
 ):
-    from fmnist_batch.cli import Environment, main
-    from fmnist_batch.labelled_photos import accepted_accuracy, load_labelled_photos, split_by_folder
-    from fmnist_batch.runtime import load_model
+    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.model.runtime import load_model
+    from fmnist_batch.training.labelled_photos import accepted_accuracy, load_labelled_photos, split_by_folder
 
     root, mapping = real_photos
     photo, _ = photo_run

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_batch.writers import OutputError, ResultWriter, read_rows, resolve_format, row_fields
+from fmnist_batch.outputs.writer import OutputError, ResultWriter, read_rows, resolve_format, row_fields
 
 FIELDS = row_fields(2)
 
@@ -368,7 +368,7 @@ def test_unknown_columns_are_a_programming_error(tmp_path):
 
 
 def test_a_second_writer_on_the_same_output_is_refused_until_the_first_finishes(tmp_path):
-    from fmnist_batch.writers import OutputLocked
+    from fmnist_batch.outputs.writer import OutputLocked
 
     out = str(tmp_path / "out.csv")
     first = ResultWriter(out, row_fields(1), "csv")
@@ -385,7 +385,7 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
     out = str(tmp_path / "out.csv")
     code = (
         "import os, sys\n"
-        "from fmnist_batch.writers import ResultWriter, row_fields\n"
+        "from fmnist_batch.outputs.writer import ResultWriter, row_fields\n"
         f"w = ResultWriter({out!r}, row_fields(1), 'csv')\n"
         "print('locked', flush=True)\n"
         "sys.stdin.read()\n"
@@ -394,7 +394,7 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
         [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout.readline().strip() == "locked"
-    from fmnist_batch.writers import OutputLocked
+    from fmnist_batch.outputs.writer import OutputLocked
 
     with pytest.raises(OutputLocked):
         ResultWriter(out, row_fields(1), "csv")

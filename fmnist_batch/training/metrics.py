@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .labels import CLASS_NAMES, NUM_CLASSES
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    z = z - z.max(axis=-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=-1, keepdims=True)
+from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES
+from fmnist_batch.model.runtime import softmax
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 
 CARD_FILE = "model_card.json"
 #: the training curves retrain writes beside the model files (not needed for inference)
@@ -48,10 +48,11 @@ class ModelError(Exception):
 
 def bundled_model_dir() -> Path:
     """The model shipped with the package (``models/`` in the repo, ``fmnist_batch/models`` installed)."""
-    installed = Path(__file__).parent / "models"
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "models"
     if (installed / CARD_FILE).is_file():
         return installed
-    return Path(__file__).resolve().parent.parent / "models"
+    return package.parent / "models"
 
 
 @dataclass(frozen=True)
@@ -179,10 +180,16 @@ def litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """Probabilities (float64) of rows of logits divided by `temperature` (the card's calibration)."""
+    z = np.asarray(logits, dtype=np.float64) / temperature
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
 def top_probability(logits: np.ndarray) -> np.ndarray:
     """The largest softmax probability of each row of logits (temperature 1)."""
-    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return 1.0 / shifted.sum(axis=1)
+    return softmax(logits).max(axis=-1)
 
 
 def flip_averaged(
@@ -329,10 +336,7 @@ class Model:
         return out
 
     def _calibrated(self, images: np.ndarray) -> np.ndarray:
-        logits = self.predict_logits(images).astype(np.float64) / self.card.temperature
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        return softmax(self.predict_logits(images), self.card.temperature).astype(np.float32)
 
 
 def load_model(

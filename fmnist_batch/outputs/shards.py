@@ -23,9 +23,16 @@ import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .discover import InputFile, Shard, discover
-from .labels import IMAGE_EXTENSIONS
-from .writers import PARTIAL_SUFFIX, OutputError, ResultWriter, read_rows, resolve_format, row_fields
+from fmnist_batch.discover import InputFile, Shard, discover
+from fmnist_batch.labels import IMAGE_EXTENSIONS
+from fmnist_batch.outputs.writer import (
+    PARTIAL_SUFFIX,
+    OutputError,
+    ResultWriter,
+    read_rows,
+    resolve_format,
+    row_fields,
+)
 
 RECORD_SUFFIX = ".shard.json"
 #: how many duplicate or uncovered paths a message lists

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labels import IMAGE_SIZE, NUM_CLASSES
+from fmnist_batch.labels import IMAGE_SIZE, NUM_CLASSES
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE_DIR = Path("~/.keras/datasets/fashion-mnist")

@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .discover import InputFile
-from .labels import CLASS_NAMES, IMAGE_SIZE
-from .pipeline import (
+from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.discover import InputFile
+from fmnist_batch.engines.local import (
     Classifier,
     ClassifyOptions,
     _configure,
@@ -34,8 +34,8 @@ from .pipeline import (
     keep_freed_memory,
     make_row,
 )
-from .preprocess import PreprocessSettings
-from .runtime import Model, load_model
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.model.runtime import Model, load_model
 
 if TYPE_CHECKING:
     import ray.data

@@ -22,11 +22,11 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from .discover import InputFile
-from .labels import CLASS_NAMES, IMAGE_SIZE
-from .preprocess import ImageError, PreprocessSettings, convert_path, save_preview
-from .runtime import Model, load_model
-from .writers import row_fields
+from fmnist_batch.convert.preprocess import ImageError, PreprocessSettings, convert_path, save_preview
+from fmnist_batch.discover import InputFile
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.outputs.writer import row_fields
 
 #: Below this many files a run converts in-process: starting workers costs more than it saves.
 INLINE_THRESHOLD = 32

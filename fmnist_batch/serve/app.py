@@ -36,10 +36,10 @@ from python_multipart.multipart import MultipartParseError, MultipartParser, par
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from . import __version__
-from .pipeline import ClassifyOptions, conversion_error, make_row
-from .preprocess import Conversion, PreprocessSettings, convert_image, load_image_bytes
-from .runtime import Model, load_model
+from fmnist_batch import __version__
+from fmnist_batch.convert.preprocess import Conversion, PreprocessSettings, convert_image, load_image_bytes
+from fmnist_batch.engines.local import ClassifyOptions, conversion_error, make_row
+from fmnist_batch.model.runtime import Model, load_model
 
 FIELD_NAME = "files"
 MEGABYTE = 1024 * 1024

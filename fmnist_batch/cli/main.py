@@ -16,8 +16,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__
-from .labels import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
+from fmnist_batch import __version__
+from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 
 
 class ExitStatus(IntEnum):
@@ -73,7 +73,7 @@ def require(module: str, extra: str) -> None:
 
 def _shared_options() -> dict[str, dict]:
     """The model and conversion options classify, evaluate and serve share: flag -> add_argument keywords."""
-    from .runtime import BACKENDS, PRECISIONS
+    from fmnist_batch.model.runtime import BACKENDS, PRECISIONS
 
     return {
         "--model": {
@@ -257,19 +257,19 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
 def _stdin_paths(args: argparse.Namespace, env: Environment) -> Iterator[str] | None:
     if "-" not in args.inputs:
         return None
-    from .discover import iter_paths_from_stream
+    from fmnist_batch.discover import iter_paths_from_stream
 
     # the byte stream, so names that are not valid UTF-8 survive (os.fsdecode)
     return iter_paths_from_stream(getattr(env.stdin, "buffer", env.stdin), nul=args.null)
 
 
 def run_classify(args: argparse.Namespace, env: Environment) -> int:
-    from .discover import check_inputs, discover
-    from .pipeline import Classifier, ClassifyOptions, keep_freed_memory
-    from .preprocess import PreprocessSettings
-    from .report import Summary
-    from .shards import write_record
-    from .writers import ResultWriter, resolve_format, row_fields
+    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.discover import check_inputs, discover
+    from fmnist_batch.engines.local import Classifier, ClassifyOptions, keep_freed_memory
+    from fmnist_batch.outputs.shards import write_record
+    from fmnist_batch.outputs.summary import Summary
+    from fmnist_batch.outputs.writer import ResultWriter, resolve_format, row_fields
 
     keep_freed_memory()  # this process converts the photos itself with --workers 1 or only a few files
 
@@ -306,7 +306,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     summary = Summary()
     report = None
     if args.report:
-        from .html_report import HtmlReport
+        from fmnist_batch.outputs.html_report import HtmlReport
 
         report = HtmlReport(args.report, inputs=args.inputs, settings=options.preprocess)
     progress = None
@@ -316,7 +316,7 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
         progress = tqdm(unit="img", file=env.stderr, dynamic_ncols=True)
 
     if args.engine == "ray":
-        from .ray_engine import RayClassifier
+        from fmnist_batch.engines.ray import RayClassifier
 
         engine: Classifier = RayClassifier(options, address=args.ray_address)
     else:
@@ -426,8 +426,8 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
 
 
 def run_merge(args: argparse.Namespace, env: Environment) -> int:
-    from .discover import check_inputs
-    from .shards import merge
+    from fmnist_batch.discover import check_inputs
+    from fmnist_batch.outputs.shards import merge
 
     if args.inputs:
         check_inputs(args.inputs)
@@ -481,10 +481,10 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
     import json
 
-    from .evaluate import evaluate
-    from .pipeline import ClassifyOptions
-    from .preprocess import PreprocessSettings
-    from .report import evaluation_tables, print_tables
+    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.engines.local import ClassifyOptions
+    from fmnist_batch.evaluate import evaluate
+    from fmnist_batch.outputs.summary import evaluation_tables, print_tables
 
     options = ClassifyOptions(
         model=args.model,
@@ -505,7 +505,7 @@ def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
 
 
 def add_retrain(sub: argparse._SubParsersAction) -> None:
-    from .train import TrainConfig
+    from fmnist_batch.training.train import TrainConfig
 
     defaults = TrainConfig()
     p = sub.add_parser(
@@ -610,9 +610,9 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
 
 def run_retrain(args: argparse.Namespace, env: Environment) -> int:
     require("tensorflow", "train")
-    from .data import load_dataset
-    from .evaluate import EvaluationError
-    from .train import TrainConfig, TrainSetupError, train
+    from fmnist_batch.evaluate import EvaluationError
+    from fmnist_batch.training.data import load_dataset
+    from fmnist_batch.training.train import TrainConfig, TrainSetupError, train
 
     if args.extra_data is None and (args.mapping or args.extra_cache):
         env.error("--mapping and --extra-cache go with --extra-data")
@@ -646,7 +646,7 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         env.error(f"--extra-data {args.extra_data}: {e}")
         return ExitStatus.USAGE
     if importlib.util.find_spec("matplotlib") is not None:
-        from .figures import write_evaluation_figures
+        from fmnist_batch.training.figures import write_evaluation_figures
 
         for path in write_evaluation_figures(args.out, dataset, Path(args.out) / "figures"):
             env.info(f"wrote {path}")
@@ -688,7 +688,7 @@ def add_pair_photo_model(sub: argparse._SubParsersAction) -> None:
 
 
 def run_pair_photo_model(args: argparse.Namespace, env: Environment) -> int:
-    from .photo_model import PairingError, pair_with_photo_model
+    from fmnist_batch.training.photo_model import PairingError, pair_with_photo_model
 
     try:
         decision = pair_with_photo_model(
@@ -733,8 +733,8 @@ def add_eda(sub: argparse._SubParsersAction) -> None:
 
 def run_eda(args: argparse.Namespace, env: Environment) -> int:
     require("matplotlib", "train")
-    from .data import load_dataset
-    from .figures import write_eda_figures, write_evaluation_figures
+    from fmnist_batch.training.data import load_dataset
+    from fmnist_batch.training.figures import write_eda_figures, write_evaluation_figures
 
     dataset = load_dataset(args.data, download=args.download)
     written = write_eda_figures(dataset, args.out, sample_size=args.sample_size, seed=args.seed)
@@ -795,10 +795,10 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
         require(module, "serve")
     import uvicorn
 
-    from .pipeline import ClassifyOptions
-    from .preprocess import PreprocessSettings
-    from .runtime import load_model
-    from .serve import MEGABYTE, ServeOptions, create_app
+    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.engines.local import ClassifyOptions
+    from fmnist_batch.model.runtime import load_model
+    from fmnist_batch.serve.app.app import MEGABYTE, ServeOptions, create_app
 
     classify_options = ClassifyOptions(
         model=args.model,
@@ -865,7 +865,7 @@ def _top_k(text: str) -> int:
 
 
 def _shard(text: str):  # -> discover.Shard, imported here so --help stays fast
-    from .discover import Shard
+    from fmnist_batch.discover import Shard
 
     try:
         return Shard.parse(text)
@@ -932,13 +932,13 @@ def main(argv: Sequence[str] | None = None, env: Environment | None = None) -> i
 def _status_of(error: Exception) -> ExitStatus | None:
     """The exit status of an error the user can act on, or None for a bug (which keeps its traceback).
     The error classes are imported here, on failure, so a run's start-up does not import their modules."""
-    from .data import DatasetError
-    from .discover import InputError
-    from .evaluate import EvaluationError
-    from .ray_engine import RayUnavailable
-    from .runtime import ModelError
-    from .shards import MergeError
-    from .writers import OutputError, OutputLocked
+    from fmnist_batch.discover import InputError
+    from fmnist_batch.engines.ray import RayUnavailable
+    from fmnist_batch.evaluate import EvaluationError
+    from fmnist_batch.model.runtime import ModelError
+    from fmnist_batch.outputs.shards import MergeError
+    from fmnist_batch.outputs.writer import OutputError, OutputLocked
+    from fmnist_batch.training.data import DatasetError
 
     if isinstance(error, OutputLocked):
         return ExitStatus.TEMPFAIL

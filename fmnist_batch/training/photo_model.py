@@ -16,9 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import sha256_file
-from .preprocess import PreprocessSettings
-from .runtime import CARD_FILE, HISTORY_FILE, ModelCard, ModelError, find_card, load_model, write_card
+from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.model.runtime import (
+    CARD_FILE,
+    HISTORY_FILE,
+    ModelCard,
+    ModelError,
+    find_card,
+    load_model,
+    write_card,
+)
+from fmnist_batch.training.data import sha256_file
 
 #: The photo model's files go into this subfolder of the paired model.
 PHOTO_FOLDER = "photo"
@@ -42,7 +50,7 @@ def held_out_photos(
 ):
     """The real photos the photo model's retrain held out, converted as classify converts: a LabelledPhotos
     and the indices of the held-out ones."""
-    from .labelled_photos import load_labelled_photos, split_by_folder
+    from fmnist_batch.training.labelled_photos import load_labelled_photos, split_by_folder
 
     training = photo_card.raw.get("training", {})
     extra = training.get("extra_data")
@@ -84,7 +92,7 @@ def pair_with_photo_model(
 ) -> dict:
     """Write `main`'s model into `out` with `photo` as its photo model if that is more accurate on the
     segmented held-out photos; returns the decision the card records under photo_model_decision."""
-    from .labelled_photos import accepted_accuracy
+    from fmnist_batch.training.labelled_photos import accepted_accuracy
 
     main_card = ModelCard.load(find_card(main))
     photo_card = ModelCard.load(find_card(photo))

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .discover import discover
-from .evaluate import folder_classes, read_mapping
-from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
-from .preprocess import PreprocessSettings
+from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.discover import discover
+from fmnist_batch.evaluate import folder_classes, read_mapping
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
 
 
 @dataclass
@@ -69,9 +69,10 @@ def _listing_sha256(root: Path, relative_paths: list[str]) -> str:
 
 def _cache_key(files_sha256: str, settings: PreprocessSettings) -> str:
     """Changes with the photos, the conversion settings or the conversion code."""
-    from . import preprocess
+    from fmnist_batch import convert
 
-    source = Path(preprocess.__file__).read_bytes()
+    folder = Path(convert.__file__).parent
+    source = b"".join(path.read_bytes() for path in sorted(folder.glob("*.py")))
     return hashlib.sha256(files_sha256.encode() + repr(settings).encode() + source).hexdigest()
 
 
@@ -92,7 +93,7 @@ def _convert_with_cache(
                 log(f"converted photos read from the cache {cache}")
                 return saved["images"], saved["converted"], saved["segmented"]
         log(f"the cache {cache} is for other photos, settings or conversion code: converting again")
-    from .pipeline import convert_files
+    from fmnist_batch.engines.local import convert_files
 
     log(f"converting {len(relative_paths)} photos under {root} as classify does")
     results = convert_files([str(root / p) for p in relative_paths], settings, workers)

@@ -30,11 +30,11 @@ from typing import Any, TextIO
 
 from PIL import Image
 
-from . import __version__
-from .labels import CLASS_NAMES
-from .preprocess import PreprocessSettings, load_image, to_rgb
-from .report import Summary
-from .writers import OutputError, _check_destination, _fsync_folder
+from fmnist_batch import __version__
+from fmnist_batch.convert.preprocess import PreprocessSettings, load_image, to_rgb
+from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.outputs.summary import Summary
+from fmnist_batch.outputs.writer import OutputError, _check_destination, _fsync_folder
 
 THUMBNAIL_SIZE = 96
 JPEG_QUALITY = 70

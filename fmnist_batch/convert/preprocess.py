@@ -33,8 +33,8 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageChops, ImageFilter, ImageOps, UnidentifiedImageError
 
-from . import png
-from .labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
+from fmnist_batch.convert import png
+from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
 
 INVERT_CHOICES = ("auto", "always", "never")
 BACKGROUND_CHOICES = ("auto", "plain", "segment")

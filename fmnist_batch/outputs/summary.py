@@ -6,12 +6,12 @@ import time
 from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, TextIO
 
-from .labels import CLASS_NAMES
+from fmnist_batch.labels import CLASS_NAMES
 
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from .evaluate import Evaluation
+    from fmnist_batch.evaluate import Evaluation
 
 # rich is imported where a table is drawn: a --quiet run from cron never pays for it.
 

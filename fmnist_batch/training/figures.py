@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .data import Dataset
-from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
-from .metrics import confusion_matrix
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from fmnist_batch.training.data import Dataset
+from fmnist_batch.training.metrics import confusion_matrix
 
 DPI = 100
 #: Size in inches of every figure, by file name; PNGs are these times DPI pixels.
@@ -360,7 +360,7 @@ def write_evaluation_figures(
     Curves come from model_dir/history.csv, the confusion matrix and scores from model_dir/model_card.json;
     the mistakes grid predicts dataset.test with the model in model_dir.
     """
-    from .runtime import load_model
+    from fmnist_batch.model.runtime import load_model
 
     _matplotlib()
     model_path = Path(model_dir)

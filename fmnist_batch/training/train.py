@@ -17,14 +17,19 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import __version__
-from .data import Dataset, sha256_file
-from .labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
-from .metrics import classification_report, confusion_matrix, expected_calibration_error, fit_temperature
-from .runtime import HISTORY_FILE, write_card
+from fmnist_batch import __version__
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
+from fmnist_batch.model.runtime import HISTORY_FILE, write_card
+from fmnist_batch.training.data import Dataset, sha256_file
+from fmnist_batch.training.metrics import (
+    classification_report,
+    confusion_matrix,
+    expected_calibration_error,
+    fit_temperature,
+)
 
 if TYPE_CHECKING:
-    from .labelled_photos import LabelledPhotos
+    from fmnist_batch.training.labelled_photos import LabelledPhotos
 
 KERAS_FILE = "model.keras"
 TFLITE_FILE = "model.tflite"
@@ -287,7 +292,7 @@ def mix_in_photos(
     """The dataset's training split with `photos` mixed in, minus a held-out part of them."""
     from dataclasses import asdict
 
-    from .labelled_photos import split_by_folder
+    from fmnist_batch.training.labelled_photos import split_by_folder
 
     photo_train, photo_val = split_by_folder(photos.folder_index, config.extra_val_fraction, config.seed)
     repeat = extra_repeat(len(x_train), len(photo_train), config.extra_share)
@@ -376,7 +381,7 @@ def add_int8_file(
     """Export the int8 file beside the float one, measure both through the runtime (uint8 images, the
     card's flip averaging and temperature) on validation, and let the card choose which LiteRT runs; the
     test set is then measured for the record only."""
-    from .runtime import load_model
+    from fmnist_batch.model.runtime import load_model
 
     export_tflite_int8(model, out / INT8_FILE, calibration)
     card["files"]["tflite_int8"] = {"name": INT8_FILE, "sha256": sha256_file(out / INT8_FILE)}
@@ -435,7 +440,7 @@ def predict_logits(
     model, x: np.ndarray, batch_size: int = 1024, flip: FlipAverage = FlipAverage()
 ) -> np.ndarray:
     """Keras logits of (N, 28, 28, 1) inputs, flip-averaged as the runtime does for a card that says so."""
-    from .runtime import flip_averaged
+    from fmnist_batch.model.runtime import flip_averaged
 
     logits = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     if not flip.on:
@@ -455,7 +460,7 @@ def choose_flip_average(
     too), so the mirror image is a second look at the same garment; it is needed only where the first look
     is unsure, so "on" and "auto" mirror only images below the first gate of FLIP_GATES that is as accurate
     on validation as mirroring all ("all" mirrors every image)."""
-    from .runtime import FLIP_GATES, flip_averaged, top_probability
+    from fmnist_batch.model.runtime import FLIP_GATES, flip_averaged, top_probability
 
     single = predict_logits(model, x_val)
     mirror = predict_logits(model, x_val[:, :, ::-1])
@@ -520,7 +525,7 @@ def _load_initial_weights(model, folder: Path) -> dict:
     returns what the new card records about where they came from."""
     import keras
 
-    from .runtime import ModelCard, find_card
+    from fmnist_batch.model.runtime import ModelCard, find_card
 
     card = ModelCard.load(find_card(folder))
     source = keras.saving.load_model(card.verify("keras"), compile=False, safe_mode=True)
@@ -539,7 +544,7 @@ def _load_initial_weights(model, folder: Path) -> dict:
 
 def _load_extra_photos(config: TrainConfig, log: Callable[[str], None]) -> LabelledPhotos:
     """The --extra-data photos, converted as classify converts."""
-    from .labelled_photos import load_labelled_photos
+    from fmnist_batch.training.labelled_photos import load_labelled_photos
 
     if not 0.0 <= config.extra_share < 1.0:
         raise TrainSetupError(f"--extra-share must be at least 0 and below 1, got {config.extra_share}")
@@ -555,7 +560,7 @@ def _photo_validation(model, mix: PhotoMix, folder_names: list[str], flip: FlipA
     """The card's metrics on the held-out real photos: overall, mean over folders, per folder."""
     if not len(mix.x_photo_val):
         return {}
-    from .labelled_photos import accepted_accuracy
+    from fmnist_batch.training.labelled_photos import accepted_accuracy
 
     logits = predict_logits(model, mix.x_photo_val, flip=flip)
     per_folder = {
@@ -637,7 +642,7 @@ def train(
             f"({record['share_of_epoch']:.0%} of each epoch); {record['validation_photos']} held out to "
             "validate on real photos"
         )
-        from .labelled_photos import accepted_accuracy
+        from fmnist_batch.training.labelled_photos import accepted_accuracy
 
         train_ds, val_ds = _datasets(mix.x_fit, mix.y_fit, x_val, mix.y_val, config)
         loss = partial_label_loss
@@ -792,7 +797,7 @@ def train(
     write_card(out, card)
 
     # The exported file is what classify runs: measure it too, through the same runtime.
-    from .runtime import litert_available, load_model
+    from fmnist_batch.model.runtime import litert_available, load_model
 
     if litert_available():
         litert = load_model(out, backend="litert")

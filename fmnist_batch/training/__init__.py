@@ -1,0 +1,1 @@
+"""Training and its evidence: the dataset, retrain, labelled photos, the photo model, figures, metrics."""
