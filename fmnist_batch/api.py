@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 
-from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import check_inputs, discover
 from fmnist_batch.engines.local import Classifier, ClassifyOptions
 from fmnist_batch.labels import IMAGE_EXTENSIONS

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert import preprocess as P
+from fmnist_batch.convert import conversion as P
 from fmnist_batch.engines.local import keep_freed_memory
 from fmnist_batch.model.runtime import load_model
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fmnist_batch.convert.preprocess import PreprocessSettings, convert_image, load_image, to_rgb
+from fmnist_batch.convert import PreprocessSettings, convert_image, load_image, to_rgb
 from fmnist_batch.evaluate import read_mapping
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.runtime import load_model

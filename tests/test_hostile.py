@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from photos import png_claiming_size, render_catalog_photo, save_photo
 from PIL import Image
 
-from fmnist_batch.convert.preprocess import ImageError, preprocess_path
+from fmnist_batch.convert import ImageError, preprocess_path
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import Classifier, ClassifyOptions
 

@@ -13,7 +13,7 @@ import pytest
 from photos import render_garment_photo
 
 from fmnist_batch.cli.main import Environment, main
-from fmnist_batch.convert.preprocess import PreprocessSettings, convert_image
+from fmnist_batch.convert import PreprocessSettings, convert_image
 from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
 
 #: The stand-in photo model is the bundled one at this temperature: nearly uniform probabilities, so a

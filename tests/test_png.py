@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from fmnist_batch.convert import png as png
-from fmnist_batch.convert.preprocess import ImageError, PreprocessSettings, load_image
+from fmnist_batch.convert import ImageError, PreprocessSettings, load_image, png
 
 LIMIT = PreprocessSettings().max_pixels
 

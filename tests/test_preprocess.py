@@ -23,7 +23,7 @@ from photos import (
 )
 from PIL import Image, ImageDraw
 
-from fmnist_batch.convert.preprocess import (
+from fmnist_batch.convert import (
     CATALOG_LEVEL,
     CONTRAST_LEVELS,
     ImageError,
@@ -489,7 +489,7 @@ def test_worker_friendly_import_and_pickling():
     settings = PreprocessSettings(invert="never", max_pixels=10)
     assert pickle.loads(pickle.dumps(settings)) == settings
     code = (
-        "import sys, fmnist_batch.convert.preprocess; "
+        "import sys, fmnist_batch.convert; "
         "heavy = {'tensorflow', 'keras', 'torch', 'matplotlib', 'rich', 'pandas'} & set(sys.modules); "
         "print(sorted(heavy))"
     )
@@ -671,7 +671,7 @@ def run_python(code: str) -> str:
 
 def test_opencv_is_imported_only_for_photos_that_are_segmented():
     code = (
-        "import sys; from PIL import Image; from fmnist_batch.convert.preprocess import *; "
+        "import sys; from PIL import Image; from fmnist_batch.convert import *; "
         "preprocess_image(Image.new('RGB', (60, 60), 'white')); print('cv2' in sys.modules); "
         "preprocess_image(Image.effect_noise((60, 60), 60).convert('RGB')); print('cv2' in sys.modules)"
     )

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from fmnist_batch.api import classify
 from fmnist_batch.cli import main as cli
-from fmnist_batch.convert.preprocess import preprocess_path
+from fmnist_batch.convert import preprocess_path
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.outputs.writer import row_fields
 from fmnist_batch.serve.app import MEGABYTE, ServeOptions, create_app

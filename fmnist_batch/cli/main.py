@@ -264,7 +264,7 @@ def _stdin_paths(args: argparse.Namespace, env: Environment) -> Iterator[str] | 
 
 
 def run_classify(args: argparse.Namespace, env: Environment) -> int:
-    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.convert import PreprocessSettings
     from fmnist_batch.discover import check_inputs, discover
     from fmnist_batch.engines.local import Classifier, ClassifyOptions, keep_freed_memory
     from fmnist_batch.outputs.shards import write_record
@@ -481,7 +481,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
     import json
 
-    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.convert import PreprocessSettings
     from fmnist_batch.engines.local import ClassifyOptions
     from fmnist_batch.evaluate import evaluate
     from fmnist_batch.outputs.summary import evaluation_tables, print_tables
@@ -795,7 +795,7 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
         require(module, "serve")
     import uvicorn
 
-    from fmnist_batch.convert.preprocess import PreprocessSettings
+    from fmnist_batch.convert import PreprocessSettings
     from fmnist_batch.engines.local import ClassifyOptions
     from fmnist_batch.model.runtime import load_model
     from fmnist_batch.serve.app.app import MEGABYTE, ServeOptions, create_app

@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert.preprocess import ImageError, PreprocessSettings, convert_path, save_preview
+from fmnist_batch.convert import ImageError, PreprocessSettings, convert_path, save_preview
 from fmnist_batch.discover import InputFile
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 from fmnist_batch.model.runtime import Model, load_model

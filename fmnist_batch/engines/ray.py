@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import (
     Classifier,

@@ -31,7 +31,7 @@ from typing import Any, TextIO
 from PIL import Image
 
 from fmnist_batch import __version__
-from fmnist_batch.convert.preprocess import PreprocessSettings, load_image, to_rgb
+from fmnist_batch.convert import PreprocessSettings, load_image, to_rgb
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.outputs.summary import Summary
 from fmnist_batch.outputs.writer import OutputError, _check_destination, _fsync_folder

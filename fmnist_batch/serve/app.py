@@ -37,7 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from fmnist_batch import __version__
-from fmnist_batch.convert.preprocess import Conversion, PreprocessSettings, convert_image, load_image_bytes
+from fmnist_batch.convert import Conversion, PreprocessSettings, convert_image, load_image_bytes
 from fmnist_batch.engines.local import ClassifyOptions, conversion_error, make_row
 from fmnist_batch.model.runtime import Model, load_model
 

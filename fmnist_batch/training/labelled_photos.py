@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import discover
 from fmnist_batch.evaluate import folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch.convert.preprocess import PreprocessSettings
+from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.model.runtime import (
     CARD_FILE,
     HISTORY_FILE,

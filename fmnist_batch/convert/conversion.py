@@ -1,0 +1,113 @@
+"""Path or PIL image -> the 28x28 uint8 array the model sees, the way Fashion-MNIST itself was made.
+
+The paper (arXiv:1708.07747, section 2) converted catalog photos on a light background by: trimming the
+edges within 5% of the corner colour, resizing the longest edge to 28, sharpening, extending the shorter
+edge to 28 with the image centred, negating, and converting to 8-bit grayscale. ``convert_image``
+runs those steps (steps.py) in that order, plus what arbitrary files need: EXIF orientation, alpha
+composited onto white, unusual modes (decode.py), photos already on a dark background, a grey
+background stretched to exactly 0 like the dataset's, and JPEG decoding at reduced scale. Grayscale
+conversion happens right after trimming (trimming needs colour, nothing after it does) so the later
+steps work on one channel.
+
+Photos that are not catalog shots (a garment on a floor, a bed, a hanger) first go through
+``segment_garment`` (segment.py): GrabCut finds the garment, which is pasted, evenly contrasted, onto the
+catalog background, and the dataset's steps then run unchanged. Under ``background="auto"`` only photos
+whose border is not one plain colour take that path, so catalog photos get exactly the plain conversion.
+
+Only PIL and numpy are imported up front (OpenCV only when a photo is segmented) and every step is a
+module-level function, so worker processes can import and pickle this cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from fmnist_batch.convert.decode import load_image, to_rgb
+from fmnist_batch.convert.segment import has_plain_background, segment_garment
+from fmnist_batch.convert.settings import DEFAULT_SETTINGS, PreprocessSettings
+from fmnist_batch.convert.steps import (
+    background_colour,
+    centre_on_canvas,
+    fit_longest_edge,
+    is_dark_background,
+    luminance,
+    negate,
+    sharpen,
+    stretch_to_full_range,
+    to_grayscale,
+    trim_background,
+    zero_background_level,
+)
+
+
+def _should_segment(background: str, img: Image.Image) -> bool:
+    if background == "auto":
+        return not has_plain_background(img)
+    return background == "segment"
+
+
+def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
+    if invert == "auto":
+        return not is_dark_background(background)
+    return invert == "always"
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """The 28x28 image, and whether the garment was cut out of a non-catalog background to make it (a
+    model card may name a second model for those photos)."""
+
+    image: np.ndarray
+    segmented: bool
+
+
+def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
+    """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
+    rgb = to_rgb(img)
+    garment = (
+        segment_garment(rgb, settings.segment_size) if _should_segment(settings.background, rgb) else None
+    )
+    rgb = garment or rgb
+    background = background_colour(rgb)
+    grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
+    grey = fit_longest_edge(grey, settings.size, settings.resample)
+    if settings.sharpen:
+        grey = sharpen(grey)
+    fill = luminance(background)
+    grey = centre_on_canvas(grey, settings.size, fill)
+    if _should_negate(settings.invert, background):
+        grey, fill = negate(grey), 255 - fill
+    # Only a dark background is stretched to 0: a light one means invert was forced the "wrong" way and
+    # stretching would erase the garment.
+    if settings.zero_background and fill < 128:
+        grey = zero_background_level(grey, fill)
+    pixels = np.array(grey, dtype=np.uint8)
+    if settings.full_range and garment is None and fill < 128:
+        pixels = stretch_to_full_range(pixels)
+    return Conversion(pixels, segmented=garment is not None)
+
+
+def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """convert_image's 28x28 array alone."""
+    return convert_image(img, settings).image
+
+
+def convert_path(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
+    """load_image + convert_image; raises ImageError for anything that is not a usable image."""
+    return convert_image(load_image(path, settings), settings)
+
+
+def preprocess_path(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:
+    """load_image + preprocess_image; raises ImageError for anything that is not a usable image."""
+    return convert_path(path, settings).image
+
+
+def save_preview(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Write a preprocessed array as an 8-bit greyscale PNG (what the model saw, for --save-preprocessed)."""
+    if array.ndim != 2:
+        raise ValueError(f"expected a 2-D array, got shape {array.shape}")
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
