@@ -1,55 +1,50 @@
-"""The classify job from Python: rows as an iterator, or a pandas DataFrame."""
+"""The classify job from Python in one call: rows as an iterator, or a pandas DataFrame.
+
+Both load the model for that call; to classify many times, or photos already in memory, make a
+`fmnist_batch.Classifier` once and reuse it.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
-from fmnist_batch.convert import PreprocessSettings
-from fmnist_batch.discover import check_inputs, discover
-from fmnist_batch.engines.local import Classifier, ClassifyOptions
 from fmnist_batch.labels import IMAGE_EXTENSIONS
+
+Inputs = str | os.PathLike | Iterable[str | os.PathLike]
 
 
 def classify(
-    inputs: str | os.PathLike | Iterable[str | os.PathLike],
-    *,
-    recursive: bool = True,
-    extensions: Sequence[str] = IMAGE_EXTENSIONS,
-    model: str | os.PathLike | None = None,
-    batch_size: int = 256,
-    workers: int | None = None,
-    top_k: int = 3,
-    min_confidence: float = 0.0,
-    invert: str = "auto",
-    save_preprocessed: str | os.PathLike | None = None,
+    inputs: Inputs, *, recursive: bool = True, extensions: Sequence[str] = IMAGE_EXTENSIONS, **options: Any
 ) -> Iterator[dict]:
     """Classify files, folders and glob patterns; yield one row (a dict) per file, in input order.
+    `options` are those of `fmnist_batch.ClassifyOptions` (top_k, background, workers, engine, ...).
 
     >>> for row in classify("photos/"):
     ...     print(row["path"], row["label"], row["confidence"])
     """
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
-    names = [os.fspath(i) for i in inputs]
-    check_inputs(names)
-    options = ClassifyOptions(
-        model=model,
-        batch_size=batch_size,
-        workers=workers,
-        top_k=top_k,
-        min_confidence=min_confidence,
-        preprocess=PreprocessSettings(invert=invert),
-        save_preprocessed=save_preprocessed,
-    )
-    with Classifier(options) as classifier:
-        yield from classifier.run(discover(names, recursive=recursive, extensions=extensions))
+    from fmnist_batch.classifier import Classifier
+
+    if not isinstance(inputs, str | os.PathLike) and not _is_iterable_of_paths(inputs):
+        raise TypeError(
+            f"classify() takes paths, folders or glob patterns, not a {type(inputs).__name__}; "
+            "for an image in memory use fmnist_batch.Classifier()(image)"
+        )
+    classifier = Classifier(**options)
+    yield from classifier.classify_folder(inputs, recursive=recursive, extensions=extensions)
 
 
-def classify_dataframe(inputs: str | os.PathLike | Iterable[str | os.PathLike], **kwargs):
+def classify_dataframe(inputs: Inputs, **kwargs: Any):
     """Like `classify`, collected into a pandas DataFrame (one row per file)."""
     import pandas as pd
 
-    from fmnist_batch.outputs.writer import row_fields
+    from fmnist_batch.options import default
+    from fmnist_batch.outputs.rows import row_fields
 
-    return pd.DataFrame(list(classify(inputs, **kwargs)), columns=row_fields(kwargs.get("top_k", 3)))
+    columns = row_fields(kwargs.get("top_k", default("top_k")))
+    return pd.DataFrame(list(classify(inputs, **kwargs)), columns=columns)
+
+
+def _is_iterable_of_paths(inputs: object) -> bool:
+    return isinstance(inputs, list | tuple) and all(isinstance(i, str | os.PathLike) for i in inputs)

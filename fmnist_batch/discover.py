@@ -25,7 +25,7 @@ import hashlib
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO, TextIO
 
 from fmnist_batch.labels import IMAGE_EXTENSIONS
@@ -45,6 +45,13 @@ class InputFile:
     # path relative to it ("./photos" -> "./photos/shoes/a.jpg"). Equal to `path` today; kept separate so
     # the pipeline never has to guess which one to show.
     display: str
+    #: the file's resolved path, as discovery de-duplicated it (a resumed run matches rows by it, however
+    #: the inputs were spelled); empty for files made by hand, see `resolved`
+    real_path: str = field(default="", compare=False)
+
+    @property
+    def resolved(self) -> str:
+        return self.real_path or os.path.realpath(self.path)
 
 
 class InputError(Exception):
@@ -351,7 +358,7 @@ class _Finder:
             real_path = os.path.join(self._real_folder[1], name)
         if real_path not in self.seen_files:
             self.seen_files.add(real_path)
-            yield InputFile(path=path, display=path)
+            yield InputFile(path=path, display=path, real_path=real_path)
 
     def _warn(self, message: str) -> None:
         if self.on_warning is not None:

@@ -11,14 +11,14 @@ import csv
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from fmnist_batch.discover import InputFile, discover
-from fmnist_batch.engines.local import Classifier, ClassifyOptions
 from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES
+from fmnist_batch.options import ClassifyOptions
 
 
 class EvaluationError(Exception):
@@ -151,12 +151,13 @@ def evaluate(
     results = {name: FolderResult(name, classes) for name, classes in accepted.items() if classes}
     skipped = {name: sum(1 for _ in _photos(root, name)) for name, classes in accepted.items() if not classes}
     index = {label: i for i, label in enumerate(CLASS_NAMES)}
-    labelled = (file for name in results for file in _photos(root, name))
-    with Classifier(options or ClassifyOptions()) as classifier:
-        for row in classifier.run(labelled):
+    labelled = [str(root / name) for name in results]
+    if labelled:
+        from fmnist_batch.classifier import Classifier
+
+        for row in Classifier(**asdict(options or ClassifyOptions())).classify_folder(labelled):
             # the display path is <root>/<folder>/..., so the row names its folder
-            folder = Path(row["path"]).relative_to(root).parts[0]
-            result = results[folder]
+            result = results[Path(row["path"]).relative_to(root).parts[0]]
             if row["status"] == "error":
                 result.errors += 1
             else:

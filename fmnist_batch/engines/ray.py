@@ -2,8 +2,8 @@
 
 This process discovers the files, as the local engine does, and hands them to Ray Data in windows of
 WINDOW files (so memory stays flat): conversion runs as parallel tasks (map_batches with a function,
-pipeline.convert on each file), prediction on an actor pool (map_batches with a class; each actor loads
-the model once), and the results come back in input order. Rows are made here by pipeline.make_row, so
+workers.convert on each file), prediction on an actor pool (map_batches with a class; each actor loads
+the model once), and the results come back in input order. Rows are made here by rows.make_row, so
 they are the local engine's rows, for the same writers and summary.
 
 Every node must see the inputs, the --model and the --save-preprocessed folder at the same paths (shared
@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
@@ -24,18 +22,13 @@ import numpy as np
 
 from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import InputFile
-from fmnist_batch.engines.local import (
-    Classifier,
-    ClassifyOptions,
-    _configure,
-    _on_alarm,
-    chunks,
-    convert,
-    keep_freed_memory,
-    make_row,
-)
-from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.engines.local import chunks
+from fmnist_batch.engines.predict import predict_where, stack
+from fmnist_batch.engines.workers import WorkerSettings, convert_here, keep_freed_memory
+from fmnist_batch.labels import IMAGE_SIZE
 from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.options import ClassifyOptions
+from fmnist_batch.outputs.rows import make_row
 
 if TYPE_CHECKING:
     import ray.data
@@ -56,20 +49,23 @@ class RayUnavailable(Exception):
     """The Ray cluster cannot be reached; the message says why (the CLI exits 2)."""
 
 
-class RayClassifier(Classifier):
-    """Classifier.run on Ray: connects to `address` (None: $RAY_ADDRESS if set, else a local Ray started
-    for this run with `options.workers` CPUs, shut down on close)."""
+class RayEngine:
+    """The local engine's rows, made on Ray: connects to `options.ray_address` (None: $RAY_ADDRESS if set,
+    else a local Ray started for this run with `options.workers` CPUs, shut down on close)."""
 
-    def __init__(
-        self, options: ClassifyOptions | None = None, model: Model | None = None, address: str | None = None
-    ):
-        super().__init__(options, model)
-        self.address = address
+    def __init__(self, options: ClassifyOptions, model: Model, conversion: PreprocessSettings):
+        self.options, self.model, self.conversion = options, model, conversion
+        self.address = options.ray_address
         self.window = WINDOW
         self._connected = False
 
+    def __enter__(self) -> RayEngine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close(terminate=exc_info[0] is not None)
+
     def close(self, terminate: bool = False) -> None:
-        super().close(terminate)
         if self._connected:
             import ray
 
@@ -77,12 +73,11 @@ class RayClassifier(Classifier):
             self._connected = False
 
     def run(self, files: Iterable[InputFile], on_batch: Callable[[], None] | None = None) -> Iterator[dict]:
-        """Yield one row per file, in input order, as Classifier.run does; `on_batch` after each batch."""
+        """Yield one row per file, in input order, as LocalEngine.run does; `on_batch` after each batch."""
         windows = chunks(files, self.window)
         first = next(windows, None)
         if first is None:
             return
-        self.model  # checked here first, so a bad model fails before Ray starts  # noqa: B018
         self._connect()
         yield from self._run_window(first, on_batch)
         for window in windows:
@@ -97,7 +92,7 @@ class RayClassifier(Classifier):
             return
         settings = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
         if self.address is None and "RAY_ADDRESS" not in os.environ:
-            settings["num_cpus"] = self._workers()
+            settings["num_cpus"] = self.options.worker_count
         try:
             ray.init(address=self.address, **settings)
         except ConnectionError as e:  # e.g. --ray-address auto with no cluster running here
@@ -116,7 +111,13 @@ class RayClassifier(Classifier):
                 indices, batch["probabilities"], batch["ok"], batch["error"], strict=True
             ):
                 message = None if ok else bytes(error).decode(**_TEXT)
-                yield make_row(window[index].display, probabilities if ok else None, message, self.options)
+                yield make_row(
+                    window[index].display,
+                    probabilities if ok else None,
+                    message,
+                    top_k=self.options.top_k,
+                    min_confidence=self.options.min_confidence,
+                )
             position += len(indices)
             if on_batch:
                 on_batch()
@@ -147,11 +148,7 @@ class RayClassifier(Classifier):
             convert_batch,
             batch_size=CONVERT_BATCH,
             batch_format="numpy",
-            fn_kwargs={
-                "settings": options.preprocess,
-                "preview_dir": preview,
-                "timeout": options.file_timeout,
-            },
+            fn_kwargs={"settings": WorkerSettings(self.conversion, preview, options.timeout)},
         )
         with warnings.catch_warnings():
             # max_restarts can only go through **ray_remote_args, which Ray deprecates without a replacement
@@ -181,34 +178,22 @@ class RayClassifier(Classifier):
         return max(1, int(ray.cluster_resources().get("CPU", 1)) // 8)
 
 
-def convert_batch(
-    batch: dict[str, np.ndarray], settings: PreprocessSettings, preview_dir: str | None, timeout: float
-) -> dict[str, np.ndarray]:
-    """A Ray task: pipeline.convert on each file of a batch -> index, image (N x 784 uint8), ok, segmented,
-    error."""
-    _configure(settings, preview_dir, timeout)
+def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
+    """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
+    ok, segmented, error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
-    # convert() arms the per-file time limit only where the SIGALRM handler is installed, as in a pool
-    # worker; only a main thread can install it (Ray runs plain tasks on its workers' main thread).
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGALRM, _on_alarm) if in_main_thread else None
-    try:
-        converted = [
-            convert((os.fsdecode(bytes(path)), os.fsdecode(bytes(display))))
-            for path, display in zip(batch["path"], batch["display"], strict=True)
-        ]
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGALRM, previous)
-    images = np.zeros((len(converted), _PIXELS), np.uint8)
-    for row, conversion in enumerate(converted):
-        if conversion.data is not None:
-            images[row] = np.frombuffer(conversion.data, np.uint8)
+    # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
+    items = [
+        (os.fsdecode(bytes(path)), os.fsdecode(bytes(display)))
+        for path, display in zip(batch["path"], batch["display"], strict=True)
+    ]
+    converted = convert_here(items, settings)
+    images, ok, segmented = stack(converted)
     return {
         "index": batch["index"],
         "image": images,
-        "ok": np.array([c.data is not None for c in converted]),
-        "segmented": np.array([c.segmented for c in converted]),
+        "ok": ok,
+        "segmented": segmented,
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -225,10 +210,7 @@ class Predictor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
-        probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
-        if ok.any():
-            images = batch["image"][ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-            probabilities[ok] = self.model.predict_proba(images, batch["segmented"][ok].astype(bool))
+        probabilities = predict_where(self.model, batch["image"], ok, batch["segmented"])
         return {"index": batch["index"], "probabilities": probabilities, "ok": ok, "error": batch["error"]}
 
 

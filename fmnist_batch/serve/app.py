@@ -38,8 +38,11 @@ from starlette.exceptions import HTTPException
 
 from fmnist_batch import __version__
 from fmnist_batch.convert import Conversion, PreprocessSettings, convert_image, load_image_bytes
-from fmnist_batch.engines.local import ClassifyOptions, conversion_error, make_row
-from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.engines.predict import predicted_rows
+from fmnist_batch.engines.workers import Converted, conversion_error
+from fmnist_batch.job import load_job_model
+from fmnist_batch.model.runtime import Model
+from fmnist_batch.options import ClassifyOptions
 
 FIELD_NAME = "files"
 MEGABYTE = 1024 * 1024
@@ -193,24 +196,20 @@ def classify_uploads(
     uploads: list[Upload], model: Model, options: ClassifyOptions, lock: threading.Lock
 ) -> list[dict]:
     """One result per upload, in order: the CSV row's fields plus `preview_png` (None for errors)."""
-    converted = []
+    settings = options.conversion(model.card.conversion())
+    conversions, converted = [], []
     for upload in uploads:
-        converted.append(convert_upload(upload.data, options.preprocess))
+        conversion, error = convert_upload(upload.data, settings)
         upload.data = bytearray()  # the photo is not needed any more: free it before the next one
-    good = [i for i, (conversion, _) in enumerate(converted) if conversion is not None]
-    probabilities = {}
-    if good:
-        images = np.stack([converted[i][0].image for i in good])
-        segmented = np.array([converted[i][0].segmented for i in good])
-        with lock:  # one interpreter, shared by all requests; it is not thread-safe
-            batch = model.predict_proba(images, segmented)
-        probabilities = dict(zip(good, batch, strict=True))
-    results = []
-    for i, (upload, (conversion, error)) in enumerate(zip(uploads, converted, strict=True)):
-        row = make_row(upload.filename, probabilities.get(i), error, options)
+        conversions.append(conversion)
+        data = conversion.image.tobytes() if conversion is not None else None
+        converted.append(Converted(data, error, conversion.segmented if conversion is not None else False))
+    names = [upload.filename for upload in uploads]
+    with lock:  # one interpreter, shared by all requests; it is not thread-safe
+        rows = list(predicted_rows(model, names, converted, options.top_k, options.min_confidence))
+    for row, conversion in zip(rows, conversions, strict=True):
         row["preview_png"] = preview_png(conversion.image) if conversion is not None else None
-        results.append(row)
-    return results
+    return rows
 
 
 def page_html() -> str:
@@ -224,13 +223,7 @@ def create_app(options: ServeOptions | None = None, model: Model | None = None) 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.model = model or await run_in_threadpool(
-            load_model,
-            options.classify.model,
-            options.classify.backend,
-            use_photo_model=options.classify.photo_model,
-            precision=options.classify.precision,
-        )
+        app.state.model = model or await run_in_threadpool(load_job_model, options.classify)
         yield
 
     # /docs and /redoc would load their scripts from a CDN; the schema stays at /openapi.json
@@ -254,7 +247,7 @@ def create_app(options: ServeOptions | None = None, model: Model | None = None) 
             "top_k": options.classify.top_k,
             "max_files": options.max_files,
             "max_upload_bytes": options.max_upload_bytes,
-            "max_pixels": options.classify.preprocess.max_pixels,
+            "max_pixels": options.classify.max_pixels,
         }
 
     @app.get("/api/model")

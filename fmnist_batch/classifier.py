@@ -1,0 +1,145 @@
+"""The library's face: `Classifier` loads a model once and classifies photos in memory or on disk.
+
+>>> from fmnist_batch import Classifier
+>>> clf = Classifier()                      # the bundled model; any classify option as a keyword
+>>> clf("photo.jpg")["label"]               # a path, a PIL image, a numpy array or the file's bytes
+'Sneaker'
+>>> [r["label"] for r in clf([img_a, img_b])]
+>>> for row in clf.classify_folder("photos/"):          # the CLI's rows, streamed
+...     print(row["path"], row["label"])
+>>> clf.classify_folder("photos/", output="out.csv", resume=True)   # the CLI's job: a JobResult
+
+A result and a CLI row for the same photo hold the same label and probabilities: both come from the same
+conversion and the same rows (outputs.rows.make_row).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from fmnist_batch.convert import ImageError, convert_image, convert_path, load_image_bytes
+from fmnist_batch.discover import check_inputs, discover
+from fmnist_batch.engines import engine_factory
+from fmnist_batch.engines.predict import predicted_rows
+from fmnist_batch.engines.workers import Converted, conversion_error
+from fmnist_batch.job import ClassifyJob, JobResult, load_job_model
+from fmnist_batch.labels import IMAGE_EXTENSIONS
+from fmnist_batch.model.runtime import Model
+from fmnist_batch.options import ClassifyOptions
+
+#: what Classifier(x) takes, one or a list
+ImageInput = str | os.PathLike | bytes | np.ndarray | Any  # Any: a PIL.Image.Image
+
+
+class Classifier:
+    """A loaded model and its conversion settings, reused for every call.
+
+    `Classifier(model=None, **options)`: every option of `ClassifyOptions` (top_k, min_confidence,
+    background, invert, precision, workers, engine, ...) as a keyword.
+    """
+
+    def __init__(self, model: str | os.PathLike | Model | None = None, **options: Any):
+        if isinstance(model, Model):
+            self.options = ClassifyOptions.from_keywords(**options)
+            self.model = model
+        else:
+            self.options = ClassifyOptions.from_keywords(model=model, **options)
+            self.model = load_job_model(self.options)
+        self.conversion = self.options.conversion(self.model.card.conversion())
+
+    def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict | list[dict]:
+        """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
+
+        A result: {"label", "score", "top_k": [{"label", "score"}, ...], "segmented", "status",
+        "error"}; a photo that cannot be read gets status "error" and the reason, as in the CLI's rows.
+        """
+        if isinstance(images, list | tuple):
+            return self._classify(list(images))
+        return self._classify([images])[0]
+
+    def _classify(self, images: list[ImageInput]) -> list[dict]:
+        converted = [self._convert(image) for image in images]
+        names = [_name_of(image) for image in images]
+        rows = predicted_rows(self.model, names, converted, self.options.top_k, self.options.min_confidence)
+        return [_result(row, c) for row, c in zip(rows, converted, strict=True)]
+
+    def _convert(self, image: ImageInput) -> Converted:
+        try:
+            if isinstance(image, str | os.PathLike):
+                conversion = convert_path(image, self.conversion)
+            elif isinstance(image, bytes | bytearray | memoryview):
+                conversion = convert_image(load_image_bytes(bytes(image), self.conversion), self.conversion)
+            else:
+                conversion = convert_image(_as_pil(image), self.conversion)
+        except (ImageError, MemoryError) as e:
+            return Converted(None, conversion_error(e))
+        return Converted(conversion.image.tobytes(), None, conversion.segmented)
+
+    def classify_folder(
+        self, inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | None = None, **job: Any
+    ) -> Iterator[dict] | JobResult:
+        """Classify files, folders and glob patterns as `fmnist-batch classify` does.
+
+        Without `output`: an iterator of rows (dicts), one per file, in input order. With `output` (a file
+        name, or "-" for stdout): the whole job (resume, wait, shard, report, format, ...: the keywords of
+        `fmnist_batch.job.ClassifyJob`) and its JobResult.
+        """
+        names = [os.fspath(i) for i in ([inputs] if isinstance(inputs, str | os.PathLike) else inputs)]
+        if output is None:
+            recursive, extensions = job.pop("recursive", True), job.pop("extensions", IMAGE_EXTENSIONS)
+            if job:
+                raise TypeError(f"{', '.join(sorted(job))}: only with an output file (output=...)")
+            check_inputs(names)
+            return self._rows(names, recursive, extensions)
+        return ClassifyJob(names, output, self.options, **job).run(self.model)
+
+    def _rows(self, names: list[str], recursive: bool, extensions: Sequence[str]) -> Iterator[dict]:
+        files = discover(names, recursive=recursive, extensions=extensions)
+        with engine_factory(self.options.engine)(self.options, self.model, self.conversion) as engine:
+            yield from engine.run(files)
+
+
+def _as_pil(image: Any):  # -> PIL.Image.Image
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        return image
+    if isinstance(image, np.ndarray):
+        return _array_to_pil(image)
+    raise TypeError(
+        f"cannot classify a {type(image).__name__}: give a path, a PIL image, a numpy array or bytes"
+    )
+
+
+def _array_to_pil(array: np.ndarray):  # -> PIL.Image.Image
+    from PIL import Image
+
+    if array.dtype != np.uint8:
+        raise TypeError(f"expected a uint8 array, got {array.dtype} (scale it to 0..255 first)")
+    modes = {2: "L", 3: {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[-1])}
+    mode = modes.get(array.ndim)
+    if mode is None:
+        raise TypeError(f"expected an H x W, H x W x 3 or H x W x 4 array, got shape {array.shape}")
+    return Image.fromarray(array[..., 0] if mode == "L" and array.ndim == 3 else array, mode)
+
+
+def _name_of(image: ImageInput) -> str:
+    return os.fspath(image) if isinstance(image, str | os.PathLike) else f"<{type(image).__name__}>"
+
+
+def _result(row: dict, conversion: Converted) -> dict:
+    """A row as a result: the same label and probabilities, the top-k as a list."""
+    ranks = [key[3:-6] for key in row if key.startswith("top") and key.endswith("_label")]
+    top_k = [{"label": row[f"top{r}_label"], "score": row[f"top{r}_prob"]} for r in ranks]
+    return {
+        "label": row["label"],
+        "score": row["confidence"],
+        "top_k": top_k if row["status"] != "error" else [],
+        "segmented": conversion.segmented,
+        "status": row["status"],
+        "error": row["error"],
+    }

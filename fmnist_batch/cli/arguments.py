@@ -1,0 +1,179 @@
+"""Argument types and the options several commands share, with defaults and help taken from
+ClassifyOptions (the one source of classify's defaults)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmnist_batch.labels import IMAGE_EXTENSIONS
+from fmnist_batch.options import ENGINES, default
+
+
+def formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text}")
+    return value
+
+
+def top_k(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 10:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {text}")
+    return value
+
+
+def probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
+    return value
+
+
+def shard(text: str):  # -> discover.Shard, imported here so --help stays fast
+    from fmnist_batch.discover import Shard
+
+    try:
+        return Shard.parse(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def _model_options() -> dict[str, dict]:
+    """Flag -> add_argument keywords of the model and conversion options; dest = the ClassifyOptions field."""
+    from fmnist_batch.convert import BACKGROUND_CHOICES, INVERT_CHOICES
+    from fmnist_batch.model.runtime import BACKENDS, PRECISIONS
+
+    return {
+        "--model": {
+            "metavar": "PATH",
+            "help": "model folder, .tflite/.keras file or card (default: bundled)",
+        },
+        "--backend": {"choices": BACKENDS, "default": default("backend"), "help": "default: %(default)s"},
+        "--batch-size": {
+            "type": positive_int,
+            "default": default("batch_size"),
+            "help": "images per prediction (default: %(default)s)",
+        },
+        "--workers": {"type": positive_int, "help": "conversion processes (default: CPU count)"},
+        "--top-k": {
+            "type": top_k,
+            "default": default("top_k"),
+            "help": "labels and probabilities per file (default: %(default)s)",
+        },
+        "--min-confidence": {
+            "type": probability,
+            "default": default("min_confidence"),
+            "metavar": "P",
+            "help": "files below this confidence get status 'uncertain' (default: %(default)s)",
+        },
+        "--invert": {
+            "choices": INVERT_CHOICES,
+            "help": "negate photos (auto: unless the background is dark; default: the model card's, "
+            "else auto)",
+        },
+        "--background": {
+            "choices": BACKGROUND_CHOICES,
+            "default": default("background"),
+            "help": "segment: cut the garment out of its surroundings first (GrabCut); plain: the dataset's "
+            "conversion as is; auto: segment unless the border is one plain colour (default: %(default)s)",
+        },
+        "--max-pixels": {
+            "type": positive_int,
+            "default": default("max_pixels"),
+            "help": "refuse larger images",
+        },
+        "--precision": {
+            "choices": PRECISIONS,
+            "default": default("precision"),
+            "help": "which .tflite LiteRT runs: int8 (about 4x faster), float (the Keras model's exact "
+            "twin) or auto: the one the model card chose on validation (default: %(default)s)",
+        },
+        "--no-photo-model": {
+            "dest": "photo_model",
+            "action": "store_false",
+            "help": "classify segmented photos with the main model too, not with the photo model its card "
+            "names",
+        },
+        "--timeout": {
+            "type": positive_float,
+            "default": default("timeout"),
+            "metavar": "SECONDS",
+            "help": "per-file conversion time limit; slower files get an error row (default: %(default)s)",
+        },
+        "--engine": {
+            "choices": ENGINES,
+            "default": default("engine"),
+            "help": "local: worker processes on this machine; ray: a Ray cluster, with Ray Data "
+            "(pip install '.[ray]') (default: %(default)s)",
+        },
+        "--ray-address": {
+            "metavar": "ADDRESS",
+            "help": "the Ray cluster for --engine ray: auto (the one this machine is part of) or HEAD:6379 "
+            "(default: $RAY_ADDRESS, else a local Ray with --workers CPUs, for this run)",
+        },
+        "--save-preprocessed": {"metavar": "DIR", "help": "also write the 28x28 images the model saw"},
+    }
+
+
+def add_model_options(p: argparse.ArgumentParser, *flags: str) -> None:
+    """Add the shared model and conversion options named by `flags`, in that order."""
+    shared = _model_options()
+    for flag in flags:
+        p.add_argument(flag, **shared[flag])
+
+
+def options_from(args: argparse.Namespace, **extra: object):  # -> ClassifyOptions
+    """ClassifyOptions from the parsed options that are its fields (the others keep their defaults)."""
+    from dataclasses import fields
+
+    from fmnist_batch.options import ClassifyOptions
+
+    names = {f.name for f in fields(ClassifyOptions)}
+    given = {name: value for name, value in vars(args).items() if name in names}
+    return ClassifyOptions(**given, **extra)
+
+
+def add_discovery_options(p: argparse.ArgumentParser) -> None:
+    """--no-recursive and --ext: how folders and glob patterns are listed (classify, merge --inputs)."""
+    p.add_argument(
+        "--no-recursive", dest="recursive", action="store_false", help="do not descend into subfolders"
+    )
+    p.add_argument(
+        "--ext",
+        metavar="EXTS",
+        help="comma-separated extensions to pick up in folders and globs (default: "
+        + ",".join(IMAGE_EXTENSIONS)
+        + ")",
+    )
+
+
+def extensions(args: argparse.Namespace) -> tuple[str, ...]:
+    if not args.ext:
+        return IMAGE_EXTENSIONS
+    return tuple("." + e.strip().lower().lstrip(".") for e in args.ext.split(",") if e.strip())

@@ -1,0 +1,45 @@
+"""`fmnist-batch evaluate`: a model's accuracy on a folder of labelled photos (fmnist_batch.evaluate)."""
+
+from __future__ import annotations
+
+import argparse
+
+from fmnist_batch.cli.arguments import add_model_options, formatter, options_from
+from fmnist_batch.cli.env import Environment, ExitStatus
+
+
+def add_evaluate(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate",
+        help="a model's accuracy on a folder of labelled photos (one subfolder per class)",
+        description="Classify every photo under DIR through the same conversion and runtime as classify, and "
+        "score it against its subfolder: folders named after a Fashion-MNIST class, or a mapping CSV "
+        "(folder,fmnist_labels; several classes separated by |; empty = no class fits, folder skipped). "
+        "Prints accuracy per folder and a confusion matrix.",
+        epilog="examples:\n"
+        "  fmnist-batch evaluate samples\n"
+        "  fmnist-batch evaluate photos/validation --mapping mapping.csv --json eval.json\n"
+        "  fmnist-batch evaluate photos --model runs/new --invert never",
+        formatter_class=formatter,
+    )
+    p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
+    p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    add_model_options(
+        p, "--model", "--workers", "--invert", "--background", "--precision", "--no-photo-model"
+    )
+    p.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
+    import json
+
+    from fmnist_batch.evaluate import evaluate
+    from fmnist_batch.outputs.summary import evaluation_tables, print_tables
+
+    result = evaluate(args.folder, mapping=args.mapping, options=options_from(args))
+    print_tables(evaluation_tables(result), env.stdout)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result.to_dict(), f, indent=2)
+    return ExitStatus.OK

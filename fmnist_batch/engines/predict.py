@@ -1,0 +1,47 @@
+"""Converted photos -> rows: predict the ones that converted, in one batch, and give the others their
+error; every engine and the web app make their rows here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from fmnist_batch.engines.workers import Converted
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.model.runtime import Model
+from fmnist_batch.outputs.rows import make_row
+
+
+def predict_where(model: Model, images: np.ndarray, ok: np.ndarray, segmented: np.ndarray) -> np.ndarray:
+    """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
+    N x 784 or N x 28 x 28 uint8."""
+    ok = np.asarray(ok, dtype=bool)
+    probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
+    if ok.any():
+        chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        probabilities[ok] = model.predict_proba(chosen, np.asarray(segmented, dtype=bool)[ok])
+    return probabilities
+
+
+def stack(converted: Sequence[Converted]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(images N x 784 uint8, ok, segmented) of a batch of conversions."""
+    images = np.zeros((len(converted), IMAGE_SIZE * IMAGE_SIZE), np.uint8)
+    for i, conversion in enumerate(converted):
+        if conversion.data is not None:
+            images[i] = np.frombuffer(conversion.data, np.uint8)
+    ok = np.array([c.data is not None for c in converted], dtype=bool)
+    segmented = np.array([c.segmented for c in converted], dtype=bool)
+    return images, ok, segmented
+
+
+def predicted_rows(
+    model: Model, displays: Sequence[str], converted: Sequence[Converted], top_k: int, min_confidence: float
+) -> Iterator[dict]:
+    """One row per file, in order: predicted if it converted, its error otherwise."""
+    images, ok, segmented = stack(converted)
+    probabilities = predict_where(model, images, ok, segmented)
+    for display, conversion, probs, good in zip(displays, converted, probabilities, ok, strict=True):
+        yield make_row(
+            display, probs if good else None, conversion.error, top_k=top_k, min_confidence=min_confidence
+        )

@@ -1,0 +1,277 @@
+"""Converting photos in worker processes: one file's conversion as a row-ready result, the per-file time
+limit, and a pool that survives its workers being killed.
+
+A worker can die in ways Python cannot catch: the OOM killer, a C decoder crashing on a hostile file, an
+operator's `kill`. multiprocessing.Pool then waits forever for the lost task, so the pool here is built
+on concurrent.futures, which notices a dead worker at once (BrokenProcessPool): the files of the lost
+tasks are converted again one at a time in a fresh pool, and a file that kills its worker again, or
+never answers, gets an error row. The run goes on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NamedTuple
+
+from PIL import Image
+
+from fmnist_batch.convert import ImageError, PreprocessSettings, convert_path, save_preview
+
+#: how long past its files' time limits a task may take before its worker is taken for hung
+GRACE_SECONDS = 10.0
+#: a worker that died (killed, or crashed in native code) - the row of the file it was converting
+WORKER_DIED = "the conversion worker died while converting this file (killed, or crashed in a decoder)"
+
+
+class Converted(NamedTuple):
+    """One file's conversion: the 784 bytes of its 28x28 image, or None and why not."""
+
+    data: bytes | None
+    error: str | None
+    #: the garment was cut out of a non-catalog background (a card may route those to its photo model)
+    segmented: bool = False
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """What every conversion in a process shares; set once per worker, not pickled with every task."""
+
+    conversion: PreprocessSettings = field(default_factory=PreprocessSettings)
+    preview_dir: str | None = None
+    timeout: float | None = None
+
+
+_worker = WorkerSettings()
+
+
+class FileTimeout(Exception):
+    pass
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise FileTimeout
+
+
+def configure(settings: WorkerSettings) -> None:
+    global _worker
+    _worker = settings
+
+
+def preview_path(folder: str | os.PathLike, display: str) -> Path:
+    """Where --save-preprocessed puts the 28x28 image of `display`: its path mirrored under `folder`."""
+    parts = [p for p in Path(display).parts if p not in ("/", "..", ".") and not p.endswith(":\\")]
+    return Path(folder, *parts).with_name(Path(display).name + ".png")
+
+
+def conversion_error(error: Exception) -> str:
+    """The one-line reason a photo could not be converted, as its row (or web result) reports it."""
+    if isinstance(error, ImageError):
+        return str(error)
+    if isinstance(error, MemoryError):
+        return "out of memory while decoding the image"
+    return f"unexpected error: {type(error).__name__}: {error}"
+
+
+def convert(item: tuple[str, str]) -> Converted:
+    """(path, display) -> Converted(784 bytes, None, segmented) or Converted(None, message). Never raises."""
+    path, display = item
+    # The alarm is armed only where the handler is installed (a worker, or alarm_handler() in the main
+    # thread); Pillow's decoders return to Python between chunks, where it stops a file that takes too long.
+    armed = _worker.timeout is not None and signal.getsignal(signal.SIGALRM) is _on_alarm
+    try:
+        if armed:
+            signal.setitimer(signal.ITIMER_REAL, _worker.timeout)
+        try:
+            conversion = convert_path(path, _worker.conversion)
+        finally:
+            if armed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+        if _worker.preview_dir is not None:
+            target = preview_path(_worker.preview_dir, display)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            save_preview(conversion.image, target)
+        return Converted(conversion.image.tobytes(), None, conversion.segmented)
+    except FileTimeout:
+        return Converted(None, f"took longer than {_worker.timeout:g} s to decode; skipped")
+    except Exception as e:  # a bug or an exotic file must cost one row, not the run
+        return Converted(None, conversion_error(e))
+
+
+def convert_chunk(items: Sequence[tuple[str, str]]) -> list[Converted]:
+    return [convert(item) for item in items]
+
+
+@contextlib.contextmanager
+def alarm_handler() -> Iterator[None]:
+    """Install the per-file time limit's handler for conversions in this process (only a main thread can
+    handle SIGALRM; elsewhere files convert without the limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _on_alarm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+def convert_here(items: Sequence[tuple[str, str]], settings: WorkerSettings) -> list[Converted]:
+    """Convert in this process, as a worker would (same settings and time limit)."""
+    configure(settings)
+    with alarm_handler():
+        return convert_chunk(items)
+
+
+# glibc's mallopt parameters
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+# prctl(PR_SET_PDEATHSIG): a signal for this process when its parent dies
+_PR_SET_PDEATHSIG = 1
+
+
+def keep_freed_memory() -> None:
+    """Let this process's malloc keep and reuse the few MB that each photo's buffers take.
+
+    By default glibc returns large freed buffers to the kernel at once and takes fresh zeroed pages for
+    the next photo's: on the benchmark's 0.7 MB PNGs that page faulting cost 4 ms of system time a photo,
+    a third of decoding. Fixed thresholds (buffers under 16 MB from the heap, up to 64 MB of free heap
+    kept) stop it; the peak memory of a worker is the same. A no-op outside glibc.
+    """
+    libc = _libc()
+    if libc is not None:
+        libc.mallopt(_M_MMAP_THRESHOLD, 16 * 2**20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 * 2**20)
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None)
+    except OSError:
+        return None
+
+
+def _init_worker(settings: WorkerSettings) -> None:
+    configure(settings)
+    keep_freed_memory()
+    libc = _libc()
+    if libc is not None:
+        # A worker whose run was killed exits at once and quietly, instead of finishing its task and
+        # printing a BrokenPipeError traceback into the cron mail.
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    signal.signal(signal.SIGALRM, _on_alarm)
+    # Ctrl-C is handled once, by the parent, which then stops the pool: a worker must die quietly on it,
+    # not run the handler it inherited from the CLI.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class ConversionPool:
+    """Worker processes that run `convert`; `submit(items).get()` gives one Converted per item, in order,
+    whatever happens to the workers."""
+
+    def __init__(self, workers: int, settings: WorkerSettings, chunksize: int = 16):
+        self.workers, self.settings, self.chunksize = workers, settings, max(1, chunksize)
+        Image.init()  # load Pillow's format plugins once, here, rather than in every worker
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor:
+        # fork: workers start in milliseconds and inherit the imported modules
+        context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+        return ProcessPoolExecutor(
+            self.workers, mp_context=context, initializer=_init_worker, initargs=(self.settings,)
+        )
+
+    def submit(self, items: Sequence[tuple[str, str]]) -> PendingConversion:
+        chunks = [list(items[i : i + self.chunksize]) for i in range(0, len(items), self.chunksize)]
+        return PendingConversion(self, [self._submit(chunk) for chunk in chunks])
+
+    def _submit(self, chunk: list[tuple[str, str]]) -> tuple[list, ProcessPoolExecutor, Future]:
+        try:
+            return chunk, self._executor, self._executor.submit(convert_chunk, chunk)
+        except BrokenProcessPool:  # a worker died since the last result was collected
+            self._restart(hung=False)
+            return chunk, self._executor, self._executor.submit(convert_chunk, chunk)
+
+    def map(self, items: Sequence[tuple[str, str]]) -> list[Converted]:
+        return self.submit(items).get()
+
+    def result(
+        self, chunk: list[tuple[str, str]], executor: ProcessPoolExecutor, future: Future
+    ) -> list[Converted]:
+        """A task's results; if its worker died or hung, its files converted again, one by one."""
+        try:
+            return future.result(timeout=self._deadline(len(chunk)))
+        except (BrokenProcessPool, FutureTimeout) as e:
+            if executor is self._executor:  # the first of its tasks to fail replaces it
+                self._restart(hung=isinstance(e, FutureTimeout))
+            return [self._convert_alone(item) for item in chunk]
+
+    def _convert_alone(self, item: tuple[str, str]) -> Converted:
+        future = self._executor.submit(convert_chunk, [item])
+        try:
+            return future.result(timeout=self._deadline(1))[0]
+        except BrokenProcessPool:
+            self._restart(hung=False)
+            return Converted(None, WORKER_DIED)
+        except FutureTimeout:
+            self._restart(hung=True)
+            return Converted(
+                None, f"took longer than {self.settings.timeout:g} s to decode; its worker was stopped"
+            )
+
+    def _deadline(self, files: int) -> float | None:
+        if self.settings.timeout is None:
+            return None
+        return files * self.settings.timeout + GRACE_SECONDS
+
+    def _restart(self, hung: bool) -> None:
+        """A fresh set of workers; the old ones are killed if one hangs (a decoder stuck in native code
+        never returns to Python, where the per-file alarm would stop it)."""
+        old = self._executor
+        if hung:
+            for process in list(getattr(old, "_processes", {}).values()):
+                with contextlib.suppress(OSError):
+                    process.kill()
+        # its tasks still queued fail with BrokenProcessPool, and their files are converted again
+        old.shutdown(wait=False)
+        self._executor = self._new_executor()
+
+    def close(self, terminate: bool = False) -> None:
+        if terminate:
+            for process in list(getattr(self._executor, "_processes", {}).values()):
+                with contextlib.suppress(OSError):
+                    process.terminate()
+        self._executor.shutdown(wait=True, cancel_futures=terminate)
+
+
+class PendingConversion:
+    """The tasks of one batch, in flight."""
+
+    def __init__(self, pool: ConversionPool, tasks: list[tuple[list, ProcessPoolExecutor, Future]]):
+        self._pool, self._tasks = pool, tasks
+
+    def get(self) -> list[Converted]:
+        return [converted for task in self._tasks for converted in self._pool.result(*task)]
+
+
+class DoneConversion:
+    """A batch converted in this process (the in-process counterpart of PendingConversion)."""
+
+    def __init__(self, converted: list[Converted]):
+        self._converted = converted
+
+    def get(self) -> list[Converted]:
+        return self._converted

@@ -1,0 +1,213 @@
+"""One classify job: inputs -> engine -> output file, with resume, locking, shards and the HTML report.
+
+The CLI, `fmnist_batch.classify` and `Classifier.classify_folder` all run this; callers learn what
+happens through callbacks (`on_row`, `on_total`, `on_warning`), never through printing.
+
+Order of a job, so that a mistake costs nothing: the inputs and destinations are checked, the model is
+loaded and every file its card names verified, the output is locked and prepared, and only then are
+files discovered and photos read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TextIO
+
+from fmnist_batch.discover import STDIN, InputError, InputFile, Shard, check_inputs, discover
+from fmnist_batch.engines import engine_factory
+from fmnist_batch.labels import IMAGE_EXTENSIONS
+from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.options import ClassifyOptions
+from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.outputs.summary import Summary
+
+
+@dataclass
+class JobResult:
+    """What a finished job did: the summary of its rows, and how many files other shards hold."""
+
+    summary: Summary
+    output: str
+    in_other_slices: int = 0
+    report: str | None = None
+    model_test_accuracy: float | None = None
+
+    @property
+    def found_nothing(self) -> bool:
+        return self.summary.total == 0 and not self.summary.skipped and not self.in_other_slices
+
+
+@dataclass
+class ClassifyJob:
+    """A classify job's inputs, destination and settings; `run()` does it."""
+
+    inputs: Sequence[str]
+    output: str = "-"
+    options: ClassifyOptions = field(default_factory=ClassifyOptions)
+    #: "csv", "jsonl" or None (from the output's name)
+    format: str | None = None
+    resume: bool = False
+    retry_errors: bool = True
+    wait: bool = False
+    csv_safe: bool = False
+    shard: Shard | None = None
+    report: str | None = None
+    recursive: bool = True
+    extensions: Sequence[str] = IMAGE_EXTENSIONS
+    #: the paths that "-" among the inputs stands for
+    stdin_paths: Iterable[str] | None = None
+    #: where "-o -" writes (default sys.stdout)
+    stdout: TextIO | None = None
+    on_row: Callable[[dict], None] | None = None
+    #: called once, from a helper thread, with the number of files to do as soon as discovery knows it
+    on_total: Callable[[int], None] | None = None
+    on_warning: Callable[[str], None] | None = None
+
+    def run(self, model: Model | None = None) -> JobResult:
+        """Classify every input file into the output; returns the summary. A `model` already loaded
+        (Classifier.classify_folder) is used as it is, else options.model is loaded."""
+        self._check()
+        model = model or load_job_model(self.options)
+        conversion = self.options.conversion(model.card.conversion())
+        result = JobResult(Summary(), self.output, model_test_accuracy=model.test_accuracy)
+        report = self._open_report(conversion)
+        factory = engine_factory(self.options.engine)
+        with factory(self.options, model, conversion) as engine:
+            self._write(engine, result, report, settings_of(self.options, model, conversion))
+        if report is not None:
+            with report:
+                report.finish(skipped=result.summary.skipped, model_accuracy=model.test_accuracy)
+            result.report = self.report
+        return result
+
+    def _check(self) -> None:
+        named = [i for i in self.inputs if i != STDIN]
+        if not self.inputs:
+            raise InputError("no inputs: name files, folders or glob patterns, or - to read paths from stdin")
+        if self.inputs.count(STDIN) > 1:
+            raise InputError("stdin (-) can be named only once")
+        check_inputs(named)
+        destinations = [d for d in (self.output, self.report) if d not in (None, "-")]
+        if self.report is not None and self.output != "-" and _same_file(self.report, self.output):
+            raise InputError(f"--report and -o name the same file ({self.output!r}); name two files")
+        for destination in destinations:
+            if any(_same_file(destination, name) for name in named):
+                raise InputError(f"{destination!r} is one of the inputs; write the results elsewhere")
+
+    def _open_report(self, conversion):  # -> HtmlReport | None
+        if self.report is None:
+            return None
+        from fmnist_batch.outputs.html_report import HtmlReport
+
+        return HtmlReport(self.report, inputs=list(self.inputs), settings=conversion)
+
+    def _write(self, engine, result: JobResult, report, settings: dict) -> None:
+        from fmnist_batch.outputs.shards import write_record
+        from fmnist_batch.outputs.writer import ResultWriter, resolve_format
+
+        fmt = resolve_format(self.output, self.format)
+        writer = ResultWriter(
+            self.output,
+            row_fields(self.options.top_k),
+            fmt,
+            stdout=self.stdout,
+            resume=self.resume,
+            wait=self.wait,
+            settings=settings,
+            retry_errors=self.retry_errors,
+            csv_safe=self.csv_safe,
+        )
+        with writer:
+            # merge reads which slice an output holds, and whether its run finished, from this record
+            record = self.shard is not None and writer.partial is not None
+            if record:
+                write_record(self.output, self.shard)
+            result.summary.skipped = writer.carried
+            todo = writer.pending(self._discover(result))
+            for file, row in _with_files(todo, engine):
+                writer.write(row, file)
+                result.summary.add(row)
+                if report is not None:
+                    report.add(row)
+                if self.on_row is not None:
+                    self.on_row(row)
+            if record:
+                write_record(self.output, self.shard, rows=writer.rows)
+
+    def _discover(self, result: JobResult) -> Iterator[InputFile]:
+        def other_slice(file: InputFile) -> None:
+            result.in_other_slices += 1
+
+        if self.on_total is not None and self.stdin_paths is None:
+            threading.Thread(target=self._count, name="fmnist-batch-count", daemon=True).start()
+        return discover(
+            self.inputs,
+            stdin_paths=self.stdin_paths,
+            recursive=self.recursive,
+            extensions=self.extensions,
+            on_warning=self.on_warning,
+            shard=self.shard,
+            on_other_slice=other_slice,
+        )
+
+    def _count(self) -> None:
+        # A second, silent walk that only counts: listing folders costs microseconds a file, converting
+        # them milliseconds, and a progress bar with a total can show an ETA.
+        files = discover(self.inputs, recursive=self.recursive, extensions=self.extensions, shard=self.shard)
+        total = sum(1 for _ in files)
+        self.on_total(total)
+
+
+def _with_files(files: Iterable[InputFile], engine) -> Iterator[tuple[InputFile, dict]]:
+    """Each row with the file it is for: the engine keeps input order, so a queue of the files handed to
+    it pairs them up."""
+    handed: list[InputFile] = []
+    position = 0
+
+    def tap() -> Iterator[InputFile]:
+        for file in files:
+            handed.append(file)
+            yield file
+
+    for row in engine.run(tap()):
+        file = handed[position]
+        position += 1
+        if position > 4096:  # keep the queue short: only files still in flight are needed
+            del handed[:position]
+            position = 0
+        yield file, row
+
+
+def load_job_model(options: ClassifyOptions) -> Model:
+    """The model the options name, every file its card names verified before a photo is read."""
+    return load_model(
+        options.model,
+        options.backend,
+        num_threads=1,
+        use_photo_model=options.photo_model,
+        precision=options.precision,
+    )
+
+
+def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
+    """What shapes a row, recorded with a run's partial output: a resumed run must match it."""
+    return {
+        # the card holds the sha256 of every model file, and of the photo model's card
+        "model_card_sha256": hashlib.sha256(model.card.path.read_bytes()).hexdigest(),
+        "model_file": model.litert_file or "keras",
+        "photo_model": options.photo_model,
+        "top_k": options.top_k,
+        "min_confidence": options.min_confidence,
+        "conversion": asdict(conversion),
+    }
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.realpath(a) == os.path.realpath(b)
