@@ -12,14 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fmnist_batch.cli.main import Environment, main
-from fmnist_batch.engines.local import ClassifyOptions, make_row
+from fmnist_batch.cli import Environment, main
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.runtime import bundled_model_dir
 from fmnist_batch.outputs.html_report import IN_FLIGHT, HtmlReport, make_thumbnail
+from fmnist_batch.outputs.rows import make_row
 from fmnist_batch.outputs.writer import OutputError, read_rows
 
-OPTIONS = ClassifyOptions(top_k=3, min_confidence=0.5)
+OPTIONS = {"top_k": 3, "min_confidence": 0.5}
 VOID = {"meta", "img", "br", "hr", "input", "link", "source", "wbr", "col", "area", "base", "embed", "track"}
 
 
@@ -94,9 +94,10 @@ def run_rows(tmp_path) -> list[dict]:
     rows = []
     for name, label, confidence in spec:
         path = photo(folder / name)
-        rows.append(make_row(str(path), probabilities(label, confidence), None, OPTIONS))
-    rows.insert(2, make_row(str(folder / "notes.jpg"), None, "not an image file (cannot identify)", OPTIONS))
-    rows.append(make_row(str(folder / "empty.jpg"), None, "empty file", OPTIONS))
+        rows.append(make_row(str(path), probabilities(label, confidence), None, **OPTIONS))
+    not_an_image = "not an image file (cannot identify)"
+    rows.insert(2, make_row(str(folder / "notes.jpg"), None, not_an_image, **OPTIONS))
+    rows.append(make_row(str(folder / "empty.jpg"), None, "empty file", **OPTIONS))
     return rows
 
 
@@ -148,8 +149,8 @@ def test_thumbnails_are_small_jpegs(tmp_path):
 
 def test_a_photo_that_vanished_gets_a_placeholder(tmp_path):
     path = photo(tmp_path / "here.jpg")
-    row = make_row(str(path), probabilities("Coat", 0.8), None, OPTIONS)
-    gone = make_row(str(tmp_path / "gone.jpg"), probabilities("Coat", 0.7), None, OPTIONS)
+    row = make_row(str(path), probabilities("Coat", 0.8), None, **OPTIONS)
+    gone = make_row(str(tmp_path / "gone.jpg"), probabilities("Coat", 0.7), None, **OPTIONS)
     text = write_report([row, gone], tmp_path / "report.html")
     check_html(text)
     assert "gone.jpg" in text and "no preview" in text
@@ -159,7 +160,7 @@ def test_names_that_are_not_utf8_or_html_are_escaped(tmp_path):
     name = os.fsdecode(b"caf\xe9 <script>.png")
     path = photo(tmp_path / name)
     text = write_report(
-        [make_row(str(path), probabilities("Bag", 0.9), None, OPTIONS)], tmp_path / "report.html"
+        [make_row(str(path), probabilities("Bag", 0.9), None, **OPTIONS)], tmp_path / "report.html"
     )
     check_html(text)
     assert "caf\ufffd &lt;script&gt;.png" in text and "<script" not in text
@@ -186,7 +187,7 @@ def test_rows_in_flight_stay_bounded(tmp_path):
     path = str(photo(tmp_path / "one.jpg"))
     with HtmlReport(tmp_path / "report.html") as report:
         for i in range(IN_FLIGHT * 3):
-            report.add(make_row(path, probabilities("Shirt", 0.5 + i / 1000), None, OPTIONS))
+            report.add(make_row(path, probabilities("Shirt", 0.5 + i / 1000), None, **OPTIONS))
             assert len(report._pending) <= IN_FLIGHT
         report.finish()
     assert (tmp_path / "report.html").read_text().count("<figure") == IN_FLIGHT * 3
@@ -226,3 +227,20 @@ def test_classify_refuses_a_report_in_a_missing_folder_before_reading_photos(tmp
     status = main(args, env)
     assert status == 2
     assert "/nowhere" in env.stderr.getvalue() and not (tmp_path / "o.csv").exists()
+
+
+def test_the_report_shows_the_figures_of_the_summary_it_is_given(run_rows, tmp_path):
+    from fmnist_batch.outputs.summary import Summary
+
+    summary = Summary()
+    for row in run_rows:
+        summary.add(row)
+    summary.skipped = 40  # rows of an earlier run (--resume) the report never saw
+    with HtmlReport(tmp_path / "report.html") as report:
+        for row in run_rows:
+            report.add(row)
+        report.finish(summary, model_accuracy=0.9)
+    text = (tmp_path / "report.html").read_text(encoding="utf-8")
+    table = text[text.index("id=summary") : text.index("</section>")]
+    assert re.search(r"<th>files</th><td class=num>8</td>", table)
+    assert re.search(r"skipped \(already in the output, --resume\)</th><td class=num>40</td>", table)

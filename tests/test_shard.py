@@ -13,10 +13,20 @@ import pytest
 from conftest import make_bad_files
 from PIL import Image
 
-from fmnist_batch.cli.main import Environment, main
+from fmnist_batch.cli import Environment, main
 from fmnist_batch.discover import Shard, discover, shard_key, slice_of
-from fmnist_batch.outputs.shards import read_record, record_path, write_record
-from fmnist_batch.outputs.writer import lock_output, release_lock
+from fmnist_batch.outputs.destination import lock_output, release_lock
+from fmnist_batch.outputs.formats import read_rows, resolve_format
+from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.outputs.shards import (
+    RECORD_SUFFIX,
+    MergeError,
+    merge,
+    read_record,
+    record_path,
+    write_record,
+)
+from fmnist_batch.outputs.writer import ResultWriter
 
 
 class Captured(Environment):
@@ -354,3 +364,43 @@ def test_merge_usage_errors(tmp_path):
         assert run("merge", tmp_path / "labels.csv", out)[0] == 75
     finally:
         release_lock(str(tmp_path / "labels.csv"), held)
+
+
+# ------------------------------------------------------------------------------------ merge, by the API
+
+
+def shard_output(path: Path, shard: Shard, paths: list[str]) -> str:
+    """A finished shard output written by the writer, with its record, as a shard run leaves them."""
+    fields = row_fields(1)
+    with ResultWriter(str(path), fields, resolve_format(str(path), None)) as writer:
+        for name in paths:
+            writer.write({"path": name, "label": "Bag", "confidence": 0.5, "status": "ok", "error": ""})
+    write_record(str(path), shard, rows=len(paths))
+    return str(path)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "ndjson", "csv"])
+def test_merge_writes_shards_in_their_format(tmp_path, suffix):
+    first = shard_output(tmp_path / f"a.{suffix}", Shard(1, 3), ["a.jpg", "b.jpg"])
+    empty = shard_output(tmp_path / f"b.{suffix}", Shard(2, 3), [])  # a JSONL file then has no columns
+    last = shard_output(tmp_path / f"c.{suffix}", Shard(3, 3), ["c, d.jpg"])
+    merged = str(tmp_path / f"labels.{suffix}")
+    report = merge(merged, [first, empty, last])
+    assert report.gaps == [] and report.rows == 3 and report.count == 3
+    rows = list(read_rows(merged))
+    assert [row["path"] for row in rows] == ["a.jpg", "b.jpg", "c, d.jpg"]
+    assert list(rows[0]) == row_fields(1)
+    if suffix != "csv":
+        assert rows[0]["confidence"] == 0.5  # numbers stay numbers
+        assert all(json.loads(line) for line in Path(merged).read_text().splitlines())
+    assert sorted(os.listdir(tmp_path)) == sorted(
+        [f"{name}.{suffix}{tail}" for name in "abc" for tail in ("", RECORD_SUFFIX)] + [f"labels.{suffix}"]
+    )
+
+
+def test_merge_refuses_a_jsonl_duplicate(tmp_path):
+    first = shard_output(tmp_path / "a.jsonl", Shard(1, 2), ["a.jpg"])
+    second = shard_output(tmp_path / "b.jsonl", Shard(2, 2), ["a.jpg"])
+    with pytest.raises(MergeError, match="more than one row"):
+        merge(str(tmp_path / "labels.jsonl"), [first, second])
+    assert not (tmp_path / "labels.jsonl").exists()

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_batch.outputs.writer import OutputError, ResultWriter, read_rows, resolve_format, row_fields
+from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.outputs.writer import OutputError, ResultWriter, read_rows, resolve_format
 
 FIELDS = row_fields(2)
 
@@ -385,7 +386,8 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
     out = str(tmp_path / "out.csv")
     code = (
         "import os, sys\n"
-        "from fmnist_batch.outputs.writer import ResultWriter, row_fields\n"
+        "from fmnist_batch.outputs.rows import row_fields\n"
+        "from fmnist_batch.outputs.writer import ResultWriter\n"
         f"w = ResultWriter({out!r}, row_fields(1), 'csv')\n"
         "print('locked', flush=True)\n"
         "sys.stdin.read()\n"

@@ -17,7 +17,6 @@ wait for them; a photo that cannot be re-read gets a placeholder, never an error
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import os
@@ -32,9 +31,11 @@ from PIL import Image
 
 from fmnist_batch import __version__
 from fmnist_batch.convert import PreprocessSettings, load_image, to_rgb
+from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.outputs.destination import check_destination
+from fmnist_batch.outputs.errors import OutputError
 from fmnist_batch.outputs.summary import Summary
-from fmnist_batch.outputs.writer import OutputError, _check_destination, _fsync_folder
 
 THUMBNAIL_SIZE = 96
 JPEG_QUALITY = 70
@@ -89,8 +90,9 @@ class HtmlReport:
         threads: int = 2,
     ) -> None:
         self.output = os.fspath(output)
-        _check_destination(self.output)  # a typo in --report must not cost a whole run
+        check_destination(self.output)  # a typo in --report must not cost a whole run
         self.inputs = list(inputs or [])
+        # figures of the run, from the caller's Summary at finish(); this one counts only when none is given
         self.summary = Summary()
         self._settings = settings
         self._thumbnail_size = thumbnail_size
@@ -112,7 +114,6 @@ class HtmlReport:
 
     def add(self, row: dict) -> None:
         """One row of the run, as the pipeline yields it."""
-        self.summary.add(row)
         future = None
         if row["status"] != "error":
             future = self._executor.submit(make_thumbnail, row["path"], self._thumbnail_size, self._settings)
@@ -137,26 +138,30 @@ class HtmlReport:
             record,
         )
 
-    def finish(self, *, skipped: int = 0, model_accuracy: float | None = None) -> None:
-        """Write the report atomically: a temporary file in the same folder, renamed onto `output`."""
+    def finish(
+        self, summary: Summary | None = None, *, skipped: int = 0, model_accuracy: float | None = None
+    ) -> None:
+        """Write the report atomically. `summary` is the run's Summary, fed the same rows (its figures head
+        the report); without one the report counts its own rows, and `skipped` is the rows of earlier
+        runs (--resume) it never saw."""
         while self._pending:
             self._store(*self._pending.popleft())
         self._db.execute("CREATE INDEX by_class ON rows (label, confidence, seq)")
-        self.summary.skipped = skipped
-        folder, name = os.path.split(os.path.abspath(self.output))
-        temporary = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+        if summary is None:
+            self._count_rows()
+            self.summary.skipped = skipped
+        else:
+            self.summary = summary
         try:
-            with open(temporary, "w", encoding="utf-8") as file:
+            with atomic_write(self.output, encoding="utf-8") as file:
                 self._write(file, model_accuracy)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, self.output)
         except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
             raise OutputError(f"cannot write the report {self.output!r}: {e.strerror}") from e
-        with contextlib.suppress(OSError):
-            _fsync_folder(self.output)
+
+    def _count_rows(self) -> None:
+        query = "SELECT label, confidence, status FROM rows ORDER BY seq"
+        for label, confidence, status in self._rows(query):
+            self.summary.add({"label": label, "confidence": confidence, "status": status})
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

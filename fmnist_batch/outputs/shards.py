@@ -17,22 +17,26 @@ different columns or formats, records that disagree on N or give one slice twice
 from __future__ import annotations
 
 import contextlib
-import csv
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TextIO
 
 from fmnist_batch.discover import InputFile, Shard, discover
+from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import IMAGE_EXTENSIONS
-from fmnist_batch.outputs.writer import (
-    PARTIAL_SUFFIX,
-    OutputError,
-    ResultWriter,
-    read_rows,
-    resolve_format,
-    row_fields,
+from fmnist_batch.outputs.destination import (
+    check_destination,
+    is_device_or_pipe,
+    lock_output,
+    release_lock,
 )
+from fmnist_batch.outputs.errors import OutputError
+from fmnist_batch.outputs.formats import ENCODING, RowWriter, get_format, read_rows, resolve_format
+from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.outputs.writer import PARTIAL_SUFFIX
 
 RECORD_SUFFIX = ".shard.json"
 #: how many duplicate or uncovered paths a message lists
@@ -57,16 +61,12 @@ def record_path(output: str) -> str:
 def write_record(output: str, shard: Shard, *, rows: int | None = None) -> None:
     """Write (atomically) the record of `output`: unfinished while rows is None, else complete."""
     path = record_path(output)
-    temporary = f"{path}.{os.getpid()}.tmp"
     record = {"shard": str(shard), "complete": rows is not None, "rows": rows}
     try:
-        with open(temporary, "w", encoding="utf-8") as file:
+        with atomic_write(path, encoding="utf-8") as file:
             json.dump(record, file)
             file.write("\n")
-        os.replace(temporary, path)
     except OSError as e:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
         raise OutputError(f"cannot write the shard record {path!r}: {e.strerror}") from e
 
 
@@ -120,12 +120,41 @@ def merge(
     if inputs is not None:
         found = discover(inputs, recursive=recursive, extensions=extensions, on_warning=on_warning)
         report.gaps += _uncovered(found, paths)
-    writer = ResultWriter(output, fields, fmt, wait=wait)
-    with writer:
-        for shard_output in shard_outputs:
-            for row in read_rows(shard_output):
-                writer.write(row)
+    _write_merged(output, shard_outputs, fields, fmt, wait)
     return report
+
+
+def _write_merged(output: str, shard_outputs: Sequence[str], fields: list[str], fmt: str, wait: bool) -> None:
+    if output == "-" or is_device_or_pipe(output):
+        # stdout or a pipe is written in place (renaming onto /dev/null would replace it), without a lock
+        with _stream(output) as file:
+            _copy_rows(shard_outputs, get_format(fmt).writer(file, fields))
+        return
+    # Locked like a classify run's output, so a merge never races a run (or another merge) writing it.
+    check_destination(output)
+    lock = lock_output(output, wait)
+    try:
+        with atomic_write(output, newline="", **ENCODING) as file:
+            _copy_rows(shard_outputs, get_format(fmt).writer(file, fields))
+    except OSError as e:
+        raise OutputError(f"cannot write {output!r}: {e.strerror}") from e
+    finally:
+        release_lock(output, lock)
+
+
+def _copy_rows(shard_outputs: Sequence[str], write: RowWriter) -> None:
+    for shard_output in shard_outputs:
+        for row in read_rows(shard_output):
+            write(row)
+
+
+def _stream(output: str) -> contextlib.AbstractContextManager[TextIO]:
+    if output == "-":
+        return contextlib.nullcontext(sys.stdout)
+    try:
+        return open(output, "w", newline="", **ENCODING)
+    except OSError as e:
+        raise OutputError(f"cannot write {output!r}: {e.strerror}") from e
 
 
 def _check_names(output: str, shard_outputs: Sequence[str], fmt: str) -> None:
@@ -201,12 +230,9 @@ def _scan(shard_outputs: Sequence[str]) -> tuple[list[str], set[str], list[int]]
 
 
 def _columns(name: str) -> list[str] | None:
-    """A CSV file's header (its columns even when it has no rows); None for JSON Lines."""
-    if resolve_format(name, None) != "csv":
-        return None
+    """The columns a shard output declares even without rows (a CSV header), or None."""
     try:
-        with open(name, newline="", encoding="utf-8", errors="surrogateescape") as file:
-            return next(csv.reader(file), None)
+        return get_format(resolve_format(name, None)).columns(name)
     except OSError as e:
         raise MergeError(f"cannot read {name!r}: {e.strerror}") from e
 
