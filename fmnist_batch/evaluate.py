@@ -96,6 +96,9 @@ class FolderResult:
 class Evaluation:
     folders: list[FolderResult]
     skipped: dict[str, int]  # folders no class fits: files left out
+    #: the photos predicted as a class that does not count as right, or not read: path, folder, label,
+    #: confidence, error
+    mistakes: list[dict] = field(default_factory=list)
 
     @property
     def files(self) -> int:
@@ -132,6 +135,7 @@ class Evaluation:
                 for f in self.folders
             },
             "skipped_folders": self.skipped,
+            "misclassified": self.mistakes,
         }
 
 
@@ -152,6 +156,7 @@ def evaluate(
     skipped = {name: sum(1 for _ in _photos(root, name)) for name, classes in accepted.items() if not classes}
     index = {label: i for i, label in enumerate(CLASS_NAMES)}
     labelled = [str(root / name) for name in results]
+    mistakes: list[dict] = []
     if labelled:
         from fmnist_batch.classifier import Classifier
 
@@ -162,4 +167,11 @@ def evaluate(
                 result.errors += 1
             else:
                 result.predicted[index[row["label"]]] += 1
-    return Evaluation(list(results.values()), skipped)
+            if row["status"] == "error" or index[row["label"]] not in result.accepted:
+                mistakes.append(_mistake(row, result.name))
+    return Evaluation(list(results.values()), skipped, mistakes)
+
+
+def _mistake(row: dict, folder: str) -> dict:
+    keys = ("path", "label", "confidence", "error")
+    return {"folder": folder, **{key: row[key] or None for key in keys}}

@@ -7,7 +7,7 @@ import pytest
 from conftest import render_photos
 
 import fmnist_batch
-from fmnist_batch.cli.main import main
+from fmnist_batch.cli import main
 from fmnist_batch.evaluate import EvaluationError, evaluate, folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES, class_index
 
@@ -85,8 +85,25 @@ def test_bad_folders_and_mappings_are_clear_errors(tmp_path):
 
 def test_the_evaluate_command_prints_tables_and_writes_json(labelled, tmp_path, capsys):
     assert main(["evaluate", str(labelled), "--json", str(tmp_path / "e.json")]) == 0
-    printed = capsys.readouterr().out
-    assert "accuracy per folder" in printed and "confusion" in printed
+    printed = capsys.readouterr()
+    assert "accuracy per folder" in printed.err and "confusion" in printed.err
+    assert printed.out == ""  # tables are for people: stderr
     figures = json.loads((tmp_path / "e.json").read_text())
     assert figures["files"] == 40 and set(figures["folders"]) == {p.name for p in labelled.iterdir()}
     assert main(["evaluate", str(tmp_path / "nowhere")]) == 2
+
+
+def test_evaluate_json_to_stdout_lists_the_misclassified_files(labelled, capsys):
+    assert main(["evaluate", str(labelled), "--json", "-", "-q"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err == ""  # -q: no tables
+    figures = json.loads(printed.out)
+    rows = list(fmnist_batch.classify(labelled))
+    wrong = {
+        row["path"]
+        for row in rows
+        if row["label"].lower().replace("/", "-").replace(" ", "-") not in row["path"]
+    }
+    assert {m["path"] for m in figures["misclassified"]} == wrong
+    for mistake in figures["misclassified"]:
+        assert mistake["folder"] in mistake["path"] and mistake["label"] in CLASS_NAMES

@@ -24,7 +24,12 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("folder", metavar="DIR", help="folder with one subfolder of photos per class")
     p.add_argument("--mapping", metavar="CSV", help="which Fashion-MNIST classes count as right per folder")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        help="also write the figures and the misclassified files as JSON (- for stdout)",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="print no tables (only errors)")
     add_model_options(
         p, "--model", "--workers", "--invert", "--background", "--precision", "--no-photo-model"
     )
@@ -35,11 +40,16 @@ def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
     import json
 
     from fmnist_batch.evaluate import evaluate
+    from fmnist_batch.files import atomic_write
     from fmnist_batch.outputs.summary import evaluation_tables, print_tables
 
     result = evaluate(args.folder, mapping=args.mapping, options=options_from(args))
-    print_tables(evaluation_tables(result), env.stdout)
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result.to_dict(), f, indent=2)
+    if not args.quiet:  # tables are for people: stderr, so stdout can carry the JSON
+        print_tables(evaluation_tables(result), env.stderr)
+    if args.json == "-":
+        json.dump(result.to_dict(), env.stdout, indent=2)
+        env.stdout.write("\n")
+    elif args.json:
+        with atomic_write(args.json, encoding="utf-8") as file:
+            json.dump(result.to_dict(), file, indent=2)
     return ExitStatus.OK
