@@ -313,7 +313,8 @@ class _Finder:
         """(name, is_dir, is_symlink) of the regular files in directory, then of its subfolders, each sorted
         by name (the walk order, which glob matches follow too).
 
-        Anything else (sockets, FIFOs that would block a reader, broken symlinks) is left out."""
+        A broken symlink counts as a file, so it gets an error row like a missing file named outright; anything
+        else (sockets, FIFOs that would block a reader) is left out."""
         entries = []
         try:
             with os.scandir(directory) as scan:
@@ -323,7 +324,7 @@ class _Finder:
                     try:
                         if entry.is_dir():
                             entries.append((entry.name, True, entry.is_symlink()))
-                        elif entry.is_file():
+                        elif entry.is_file() or _is_broken_link(entry):
                             entries.append((entry.name, False, entry.is_symlink()))
                     except OSError:  # vanished or unreadable since it was listed
                         continue
@@ -363,6 +364,10 @@ class _Finder:
     def _warn(self, message: str) -> None:
         if self.on_warning is not None:
             self.on_warning(message)
+
+
+def _is_broken_link(entry: os.DirEntry) -> bool:
+    return entry.is_symlink() and not os.path.exists(entry.path)
 
 
 def _dir_key(path: str) -> tuple[int, int] | None:

@@ -145,11 +145,13 @@ def test_symlink_loops_terminate():
     assert finishes(lambda: shown(["p/**"])) == expected
 
 
-def test_broken_symlinks_and_non_regular_files_are_skipped_in_walks():
+def test_broken_symlinks_are_listed_for_an_error_row_and_fifos_are_skipped_in_walks():
     touch("p/a.jpg")
     os.symlink("nowhere.jpg", "p/broken.jpg")
+    os.symlink("nowhere.txt", "p/broken.txt")  # not an image name: not wanted either way
     os.mkfifo("p/pipe.jpg")  # opening it would block the reader
-    assert shown(["p"]) == ["p/a.jpg"]
+    assert shown(["p"]) == ["p/a.jpg", "p/broken.jpg"]
+    assert shown(["p/*.jpg"]) == ["p/a.jpg", "p/broken.jpg"]
 
 
 def test_globs_are_expanded_sorted_and_filtered_by_extension():
