@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fmnist_batch.convert import ImageError, convert_image, convert_path, load_image_bytes
+from fmnist_batch.convert import ImageError, convert_image, convert_path, load_image_bytes, reduce_to
 from fmnist_batch.discover import check_inputs, discover
 from fmnist_batch.engines import engine_factory
 from fmnist_batch.engines.predict import predicted_rows
@@ -74,10 +74,24 @@ class Classifier:
             elif isinstance(image, bytes | bytearray | memoryview):
                 conversion = convert_image(load_image_bytes(bytes(image), self.conversion), self.conversion)
             else:
-                conversion = convert_image(_as_pil(image), self.conversion)
+                conversion = convert_image(self._decoded(_as_pil(image)), self.conversion)
         except (ImageError, MemoryError) as e:
             return Converted(None, conversion_error(e))
         return Converted(conversion.image.tobytes(), None, conversion.segmented)
+
+    def _decoded(self, image):  # PIL.Image.Image -> PIL.Image.Image
+        """An image decoded by the caller, made what decoding a file gives: checked against the pixel
+        limit, turned upright by its EXIF orientation, box-reduced as large files are."""
+        from PIL import ImageOps
+
+        settings = self.conversion
+        if image.width * image.height > settings.max_pixels:
+            pixels = image.width * image.height
+            raise ImageError(
+                f"image too large: {pixels:,} pixels exceeds the limit of {settings.max_pixels:,}"
+            )
+        upright = ImageOps.exif_transpose(image)  # a copy when it turns, so the caller's image is untouched
+        return reduce_to(upright if upright is not None else image, settings.draft_factor * settings.size)
 
     def classify_folder(
         self, inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | None = None, **job: Any

@@ -1,0 +1,117 @@
+"""fmnist_batch.Classifier: every input kind, the same answer as the CLI's row, and the job from Python."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fmnist_batch
+from fmnist_batch import Classifier, ClassifyOptions
+from fmnist_batch.cli import Environment, main
+from fmnist_batch.labels import CLASS_NAMES
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier(top_k=3)
+
+
+def cli_rows(tmp_path, *args: str) -> list[dict]:
+    out = tmp_path / "out.csv"
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
+    assert main(["classify", *args, "-o", str(out), "-q"], env) == 0
+    with open(out, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_every_input_kind_gets_the_cli_rows_answer(clf, catalog, tmp_path):
+    photos = [path for path, _ in catalog[:8]]
+    rows = cli_rows(tmp_path, *map(str, photos))
+    for path, row in zip(photos, rows, strict=True):
+        with Image.open(path) as opened:
+            image = opened.copy()
+        kinds = {"path": str(path), "pathlib": path, "bytes": path.read_bytes(), "PIL": image}
+        if image.mode in ("L", "RGB", "RGBA"):  # H x W, H x W x 3, H x W x 4
+            kinds["array"] = np.asarray(image)
+        for kind, value in kinds.items():
+            result = clf(value)
+            assert result["label"] == row["label"], kind
+            # A file is decoded as the CLI decodes it: the same numbers. An image the caller decoded (a
+            # JPEG at full scale, not at the reduced scale classify decodes it) may differ in the pixels.
+            exact = kind in ("path", "pathlib", "bytes") or path.suffix not in (".jpg", ".jpeg")
+            tolerance = 1e-6 if exact else 0.02
+            assert result["score"] == pytest.approx(float(row["confidence"]), abs=tolerance), kind
+            if exact:
+                assert [t["label"] for t in result["top_k"]] == [row[f"top{k}_label"] for k in (1, 2, 3)]
+            assert result["status"] == row["status"] and result["segmented"] in (True, False)
+
+
+def test_arrays_of_each_shape_are_read_as_their_image(clf, catalog):
+    with Image.open(catalog[0][0]) as image:
+        rgb = image.convert("RGB")
+    for converted in (rgb, rgb.convert("L"), rgb.convert("RGBA")):
+        assert clf(np.asarray(converted))["score"] == pytest.approx(clf(converted)["score"], abs=1e-6)
+
+
+def test_a_list_gives_a_list_in_order_and_a_bad_input_an_error_result(clf, catalog):
+    photos = [str(p) for p, _ in catalog[:3]]
+    results = clf([photos[0], b"not an image", photos[2]])
+    assert [r["label"] for r in results[::2]] == [clf(photos[0])["label"], clf(photos[2])["label"]]
+    assert results[1]["status"] == "error" and results[1]["label"] is None and results[1]["error"]
+
+
+def test_wrong_input_types_are_refused_with_the_reason(clf):
+    with pytest.raises(TypeError, match="give a path, a PIL image"):
+        clf(42)
+    with pytest.raises(TypeError, match="uint8"):
+        clf(np.zeros((28, 28), np.float32))
+    with pytest.raises(TypeError, match=r"H x W"):
+        clf(np.zeros((2, 28, 28, 3), np.uint8))
+    with pytest.raises(TypeError, match="unknown classify option"):
+        Classifier(colour="red")
+    with pytest.raises(TypeError, match=r"fmnist_batch\.Classifier"):
+        list(fmnist_batch.classify(Image.new("RGB", (8, 8))))
+
+
+def test_every_option_that_shapes_a_result_is_a_keyword(catalog):
+    path = str(catalog[0][0])
+    assert len(Classifier(top_k=5)(path)["top_k"]) == 5
+    assert Classifier(min_confidence=1.0)(path)["status"] == "uncertain"
+    assert Classifier(background="segment")(path)["segmented"] is True
+    assert Classifier(background="plain")(path)["segmented"] is False
+
+
+def test_classify_folder_streams_the_cli_rows(clf, catalog, tmp_path):
+    folder = catalog[0][0].parent
+    expected = cli_rows(tmp_path, str(folder))
+    rows = list(clf.classify_folder(folder))
+    assert [r["path"] for r in rows] == [r["path"] for r in expected]
+    assert [r["label"] for r in rows] == [r["label"] for r in expected]
+
+
+def test_classify_folder_with_an_output_runs_the_whole_job(clf, catalog, tmp_path):
+    folder = catalog[0][0].parent
+    out = tmp_path / "labels.jsonl"
+    result = clf.classify_folder(folder, output=str(out))
+    assert result.summary.total == len(list(folder.iterdir())) == len(out.read_text().splitlines())
+    again = clf.classify_folder(folder, output=str(out), resume=True)
+    assert again.summary.total == 0 and again.summary.skipped == result.summary.total
+
+
+def test_the_module_level_classify_keeps_its_keywords(catalog):
+    path = str(catalog[0][0])
+    (row,) = fmnist_batch.classify(path, top_k=2, background="plain")
+    assert row["label"] in CLASS_NAMES and "top2_label" in row and "top3_label" not in row
+    assert fmnist_batch.ClassifyOptions is ClassifyOptions
+
+
+def test_options_resolve_conversion_settings_argument_then_card_then_default():
+    card = {"invert": "never", "trim_tolerance": 0.1}
+    assert ClassifyOptions().conversion(card).invert == "never"
+    assert ClassifyOptions(invert="always").conversion(card).invert == "always"
+    assert ClassifyOptions().conversion(card).trim_tolerance == 0.1
+    assert ClassifyOptions().conversion({}).trim_tolerance == 0.05
