@@ -1,10 +1,15 @@
-"""The fast PNG decoder: Pillow's pixels exactly, or None so that Pillow decodes the file itself."""
+"""The fast PNG decoder: Pillow's pixels exactly, or None so that Pillow decodes the file itself;
+and PNGs whose image data inflates past what their header says (zlib bombs) are refused in bounded
+memory."""
 
 from __future__ import annotations
 
 import io
 import struct
+import subprocess
+import sys
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +18,7 @@ from PIL import Image, PngImagePlugin
 from fmnist_batch.convert import ImageError, PreprocessSettings, load_image, png
 
 LIMIT = PreprocessSettings().max_pixels
+REPO = Path(__file__).parent.parent
 
 
 def photo_like(mode: str, size: tuple[int, int] = (301, 217), seed: int = 0) -> Image.Image:
@@ -189,3 +195,136 @@ def test_a_broken_png_still_gets_pillows_error_message(tmp_path, kind):
     path.write_bytes(FALLBACKS[kind]())
     with pytest.raises(ImageError, match="truncated or corrupt image"):
         load_image(path)
+
+
+# --- more image data than the header says: zlib bombs and trailing garbage --------------------------
+
+
+def png_chunk(name: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
+
+
+def zlib_of_zeros(total: int, block: int = 2**20) -> bytes:
+    """A valid zlib stream of ``total`` zero bytes (a multiple of ``block``), made in milliseconds: after a
+    full flush deflate forgets what came before, so one flushed block of zeros compresses to the same bytes
+    every time and can be repeated. The checksum of n zeros is Adler-32's a = 1, b = n mod 65521."""
+    compressor = zlib.compressobj(9)
+    first = compressor.compress(bytes(block)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block_bytes = compressor.compress(bytes(block)) + compressor.flush(zlib.Z_FULL_FLUSH)
+    header = first[: len(first) - len(block_bytes)]
+    final_empty_block = b"\x03\x00"
+    checksum = struct.pack(">I", (total % 65521) << 16 | 1)
+    return header + block_bytes * (total // block) + final_empty_block + checksum
+
+
+def rgb_png(
+    width: int, height: int, image_data: bytes, idat_size: int = 2**16, more_chunks: bytes = b""
+) -> bytes:
+    """An 8-bit RGB PNG around an already compressed image data stream, split into IDAT chunks, with
+    ``more_chunks`` between them and IEND."""
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idats = b"".join(
+        png_chunk(b"IDAT", image_data[i : i + idat_size]) for i in range(0, len(image_data), idat_size)
+    )
+    return png.SIGNATURE + png_chunk(b"IHDR", header) + idats + more_chunks + png_chunk(b"IEND", b"")
+
+
+def test_zlib_of_zeros_is_a_valid_stream():
+    assert zlib.decompress(zlib_of_zeros(3 * 2**16, block=2**16)) == bytes(3 * 2**16)
+
+
+#: Decodes argv[1] in a fresh process (peak RSS is per process) by argv[2]: "file" (classify's
+#: load_image), "bytes" (serve's load_image_bytes) or "pillow" (load_image without ISA-L); prints the
+#: outcome and the peak RSS in MiB.
+DECODE_AND_MEASURE = """
+import resource, sys
+from fmnist_batch.convert import ImageError, load_image, load_image_bytes, png
+path, how = sys.argv[1], sys.argv[2]
+if how == "pillow":
+    png._isal = None
+try:
+    img = load_image_bytes(open(path, "rb").read()) if how == "bytes" else load_image(path)
+    print("decoded", img.mode, *img.size)
+except ImageError as e:
+    print("ImageError:", e)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def decode_in_subprocess(path, how: str) -> tuple[str, int]:
+    """(the outcome line, peak RSS in MiB) of decoding ``path`` in a fresh interpreter."""
+    result = subprocess.run(
+        [sys.executable, "-c", DECODE_AND_MEASURE, str(path), how],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    outcome, peak = result.stdout.strip().splitlines()
+    return outcome, int(peak)
+
+
+@pytest.fixture(scope="module")
+def zlib_bomb(tmp_path_factory):
+    """A 2 MB PNG whose 1000x1000 RGB header implies 3 MB of image data, which inflates to 2 GiB."""
+    path = tmp_path_factory.mktemp("bomb") / "bomb.png"
+    path.write_bytes(rgb_png(1000, 1000, zlib_of_zeros(2 * 2**30)))
+    assert path.stat().st_size < 3 * 2**20
+    return path
+
+
+@pytest.mark.parametrize("how", ["file", "bytes"])
+def test_a_zlib_bomb_is_refused_without_inflating_it(zlib_bomb, how):
+    outcome, peak_mib = decode_in_subprocess(zlib_bomb, how)
+    assert peak_mib < 300
+    assert outcome.startswith("ImageError: image data larger than its header says")
+
+
+def test_pillow_stops_inflating_a_zlib_bomb_where_its_header_says(zlib_bomb):
+    """Without ISA-L (and for every PNG the fast path leaves to it) Pillow decodes: it unfilters into the
+    image and stops when the image is full, skipping the rest unread, so memory stays that of the image.
+    Pillow does not report the excess: the image comes out, black."""
+    outcome, peak_mib = decode_in_subprocess(zlib_bomb, "pillow")
+    assert outcome == "decoded RGB 125 125"  # box-reduced towards 28x28 as any 1000x1000 photo
+    assert peak_mib < 300
+
+
+def rows_of(img: Image.Image) -> bytes:
+    """The image's data stream before compression: each row with filter type 0 (None) in front."""
+    pixels = np.asarray(img)
+    return b"".join(b"\x00" + row.tobytes() for row in pixels)
+
+
+IMAGE = photo_like("RGB", (50, 40))
+ROWS = rows_of(IMAGE)
+TRAILING_GARBAGE = {
+    "after IEND": rgb_png(50, 40, zlib.compress(ROWS)) + b"garbage",
+    "after the zlib stream, in its IDAT chunk": rgb_png(50, 40, zlib.compress(ROWS) + b"garbage"),
+    "in an IDAT chunk after the zlib stream": rgb_png(
+        50, 40, zlib.compress(ROWS), more_chunks=png_chunk(b"IDAT", b"garbage")
+    ),
+}
+
+
+@pytest.mark.parametrize("where", TRAILING_GARBAGE)
+def test_garbage_after_the_image_data_is_ignored_as_pillow_does(where):
+    data = TRAILING_GARBAGE[where]
+    assert np.array_equal(np.asarray(pillow_decode(data)), np.asarray(IMAGE))
+    fast = png.decode_png(data, LIMIT)
+    assert fast is not None
+    assert np.array_equal(np.asarray(fast), np.asarray(IMAGE))
+
+
+@pytest.mark.parametrize("extra", [1, 5, len(ROWS)])
+def test_image_data_that_inflates_past_the_header_is_refused(extra):
+    """Pillow silently drops the excess; here any excess is refused, since a few bytes or 2 GiB cannot
+    be told apart without inflating them."""
+    data = rgb_png(50, 40, zlib.compress(ROWS + bytes(extra)))
+    with pytest.raises(ImageError, match="image data larger than its header says"):
+        png.decode_png(data, LIMIT)
+
+
+def test_image_data_exactly_as_long_as_the_header_says_across_many_chunks():
+    data = rgb_png(50, 40, zlib.compress(ROWS), idat_size=7)
+    assert np.array_equal(np.asarray(png.decode_png(data, LIMIT)), np.asarray(IMAGE))

@@ -8,6 +8,10 @@ PNG row decoder then only copies and unfilters: the pixels are Pillow's exactly.
 Only 8-bit grey, grey+alpha, RGB and RGBA, non-interlaced, with no chunk that changes the pixels
 (palette, transparency, EXIF orientation, animation) take this path; anything else, anything malformed,
 and very large images return None and are decoded by Pillow as before, with its error messages.
+
+Inflation stops one byte past the size the header implies, so a zlib bomb (a few MB that inflate to
+GBs) costs no more than its image: such a file is an ImageError. Pillow stops at the image's size too,
+but silently drops the excess, so a bomb of a kind Pillow decodes comes out as an image.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import struct
 import zlib
 
 from PIL import Image
+
+from fmnist_batch.convert.settings import ImageError
 
 try:
     from isal import isal_zlib as _isal
@@ -45,7 +51,8 @@ def available() -> bool:
 def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
     """A loaded Pillow image of the PNG file in ``data``, or None when the file is not of the simple kind,
     has more than ``max_pixels`` pixels, or ISA-L is not installed: the caller then decodes it with Pillow.
-    Chunk checksums are checked, as Pillow does, so a file Pillow refuses is never read here."""
+    Chunk checksums are checked, as Pillow does, so a file Pillow refuses is never read here. Raises
+    ImageError when the image data inflates to more than the header says (see _inflate_image_data)."""
     if _isal is None or data[:8] != SIGNATURE:
         return None
     view = memoryview(data)
@@ -60,27 +67,14 @@ def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
     if kind is None or compression or filtering or interlace or not 0 < width * height <= max_pixels:
         return None
     mode, channels = kind
-    expected = height * (1 + width * channels)
+    expected = height * (1 + width * channels)  # each row: its filter type byte, then its pixels
     if expected > MAX_INFLATED_BYTES:
         return None
-    inflater = _isal.decompressobj()
-    pieces: list[bytes] = []
-    position = header[2]
     try:
-        while True:
-            chunk = _chunk(view, position)
-            if chunk is None or chunk[0] not in ACCEPTED_CHUNKS:
-                return None
-            name, body, position = chunk
-            if name == b"IEND":
-                break
-            if name == b"IDAT":
-                pieces.append(inflater.decompress(body))
-        rows = b"".join(pieces)
+        rows = _inflate_image_data(view, header[2], expected)
     except (_isal.error, ValueError):
         return None
-    del pieces
-    if not inflater.eof or len(rows) != expected:
+    if rows is None:
         return None
     stream = stored_zlib(rows)
     del rows  # at most the file, the stream and the image are held at once
@@ -88,6 +82,37 @@ def decode_png(data: bytes | memoryview, max_pixels: int) -> Image.Image | None:
         return Image.frombytes(mode, (width, height), stream, "zip", mode)
     except ValueError:  # a row filter that does not exist: Pillow's own path words the error
         return None
+
+
+def _inflate_image_data(view: memoryview, position: int, expected: int) -> bytes | None:
+    """The image data of the chunks from ``position`` on, inflated: ``expected`` bytes, or None when a
+    chunk sends the file to Pillow or the data ends early (Pillow then words the error). Bytes after the
+    end of the zlib stream are ignored, as Pillow ignores them.
+
+    Inflation stops one byte past ``expected``, which is enough to know there is too much: ImageError.
+    """
+    inflater = _isal.decompressobj()
+    pieces: list[bytes] = []
+    inflated = 0
+    while True:
+        chunk = _chunk(view, position)
+        if chunk is None or chunk[0] not in ACCEPTED_CHUNKS:
+            return None
+        name, body, position = chunk
+        if name == b"IEND":
+            break
+        if name == b"IDAT":
+            # a max_length of 0 would mean no limit; this one is >= 1, since inflated <= expected here
+            pieces.append(inflater.decompress(body, expected + 1 - inflated))
+            inflated += len(pieces[-1])
+            if inflated > expected:
+                raise ImageError(
+                    f"image data larger than its header says (over the {expected:,} bytes it implies): "
+                    "refused as a possible decompression bomb"
+                )
+    if not inflater.eof or inflated != expected:
+        return None
+    return b"".join(pieces)
 
 
 def _chunk(view: memoryview, position: int) -> tuple[bytes, memoryview, int] | None:
