@@ -4,6 +4,7 @@ in every format and mode real folders bring, plus the bad files they bring too."
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -103,3 +104,13 @@ def nasty_names(tmp_path, catalog) -> list[Path]:
         target.write_bytes(source.read_bytes())
         paths.append(target)
     return paths
+
+
+@pytest.fixture
+def open_tmp():
+    """A scratch folder an unprivileged user may enter, for tests of permission errors (see unprivileged)."""
+    from unprivileged import open_folder
+
+    folder = open_folder()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)  # root removes what a test locked

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from unprivileged import run_unprivileged
 
 from fmnist_batch.discover import InputError, InputFile, check_inputs, discover, iter_paths_from_stream
 
@@ -185,17 +186,18 @@ def test_a_walk_lists_each_folder_only_when_it_gets_there():
     assert [f.display for f in files] == ["p/b/late.jpg"]
 
 
-def test_an_unreadable_folder_is_reported_and_skipped():
+def _walk_with_warnings() -> tuple[list[str], list[str]]:
+    warnings: list[str] = []
+    return shown(["p"], on_warning=warnings.append), warnings
+
+
+def test_an_unreadable_folder_is_reported_and_skipped(open_tmp, monkeypatch):
+    monkeypatch.chdir(open_tmp)
     touch("p/a.jpg", "p/locked/b.jpg", "p/z/c.jpg")
     os.chmod("p/locked", 0)
-    try:
-        if os.access("p/locked", os.R_OK):
-            pytest.skip("permissions do not apply here (running as root)")
-        warnings: list[str] = []
-        assert shown(["p"], on_warning=warnings.append) == ["p/a.jpg", "p/z/c.jpg"]
-        assert len(warnings) == 1 and "p/locked" in warnings[0]
-    finally:
-        os.chmod("p/locked", 0o700)
+    found, warnings = run_unprivileged(_walk_with_warnings)
+    assert found == ["p/a.jpg", "p/z/c.jpg"]
+    assert len(warnings) == 1 and "p/locked" in warnings[0]
 
 
 def test_stdin_newline_list_strips_cr_and_skips_blank_lines():

@@ -3,26 +3,21 @@
 from __future__ import annotations
 
 import io
-import os
-import random
 import resource
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from photos import png_claiming_size, render_catalog_photo, save_photo
 from PIL import Image
 
-from fmnist_batch.convert import ImageError, preprocess_path
+from fmnist_batch.convert import ImageError, PreprocessSettings, preprocess_path
 from fmnist_batch.discover import InputFile
-from fmnist_batch.engines.local import Classifier, ClassifyOptions
+from fmnist_batch.engines.local import LocalEngine
+from fmnist_batch.job import load_job_model
+from fmnist_batch.options import ClassifyOptions
 
 REPO = Path(__file__).resolve().parent.parent
 FORMATS = ["JPEG", "PNG", "WEBP", "GIF", "TIFF"]
@@ -68,10 +63,15 @@ def mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
     return bytes(out)
 
 
+def local_engine(**options) -> LocalEngine:
+    settings = ClassifyOptions(**options)
+    return LocalEngine(settings, load_job_model(settings), PreprocessSettings())
+
+
 @pytest.fixture(scope="module")
 def classifier():
-    with Classifier(ClassifyOptions(workers=1, batch_size=64, file_timeout=10)) as c:
-        yield c
+    with local_engine(workers=1, batch_size=64, timeout=10) as engine:
+        yield engine
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -136,7 +136,7 @@ def test_files_that_vanish_or_change_during_the_run_get_rows(tmp_path):
     photo = render_catalog_photo(np.full((28, 28), 180, np.uint8), size=200)
     paths = [save_photo(photo, tmp_path / f"{i:03d}.png", "PNG") for i in range(40)]
     files = [InputFile(str(p), p.name) for p in paths]
-    with Classifier(ClassifyOptions(workers=1, batch_size=8)) as classifier:
+    with local_engine(workers=1, batch_size=8) as classifier:
         rows = []
         for row in classifier.run(iter(files)):
             rows.append(row)
@@ -148,35 +148,3 @@ def test_files_that_vanish_or_change_during_the_run_get_rows(tmp_path):
     assert by_name["020.png"]["status"] == "error" and "not found" in by_name["020.png"]["error"]
     assert by_name["030.png"]["status"] == "error"
     assert sum(r["status"] == "ok" for r in rows) == 38
-
-
-@pytest.fixture(scope="module")
-def folder_of_photos(tmp_path_factory) -> list[Path]:
-    folder = tmp_path_factory.mktemp("crash") / "photos"
-    folder.mkdir()
-    rng = np.random.default_rng(0)
-    photos = []
-    for i in range(300):
-        garment = (rng.random((28, 28)) * 255).astype(np.uint8)
-        photo = render_catalog_photo(garment, size=120, seed=i)
-        photos.append(save_photo(photo, folder / f"{i:04d}.jpg", "JPEG"))
-    return photos
-
-
-def test_runs_killed_at_random_moments_and_resumed_list_every_file_exactly_once(folder_of_photos, tmp_path):
-    out = tmp_path / "out.csv"
-    args = [sys.executable, "-m", "fmnist_batch", "classify", str(folder_of_photos[0].parent), "-o", str(out)]
-    args += ["--batch-size", "16", "--workers", "2", "-q"]
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    rng = random.Random(1)
-    for attempt in range(5):
-        process = subprocess.Popen([*args, *(["--resume"] if attempt else [])], env=env)
-        time.sleep(rng.uniform(0.3, 2.0))
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-    final = subprocess.run([*args, "--resume"], env=env, capture_output=True, text=True)
-    assert final.returncode == 0, final.stderr
-    rows = pd.read_csv(out, keep_default_na=False)
-    assert sorted(rows["path"]) == sorted(str(p) for p in folder_of_photos)
-    assert rows["path"].is_unique
-    assert (rows["status"] == "ok").all()
