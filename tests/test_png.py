@@ -163,9 +163,8 @@ def test_a_png_too_big_to_inflate_in_one_piece_is_left_to_pillow(monkeypatch):
     assert png.decode_png(data, LIMIT) is None
 
 
-def test_without_isal_every_png_is_left_to_pillow(monkeypatch):
-    monkeypatch.setattr(png, "_isal", None)
-    assert not png.available()
+def test_with_the_fast_path_off_every_png_is_left_to_pillow(monkeypatch):
+    monkeypatch.setattr(png, "ENABLED", False)
     assert png.decode_png(encode(photo_like("RGB")), LIMIT) is None
 
 
@@ -182,7 +181,7 @@ def test_load_image_gives_the_same_image_with_and_without_the_fast_path(
     path = tmp_path / "shirt.png"
     path.write_bytes(encode(photo_like(mode, (640, 480))))
     fast = load_image(path)
-    monkeypatch.setattr(png, "_isal", None)
+    monkeypatch.setattr(png, "ENABLED", False)
     slow = load_image(path)
     # RGB is box-reduced towards 28x28 as before; RGBA is not (averaging with transparent pixels)
     assert fast.mode == slow.mode == mode and fast.size == slow.size == loaded_size
@@ -234,14 +233,14 @@ def test_zlib_of_zeros_is_a_valid_stream():
 
 
 #: Decodes argv[1] in a fresh process (peak RSS is per process) by argv[2]: "file" (classify's
-#: load_image), "bytes" (serve's load_image_bytes) or "pillow" (load_image without ISA-L); prints the
+#: load_image), "bytes" (serve's load_image_bytes) or "pillow" (load_image with the fast path off); prints the
 #: outcome and the peak RSS in MiB.
 DECODE_AND_MEASURE = """
 import resource, sys
 from fmnist_batch.convert import ImageError, load_image, load_image_bytes, png
 path, how = sys.argv[1], sys.argv[2]
 if how == "pillow":
-    png._isal = None
+    png.ENABLED = False
 try:
     img = load_image_bytes(open(path, "rb").read()) if how == "bytes" else load_image(path)
     print("decoded", img.mode, *img.size)

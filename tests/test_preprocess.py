@@ -3,7 +3,6 @@ Fashion-MNIST image -> catalog photo -> preprocess -> close to the original."""
 
 from __future__ import annotations
 
-import os
 import pickle
 import resource
 import subprocess
@@ -22,6 +21,7 @@ from photos import (
     save_photo,
 )
 from PIL import Image, ImageDraw
+from unprivileged import run_unprivileged
 
 from fmnist_batch.convert import (
     CATALOG_LEVEL,
@@ -394,12 +394,11 @@ def test_missing_file_and_directory(tmp_path):
         load_image(tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can read any file")
-def test_unreadable_file(tmp_path):
-    path = save_photo(Image.new("RGB", (10, 10)), tmp_path / "locked.png", "PNG")
+def test_unreadable_file(open_tmp):
+    path = save_photo(Image.new("RGB", (10, 10)), open_tmp / "locked.png", "PNG")
     path.chmod(0)
     with pytest.raises(ImageError, match=r"^permission denied$"):
-        load_image(path)
+        run_unprivileged(load_image, path)
 
 
 # --- the whole chain --------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
         if size == 0:
             raise ImageError("empty file")
         target = settings.draft_factor * settings.size
-        if size <= png.MAX_INFLATED_BYTES and png.available() and file.read(8) == png.SIGNATURE:
+        if size <= png.MAX_INFLATED_BYTES and png.ENABLED and file.read(8) == png.SIGNATURE:
             file.seek(0)
             fast = png.decode_png(file.read(), settings.max_pixels)
             if fast is not None:
