@@ -244,3 +244,10 @@ def test_the_report_shows_the_figures_of_the_summary_it_is_given(run_rows, tmp_p
     table = text[text.index("id=summary") : text.index("</section>")]
     assert re.search(r"<th>files</th><td class=num>8</td>", table)
     assert re.search(r"skipped \(already in the output, --resume\)</th><td class=num>40</td>", table)
+
+
+def test_the_uncertain_column_gives_a_count_for_every_class(run_rows, tmp_path):
+    text = write_report(run_rows, tmp_path / "report.html")
+    summary = text[text.index("id=summary") : text.index("</section>")]
+    per_class = re.findall(r'<a href="#class-([a-z-]+)">.*?<td class=num>([^<]*)</td></tr>', summary)
+    assert dict(per_class) == {"dress": "0", "sneaker": "1", "bag": "0"}  # 0 is a count, not a blank

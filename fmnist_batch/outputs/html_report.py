@@ -197,9 +197,6 @@ class HtmlReport:
         out.write("<section id=summary>\n<h2>Summary</h2>\n<table class=summary>\n<thead><tr><th>class</th>")
         out.write("<th class=num>files</th><th class=num>share</th><th></th>")
         out.write("<th class=num>mean confidence</th><th class=num>uncertain</th></tr></thead>\n<tbody>\n")
-        uncertain = dict(
-            self._db.execute("SELECT label, count(*) FROM rows WHERE status = 'uncertain' GROUP BY label")
-        )
         largest = max(summary.counts.values(), default=0)
         for label in CLASS_NAMES:
             count = summary.counts[label]
@@ -211,7 +208,7 @@ class HtmlReport:
                 f'<tr><td><a href="#{_anchor(label)}">{_text(label)}</a></td><td class=num>{count:,}</td>'
                 f"<td class=num>{share:.1%}</td><td class=barcell><span class=bar "
                 f'style="width:{100 * count / largest:.1f}%"></span></td><td class=num>{mean:.3f}</td>'
-                f"<td class=num>{uncertain.get(label, 0) or ''}</td></tr>\n"
+                f"<td class=num>{summary.uncertain_counts[label]:,}</td></tr>\n"
             )
         out.write("</tbody>\n<tbody class=totals>\n")
         elapsed = summary.elapsed

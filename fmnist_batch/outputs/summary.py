@@ -27,6 +27,7 @@ class Summary:
         self.started = time.perf_counter()
         self.counts: Counter[str] = Counter()
         self.confidence_sums: defaultdict[str, float] = defaultdict(float)
+        self.uncertain_counts: Counter[str] = Counter()  # per class: below --min-confidence
         self.total = self.ok = self.uncertain = self.errors = 0
         self.skipped = 0  # already in the output of a previous run (--resume)
 
@@ -37,7 +38,9 @@ class Summary:
             self.errors += 1
             return
         self.ok += status == "ok"
-        self.uncertain += status == "uncertain"
+        if status == "uncertain":
+            self.uncertain += 1
+            self.uncertain_counts[row["label"]] += 1
         self.counts[row["label"]] += 1
         self.confidence_sums[row["label"]] += float(row["confidence"])
 
