@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
+import re
 import stat
 
 from fmnist_batch.outputs.errors import OutputError, OutputLocked
@@ -44,13 +46,11 @@ def lock_output(output: str, wait: bool = False) -> int:
 
     flock belongs to the open file, so the kernel drops it when a run dies, even by SIGKILL: a stale lock
     file never blocks the next run. The holder deletes the file when done (release_lock), so a run that
-    locked a file which was deleted meanwhile checks the inode and locks again."""
+    locked a file which was deleted meanwhile checks the inode and locks again. The file is opened with
+    O_NOFOLLOW and never truncated: a symlink planted at its name is removed, never followed."""
     path = lock_path(output)
     while True:
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-        except OSError as e:
-            raise OutputError(f"cannot create the lock file {path!r}: {e.strerror}") from e
+        fd = _open_lock_file(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -65,6 +65,42 @@ def lock_output(output: str, wait: bool = False) -> int:
         except FileNotFoundError:
             pass
         os.close(fd)  # the previous holder removed the file while we waited: lock the new one
+
+
+def _open_lock_file(path: str) -> int:
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            if e.errno != errno.ELOOP:
+                raise OutputError(f"cannot create the lock file {path!r}: {e.strerror}") from e
+            # a symlink: no run of ours makes one, so it is removed (the link itself, not its target)
+            try:
+                os.unlink(path)
+            except OSError as e:
+                raise OutputError(f"the lock file {path!r} is a symbolic link; remove it") from e
+            continue
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return fd
+        os.close(fd)
+        raise OutputError(f"the lock file {path!r} is not a regular file; remove it")
+
+
+def remove_stale_temporaries(output: str) -> list[str]:
+    """Remove the temporary files that runs on `output` killed mid-write left behind; returns their names.
+
+    Call it holding the lock: then no live run on `output` has a temporary file. Only the names
+    fmnist_batch.files.temporary_sibling gives `output`, its partial and its shard record are matched."""
+    folder, name = os.path.split(os.path.abspath(output))
+    ours = re.compile(rf"\.{re.escape(name)}(\.partial|\.shard\.json)?\.[a-z0-9_]{{8}}\.tmp")
+    removed = []
+    with contextlib.suppress(OSError), os.scandir(folder) as entries:
+        for entry in entries:
+            if ours.fullmatch(entry.name) and not entry.is_dir(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(entry.name)
+    return removed
 
 
 def release_lock(output: str, fd: int) -> None:
