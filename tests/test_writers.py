@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from fmnist_batch.outputs.journal import journal_rows
 from fmnist_batch.outputs.rows import row_fields
 from fmnist_batch.outputs.writer import OutputError, ResultWriter, read_rows, resolve_format
 
@@ -48,6 +49,11 @@ def error_row(path: str, message: str = "cannot identify image file") -> dict:
 
 def paths_in(path: str) -> list[str]:
     return [row["path"] for row in read_rows(path)]
+
+
+def partial_paths(partial: str | Path) -> list[str]:
+    """The paths of the rows in a run's partial file (its journal, JSON Lines whatever the format)."""
+    return [row["path"] for row in journal_rows(str(partial))]
 
 
 def test_row_fields():
@@ -143,7 +149,7 @@ def test_the_output_appears_only_at_finish_and_the_partial_holds_flushed_rows(tm
     writer.write(ok_row("a.jpg"))
     writer.flush()
     assert out.read_text() == "old results\n"
-    assert paths_in(str(partial)) == ["a.jpg"]
+    assert partial_paths(partial) == ["a.jpg"]
     writer.write(ok_row("b.jpg"))
     writer.finish()
     assert not partial.exists()
@@ -160,13 +166,18 @@ def test_new_output_does_not_exist_before_finish(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]  # no temporary files left behind
 
 
-def test_interrupt_keeps_every_written_row(tmp_path):
+def test_interrupt_keeps_every_written_row_for_resume(tmp_path):
+    # The output is only ever a finished run's: the rows of an interrupted one wait in the partial.
     out = tmp_path / "out.csv"
     with pytest.raises(KeyboardInterrupt), ResultWriter(str(out), FIELDS, "csv") as writer:
         writer.write(ok_row("a.jpg"))
         writer.flush()
         writer.write(ok_row("b.jpg"))
         raise KeyboardInterrupt
+    assert not out.exists()
+    assert partial_paths(tmp_path / "out.csv.partial") == ["a.jpg", "b.jpg"]
+    with ResultWriter(str(out), FIELDS, "csv", resume=True) as writer:
+        assert writer.carried == 2
     assert paths_in(str(out)) == ["a.jpg", "b.jpg"]
     assert not (tmp_path / "out.csv.partial").exists()
 
@@ -196,30 +207,32 @@ def cut_bytes(path: str, count: int) -> None:
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl"])
-def test_resume_reads_both_files_skips_done_paths_and_drops_a_cut_off_record(tmp_path, fmt):
+def test_resume_continues_the_partial_and_drops_a_cut_off_record(tmp_path, fmt):
     out = str(tmp_path / f"out.{fmt}")
-    with ResultWriter(out, FIELDS, fmt) as writer:  # a finished earlier run
-        writer.write(ok_row("a.jpg"))
-        writer.write(ok_row("b, with comma.jpg"))
-    killed_run(out, fmt, [ok_row("b, with comma.jpg"), error_row("c.jpg"), ok_row("d\nnewline.jpg")])
+    with ResultWriter(out, FIELDS, fmt) as writer:  # a finished run, which the killed one started over from
+        writer.write(ok_row("old.jpg"))
+    rows = [ok_row("a.jpg"), ok_row("b, with comma.jpg"), error_row("c.jpg"), ok_row("d\n.jpg")]
+    killed_run(out, fmt, rows)
     cut_bytes(out + ".partial", 5)
 
     with ResultWriter(out, FIELDS, fmt, resume=True) as writer:
-        assert writer.done == {"a.jpg", "b, with comma.jpg", "c.jpg"}
-        writer.write(ok_row("d\nnewline.jpg"))
-    assert sorted(paths_in(out)) == sorted(["a.jpg", "b, with comma.jpg", "c.jpg", "d\nnewline.jpg"])
+        assert writer.carried == 2  # the error row is retried, the cut-off one is gone
+        writer.write(error_row("c.jpg"))
+        writer.write(ok_row("d\n.jpg"))
+    assert paths_in(out) == ["a.jpg", "b, with comma.jpg", "c.jpg", "d\n.jpg"]
     assert not os.path.exists(out + ".partial")
 
 
-@pytest.mark.parametrize("cut", range(1, 12))
-def test_resume_drops_a_csv_record_cut_anywhere(tmp_path, cut):
-    # The last record's error message is quoted and holds a line break: cuts land inside the quotes too.
+@pytest.mark.parametrize("cut", [*range(1, 12), 60, 100])
+def test_resume_drops_a_record_cut_anywhere(tmp_path, cut):
+    # The last record's error message holds a line break (JSON escapes it): cuts land inside values too.
     out = str(tmp_path / "out.csv")
-    killed_run(out, "csv", [ok_row("a.jpg"), error_row("b.jpg", "bad\nthing")])
+    killed_run(out, "csv", [ok_row("a.jpg"), ok_row("b.jpg", confidence=0.5) | {"error": "bad\nthing"}])
     cut_bytes(out + ".partial", cut)
     with ResultWriter(out, FIELDS, "csv", resume=True) as writer:
-        assert writer.done == {"a.jpg"}
-    assert paths_in(out) == ["a.jpg"]
+        assert writer.carried == 1
+        writer.write(ok_row("c.jpg"))  # appended after the last whole record, not after the cut-off one
+    assert paths_in(out) == ["a.jpg", "c.jpg"]
 
 
 def test_resume_keeps_unfinished_rows_of_a_resumed_run(tmp_path):
@@ -231,7 +244,7 @@ def test_resume_keeps_unfinished_rows_of_a_resumed_run(tmp_path):
     os.close(writer._lock)  # what the kernel does to a killed process's descriptors: the flock goes
     del writer
     with ResultWriter(out, FIELDS, "csv", resume=True) as writer:
-        assert writer.done == {"a.jpg", "b.jpg"}
+        assert writer.carried == 2
     assert paths_in(out) == ["a.jpg", "b.jpg"]
 
 
@@ -257,7 +270,7 @@ def test_without_resume_a_stale_partial_is_overwritten(tmp_path):
     out = str(tmp_path / "out.csv")
     killed_run(out, "csv", [ok_row("old.jpg")])
     with ResultWriter(out, FIELDS, "csv") as writer:
-        assert writer.done == set()
+        assert writer.carried == 0 and writer.discarded == 1
         writer.write(ok_row("new.jpg"))
     assert paths_in(out) == ["new.jpg"]
 
@@ -360,7 +373,7 @@ def test_disk_full_keeps_the_flushed_rows_for_resume(tmp_path):
             writer.write(ok_row(f"more{i}.jpg"))
         writer.flush()
     assert not os.path.exists(out)  # a cut-off file is not moved into place
-    assert paths_in(partial) == ["a.jpg", "b.jpg"]
+    assert partial_paths(partial) == ["a.jpg", "b.jpg"]
 
 
 def test_unknown_columns_are_a_programming_error(tmp_path):

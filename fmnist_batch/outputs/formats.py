@@ -3,6 +3,19 @@
 A format writes rows (dicts keyed by the row schema, see rows.py) to a text stream and reads a file of
 them back. Adding one is a class here and a line in FORMATS; the writer, resume and merge only ever
 talk to this interface.
+
+File names that are not valid UTF-8. Python gives each byte it cannot decode as a lone surrogate
+(os.fsdecode, "surrogateescape"); written raw they would make the whole file invalid UTF-8. So in every
+format each such byte is written as the four characters ``\\xNN`` (two lowercase hex digits, 80 to ff):
+the file ``b"caf\\xe9.jpg"`` is written ``caf\\xe9.jpg``, and the file is always valid UTF-8.
+unescape() gives the name back. The one ambiguity: a name that really holds a backslash, an ``x`` and two
+such hex digits reads back as that byte (resume then classifies that file again; nothing is mixed up).
+Other lone surrogates, which no file name yields, are written ``\\udNNN``.
+
+``csv_safe`` (CSV only): a cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return
+is a formula to a spreadsheet (a file named ``=cmd|' /C calc'!A0.jpg``), so it is written with a
+leading ``'``. So that this can be undone exactly, a cell whose leading apostrophes hide such a start
+gets one more. Reading with csv_safe strips that one apostrophe.
 """
 
 from __future__ import annotations
@@ -10,6 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TextIO
@@ -18,8 +32,42 @@ from fmnist_batch.outputs.errors import OutputError
 
 #: writes one row; columns the row lacks are written empty (None in JSON Lines)
 RowWriter = Callable[[Mapping[str, Any]], None]
-#: how output files are opened: UTF-8, names that are not valid UTF-8 kept as their bytes
+#: how output files are opened: UTF-8; files of older versions may hold names' raw bytes, read back as such
 ENCODING = {"encoding": "utf-8", "errors": "surrogateescape"}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_ESCAPED_BYTE = re.compile(r"\\x([89a-f][0-9a-f])")
+#: what a spreadsheet takes for the start of a formula
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def escape(text: str) -> str:
+    """`text` with each undecodable byte of a file name as ``\\xNN`` (see the module docstring)."""
+    if text.isascii():
+        return text
+    return _SURROGATE.sub(_escape_surrogate, text)
+
+
+def unescape(text: str) -> str:
+    """The inverse of escape(): ``\\xNN`` (80 to ff) back to the byte os.fsdecode stands for."""
+    if "\\x" not in text:
+        return text
+    return _ESCAPED_BYTE.sub(lambda match: chr(0xDC00 + int(match[1], 16)), text)
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"\\u{code:04x}"
+
+
+def defuse(cell: str) -> str:
+    """A CSV cell a spreadsheet will not run as a formula (see the module docstring)."""
+    return "'" + cell if cell.lstrip("'").startswith(FORMULA_STARTS) else cell
+
+
+def undefuse(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and cell.lstrip("'").startswith(FORMULA_STARTS) else cell
 
 
 class Format(ABC):
@@ -29,13 +77,14 @@ class Format(ABC):
     suffixes: tuple[str, ...]
 
     @abstractmethod
-    def writer(self, stream: TextIO, fields: Sequence[str]) -> RowWriter:
-        """Write what the format puts before the rows (a header) to `stream`; return the row writer."""
+    def writer(self, stream: TextIO, fields: Sequence[str], *, csv_safe: bool = False) -> RowWriter:
+        """Write what the format puts before the rows (a header) to `stream`; return the row writer.
+        Text values are escaped (see the module docstring)."""
 
     @abstractmethod
-    def read(self, path: str) -> Iterator[dict]:
-        """The rows of the file at `path`; a last record cut short (a killed run) is dropped, damage
-        anywhere else raises OutputError. OSError passes through (read_rows words it)."""
+    def read(self, path: str, *, csv_safe: bool = False) -> Iterator[dict]:
+        """The rows of the file at `path`, text as written (escaped); a last record cut short (a killed
+        run) is dropped, damage anywhere else raises OutputError. OSError passes through."""
 
     def columns(self, path: str) -> list[str] | None:
         """The columns the file at `path` declares even without rows, or None if it cannot say."""
@@ -46,7 +95,7 @@ class CsvFormat(Format):
     name = "csv"
     suffixes = (".csv",)
 
-    def writer(self, stream: TextIO, fields: Sequence[str]) -> RowWriter:
+    def writer(self, stream: TextIO, fields: Sequence[str], *, csv_safe: bool = False) -> RowWriter:
         # "\n" line ends keep the last column clean for cut/awk. csv quotes only "\n", the delimiter and the
         # quote char then, so a row with a bare "\r" (a reader would end the record there) is written
         # fully quoted instead.
@@ -55,7 +104,7 @@ class CsvFormat(Format):
         plain.writerow(fields)
 
         def write(row: Mapping[str, Any]) -> None:
-            values = [row.get(field) for field in fields]
+            values = [_text(row.get(field), csv_safe) for field in fields]
             if any(isinstance(value, str) and "\r" in value for value in values):
                 quote_all.writerow(values)
             else:
@@ -63,10 +112,15 @@ class CsvFormat(Format):
 
         return write
 
-    def read(self, path: str) -> Iterator[dict]:
+    def read(self, path: str, *, csv_safe: bool = False) -> Iterator[dict]:
         ends_with_newline = _ends_with_newline(path)
         with open(path, newline="", **ENCODING) as file:
-            yield from _read_csv(file, path, ends_with_newline)
+            rows = _read_csv(file, path, ends_with_newline)
+            if not csv_safe:
+                yield from rows
+                return
+            for row in rows:
+                yield {field: undefuse(value) for field, value in row.items()}
 
     def columns(self, path: str) -> list[str] | None:
         with open(path, newline="", **ENCODING) as file:
@@ -77,14 +131,14 @@ class JsonLinesFormat(Format):
     name = "jsonl"
     suffixes = (".jsonl", ".ndjson")
 
-    def writer(self, stream: TextIO, fields: Sequence[str]) -> RowWriter:
+    def writer(self, stream: TextIO, fields: Sequence[str], *, csv_safe: bool = False) -> RowWriter:
         def write(row: Mapping[str, Any]) -> None:
-            record = {field: row.get(field) for field in fields}
+            record = {field: _text(row.get(field), False) for field in fields}
             stream.write(json.dumps(record, ensure_ascii=False) + "\n")
 
         return write
 
-    def read(self, path: str) -> Iterator[dict]:
+    def read(self, path: str, *, csv_safe: bool = False) -> Iterator[dict]:
         # JSON escapes every line break inside a value, so only "\n" ends a record.
         with open(path, newline="\n", **ENCODING) as file:
             yield from read_json_lines(file, path)
@@ -113,15 +167,22 @@ def resolve_format(output: str, fmt: str | None) -> str:
     return DEFAULT_FORMAT
 
 
-def read_rows(path: str, fmt: str | None = None) -> Iterator[dict]:
+def read_rows(path: str, fmt: str | None = None, *, csv_safe: bool = False) -> Iterator[dict]:
     """The rows of an output file (CSV values come back as strings, "" for empty), in the format `fmt`
-    (default: what resolve_format says for the name). A last record cut short (the run was killed
-    mid-write) is dropped; damage anywhere else raises OutputError."""
+    (default: what resolve_format says for the name), names as written (see unescape). A last record
+    cut short (the run was killed mid-write) is dropped; damage anywhere else raises OutputError."""
     format = get_format(resolve_format(path, fmt))
     try:
-        yield from format.read(path)
+        yield from format.read(path, csv_safe=csv_safe)
     except OSError as e:
         raise OutputError(f"cannot read {path!r}: {e.strerror}") from e
+
+
+def _text(value: Any, csv_safe: bool) -> Any:
+    if not isinstance(value, str):
+        return value
+    value = escape(value)
+    return defuse(value) if csv_safe else value
 
 
 def read_json_lines(file: TextIO, path: str) -> Iterator[dict]:
