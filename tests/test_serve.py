@@ -15,21 +15,25 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("python_multipart", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient
 
+from fmnist_batch import cli
 from fmnist_batch.api import classify
-from fmnist_batch.cli import main as cli
 from fmnist_batch.convert import preprocess_path
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.outputs.writer import row_fields
-from fmnist_batch.serve.app import MEGABYTE, ServeOptions, create_app
+from fmnist_batch.options import default
+from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.serve.app import MEGABYTE, SERVE_MAX_PIXELS, ServeOptions, create_app
+from fmnist_batch.serve.pages import public_card
 
 MAX_FILES = 4
+BASE_URL = "http://127.0.0.1:8000"
 FIELDS = [*row_fields(3), "preview_png"]
 
 
 @pytest.fixture(scope="module")
 def client():
     app = create_app(ServeOptions(max_upload_bytes=MEGABYTE, max_files=MAX_FILES))
-    with TestClient(app) as test_client:  # runs the lifespan: the model loads once, here
+    # the address the server listens on by default, so the Host checks pass as they do for a browser
+    with TestClient(app, base_url=BASE_URL) as test_client:  # runs the lifespan: the model loads once, here
         yield test_client
 
 
@@ -163,6 +167,14 @@ def test_the_server_keeps_serving_after_bad_requests(client, catalog_photos):
     assert response.status_code == 200 and response.json()["results"][0]["status"] == "ok"
 
 
+def test_a_photo_in_a_field_named_file_is_classified_too(client, catalog_photos):
+    name, data = catalog_photos[0]
+    response = client.post("/api/classify", files={"file": (name, data)})  # curl -F file=@photo.jpg
+    assert response.status_code == 200
+    (result,) = response.json()["results"]
+    assert result["path"] == name and result["status"] == "ok"
+
+
 def test_health_and_model(client):
     health = client.get("/api/health").json()
     assert health["status"] == "ok"
@@ -193,10 +205,76 @@ def test_serve_has_help_and_needs_its_extra(monkeypatch, capsys):
     )
     env = cli.Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
     assert cli.main(["serve"], env) == cli.ExitStatus.USAGE
-    assert "pip install 'fmnist-batch[serve]'" in env.stderr.getvalue()
+    assert "pip install" in env.stderr.getvalue() and "[serve]'" in env.stderr.getvalue()
+
+
+def test_serve_help_names_its_own_limits(capsys):
+    assert cli.main(["serve", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--max-pixels MAX_PIXELS refuse larger images" in text
+    assert f"(default: {SERVE_MAX_PIXELS})" in text and default("max_pixels") > SERVE_MAX_PIXELS
+    for option in ("--conversions N", "--body-timeout SECONDS", "--allowed-host NAME", "/docs"):
+        assert option in text
 
 
 def test_serve_refuses_a_missing_model_before_listening(tmp_path):
     env = cli.Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
     assert cli.main(["serve", "--model", str(tmp_path / "nothing"), "--port", "0"], env) == 2
     assert "model not found" in env.stderr.getvalue()
+
+
+def strings(value) -> list[str]:
+    if isinstance(value, dict):
+        return [text for item in value.values() for text in strings(item)]
+    if isinstance(value, list):
+        return [text for item in value for text in strings(item)]
+    return [value] if isinstance(value, str) else []
+
+
+ABSOLUTE_PATH = re.compile(r"(^|[\s=])(/|~/|[A-Za-z]:\\)\w")
+
+
+def test_the_model_card_shows_no_absolute_paths(client):
+    card = client.get("/api/model").json()
+    assert not [text for text in strings(card) if ABSOLUTE_PATH.search(text)]
+    made_elsewhere = {
+        "dataset": {"source": "/home/ann/data/fashion-mnist", "classes": ["T-shirt/top"]},
+        "commands": [
+            "fmnist-batch retrain --extra-data /work/photos/clothing --out runs/x",
+            "C:\\models\\m.keras",
+        ],
+        "formula": "softmax(logits / temperature)",
+    }
+    public = public_card(made_elsewhere)
+    assert not [text for text in strings(public) if ABSOLUTE_PATH.search(text)]
+    assert public["dataset"]["source"].endswith("fashion-mnist") and public["dataset"]["classes"] == [
+        "T-shirt/top"
+    ]
+    assert "--out runs/x" in public["commands"][0] and public["formula"] == made_elsewhere["formula"]
+
+
+def test_the_favicon_is_a_small_png(client):
+    response = client.get("/favicon.ico")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert len(response.content) < 2048
+    icon = Image.open(io.BytesIO(response.content))
+    assert icon.size == (32, 32) and icon.getextrema()[3] == (0, 255)  # a shape on a transparent ground
+
+
+def test_the_api_docs_are_a_page_that_loads_nothing_from_elsewhere(client):
+    response = client.get("/docs")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert "default-src 'none'" in response.headers["content-security-policy"]
+    page = response.text
+    assert not re.search(r"<script|(src|href)=\"?https?:", page)
+    for text in (
+        "POST /api/classify",
+        "GET /api/health",
+        "GET /api/model",
+        "preview_png",
+        "top3_prob",
+        "413",
+    ):
+        assert text in page, text
+    assert f"curl -F files=@shoe.jpg -F files=@bag.png {BASE_URL}/api/classify" in page
+    assert "/docs" not in client.get("/openapi.json").json()["paths"]
