@@ -17,7 +17,7 @@ from browser import CHROMIUM, chromium_available, launch_chromium
 from conftest import render_photos
 from photos import load_fmnist_test_sample, render_catalog_photo
 
-from fmnist_batch.cli.main import Environment, main
+from fmnist_batch.cli import Environment, main
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.outputs.writer import read_rows
 
@@ -104,8 +104,45 @@ def test_the_page_classifies_a_dropped_photo(page, server_url, tmp_path):
     assert good.locator("img.seen").get_attribute("src").startswith("data:image/png;base64,")
     assert good.locator(".bars li").count() == 3
     assert good.locator(".bars li").first.inner_text().startswith(truth)
-    assert bad.locator(".message").inner_text().startswith("not an image file")
+    assert bad.locator(".message").inner_text().startswith("could not read this file: not an image file")
     assert "the server does not answer" not in page.inner_text("#model")
+
+
+LOAD_ICON = """async () => {
+    const link = document.querySelector("link[rel~=icon]");
+    const icon = new Image();
+    icon.src = link.href;
+    await icon.decode();
+    return [new URL(link.href).pathname, icon.naturalWidth];
+}"""
+
+
+def console_problems(page) -> list[str]:
+    """Console errors and uncaught exceptions of a page, as they happen (a 404 for the icon is one)."""
+    problems: list[str] = []
+    page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+    page.on("pageerror", lambda error: problems.append(str(error)))
+    return problems
+
+
+def test_a_file_that_is_not_an_image_says_why_instead_of_showing_a_black_square(page, server_url, tmp_path):
+    problems = console_problems(page)
+    junk = tmp_path / "notes.jpg"
+    junk.write_text("not a photo")
+    page.goto(server_url)
+    # headless Chromium fetches no tab icon, so the page's icon is loaded as an image here
+    assert page.evaluate(LOAD_ICON) == ["/favicon.ico", 32]
+    page.wait_for_selector("#limits:has-text('Up to 8 photos')")
+    page.set_input_files("#files", [str(junk)])
+    card = page.locator("#results .card.error")
+    card.wait_for()
+    message = card.locator(".message").inner_text()
+    assert message.startswith("could not read this file: not an image file"), message
+    assert card.locator(".seen").count() == 0, "the model saw nothing: no 'what the model saw' square"
+    card.locator(".photo.blank").wait_for()  # the browser could not show the file either, and says so
+    broken = "images => images.filter(img => !(img.complete && img.naturalWidth > 0)).length"
+    assert page.locator("img").evaluate_all(broken) == 0
+    assert problems == []
 
 
 def test_a_report_opens_from_disk_and_shows_every_file(page, tmp_path):
