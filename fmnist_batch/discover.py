@@ -313,8 +313,8 @@ class _Finder:
         """(name, is_dir, is_symlink) of the regular files in directory, then of its subfolders, each sorted
         by name (the walk order, which glob matches follow too).
 
-        A broken symlink counts as a file, so it gets an error row like a missing file named outright; anything
-        else (sockets, FIFOs that would block a reader) is left out."""
+        A broken symlink counts as a file, so it gets an error row like a missing file named outright;
+        anything else (sockets, FIFOs that would block a reader) is left out."""
         entries = []
         try:
             with os.scandir(directory) as scan:

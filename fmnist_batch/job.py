@@ -33,12 +33,21 @@ class JobResult:
     summary: Summary
     output: str
     in_other_slices: int = 0
+    #: error rows of an earlier run kept as they were (retry_errors=False)
+    carried_errors: int = 0
+    #: what the writer has to tell the user (an unfinished earlier run that this fresh run started over)
+    notice: str | None = None
     report: str | None = None
     model_test_accuracy: float | None = None
 
     @property
     def found_nothing(self) -> bool:
         return self.summary.total == 0 and not self.summary.skipped and not self.in_other_slices
+
+    @property
+    def errors(self) -> int:
+        """Files of the output without a label: this run's error rows and those carried over."""
+        return self.summary.errors + self.carried_errors
 
 
 @dataclass
@@ -80,7 +89,7 @@ class ClassifyJob:
             self._write(engine, result, report, settings_of(self.options, model, conversion))
         if report is not None:
             with report:
-                report.finish(skipped=result.summary.skipped, model_accuracy=model.test_accuracy)
+                report.finish(result.summary, model_accuracy=model.test_accuracy)
             result.report = self.report
         return result
 
@@ -126,24 +135,29 @@ class ClassifyJob:
             record = self.shard is not None and writer.partial is not None
             if record:
                 write_record(self.output, self.shard)
-            result.summary.skipped = writer.carried
-            todo = writer.pending(self._discover(result))
-            for file, row in _with_files(todo, engine):
+            result.notice = writer.notice
+            todo = writer.pending(self._discover(result, writer))
+            for file, row in _with_files(todo, engine, on_batch=writer.flush):
                 writer.write(row, file)
                 result.summary.add(row)
                 if report is not None:
                     report.add(row)
                 if self.on_row is not None:
                     self.on_row(row)
+            # read at the end: carried rows whose files changed since were dropped along the way
+            result.summary.skipped, result.carried_errors = writer.carried, writer.carried_errors
             if record:
                 write_record(self.output, self.shard, rows=writer.rows)
 
-    def _discover(self, result: JobResult) -> Iterator[InputFile]:
+    def _discover(self, result: JobResult, writer) -> Iterator[InputFile]:
         def other_slice(file: InputFile) -> None:
             result.in_other_slices += 1
 
         if self.on_total is not None and self.stdin_paths is None:
-            threading.Thread(target=self._count, name="fmnist-batch-count", daemon=True).start()
+            carried = writer.carried  # before pending() drops the rows of changed files: near enough
+            threading.Thread(
+                target=self._count, args=(carried,), name="fmnist-batch-count", daemon=True
+            ).start()
         return discover(
             self.inputs,
             stdin_paths=self.stdin_paths,
@@ -154,17 +168,18 @@ class ClassifyJob:
             on_other_slice=other_slice,
         )
 
-    def _count(self) -> None:
+    def _count(self, carried: int) -> None:
         # A second, silent walk that only counts: listing folders costs microseconds a file, converting
         # them milliseconds, and a progress bar with a total can show an ETA.
         files = discover(self.inputs, recursive=self.recursive, extensions=self.extensions, shard=self.shard)
-        total = sum(1 for _ in files)
-        self.on_total(total)
+        self.on_total(max(0, sum(1 for _ in files) - carried))
 
 
-def _with_files(files: Iterable[InputFile], engine) -> Iterator[tuple[InputFile, dict]]:
+def _with_files(
+    files: Iterable[InputFile], engine, on_batch: Callable[[], None]
+) -> Iterator[tuple[InputFile, dict]]:
     """Each row with the file it is for: the engine keeps input order, so a queue of the files handed to
-    it pairs them up."""
+    it pairs them up. `on_batch` runs once a batch's rows are all written (the writer makes them durable)."""
     handed: list[InputFile] = []
     position = 0
 
@@ -173,7 +188,7 @@ def _with_files(files: Iterable[InputFile], engine) -> Iterator[tuple[InputFile,
             handed.append(file)
             yield file
 
-    for row in engine.run(tap()):
+    for row in engine.run(tap(), on_batch=on_batch):
         file = handed[position]
         position += 1
         if position > 4096:  # keep the queue short: only files still in flight are needed

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import make_bad_files, render_photos
 
-from fmnist_batch.cli import main as cli
-from fmnist_batch.cli.main import Environment, main
+from fmnist_batch import cli
+from fmnist_batch.cli import Environment, main
 from fmnist_batch.engines import ray as ray_engine
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from unprivileged import run_unprivileged
 
 from fmnist_batch.outputs.journal import journal_rows
 from fmnist_batch.outputs.rows import row_fields
@@ -296,17 +297,12 @@ def test_output_in_a_missing_folder_is_refused(tmp_path):
         ResultWriter(str(tmp_path / "nope" / "out.csv"), FIELDS, "csv")
 
 
-def test_output_in_an_unwritable_folder_is_refused(tmp_path):
-    folder = tmp_path / "locked"
+def test_output_in_an_unwritable_folder_is_refused(open_tmp):
+    folder = open_tmp / "locked"
     folder.mkdir()
-    folder.chmod(0o500)
-    try:
-        if os.access(folder, os.W_OK):
-            pytest.skip("permissions do not apply here (running as root)")
-        with pytest.raises(OutputError, match="cannot write"):
-            ResultWriter(str(folder / "out.csv"), FIELDS, "csv")
-    finally:
-        folder.chmod(0o700)
+    folder.chmod(0o555)
+    with pytest.raises(OutputError, match="cannot write"):
+        run_unprivileged(ResultWriter, str(folder / "out.csv"), FIELDS, "csv")
 
 
 def test_stdout_mode_streams_rows_and_leaves_the_stream_open(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from fmnist_batch import __version__
-from fmnist_batch.cli.arguments import formatter
+from fmnist_batch.cli.arguments import UsageError, formatter
 from fmnist_batch.cli.classify import add_classify
 from fmnist_batch.cli.env import CLASSIFY_MEANINGS, Environment, ExitStatus, MissingExtra, exit_codes_help
 from fmnist_batch.cli.evaluate import add_evaluate
@@ -91,6 +91,7 @@ def _status_of(error: Exception) -> ExitStatus | None:
         return ExitStatus.TEMPFAIL
     usage_errors = (
         MissingExtra,
+        UsageError,
         DatasetError,
         EvaluationError,
         InputError,

@@ -9,6 +9,10 @@ from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.options import ENGINES, default
 
 
+class UsageError(Exception):
+    """Options that cannot go together; the CLI exits 2 with the message."""
+
+
 def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
@@ -156,7 +160,10 @@ def options_from(args: argparse.Namespace, **extra: object):  # -> ClassifyOptio
 
     names = {f.name for f in fields(ClassifyOptions)}
     given = {name: value for name, value in vars(args).items() if name in names}
-    return ClassifyOptions(**given, **extra)
+    try:
+        return ClassifyOptions(**given, **extra)
+    except ValueError as e:  # a combination argparse cannot check alone
+        raise UsageError(str(e)) from None
 
 
 def add_discovery_options(p: argparse.ArgumentParser) -> None:

@@ -113,6 +113,9 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
     from fmnist_batch.job import ClassifyJob
 
     keep_freed_memory()  # this process converts the photos itself with --workers 1 or only a few files
+    if args.ray_address and args.engine != "ray":
+        env.error("--ray-address needs --engine ray")
+        return ExitStatus.USAGE
     if args.engine == "ray":
         from fmnist_batch.cli.env import require
 
@@ -148,6 +151,8 @@ def run_classify(args: argparse.Namespace, env: Environment) -> int:
 
 def _report(result, args: argparse.Namespace, env: Environment) -> int:
     summary = result.summary
+    if result.notice and not args.quiet:
+        env.info(f"fmnist-batch: {result.notice}")
     if result.found_nothing:
         env.error("no images found in: " + ", ".join(args.inputs))
         return ExitStatus.USAGE
@@ -157,9 +162,10 @@ def _report(result, args: argparse.Namespace, env: Environment) -> int:
         summary.print(env.stderr)
         if result.report:
             env.info(f"report: {result.report}")
-    if summary.errors:
+    if result.errors:
         where = "the error column of " + (args.output if args.output != "-" else "the output")
-        env.info(f"fmnist-batch: {summary.errors:,} of {summary.total:,} files failed; see {where}")
+        files = summary.total + summary.skipped
+        env.info(f"fmnist-batch: {result.errors:,} of {files:,} files failed; see {where}")
         return ExitStatus.SOME_FAILED
     return ExitStatus.OK
 

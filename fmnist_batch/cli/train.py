@@ -121,8 +121,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
 def run_retrain(args: argparse.Namespace, env: Environment) -> int:
     require("tensorflow", "train")
     from fmnist_batch.evaluate import EvaluationError
-    from fmnist_batch.training import load_dataset
-    from fmnist_batch.training import TrainConfig, TrainSetupError, train
+    from fmnist_batch.training import TrainConfig, TrainSetupError, load_dataset, train
 
     if args.extra_data is None and (args.mapping or args.extra_cache):
         env.error("--mapping and --extra-cache go with --extra-data")
@@ -243,8 +242,7 @@ def add_eda(sub: argparse._SubParsersAction) -> None:
 
 def run_eda(args: argparse.Namespace, env: Environment) -> int:
     require("matplotlib", "train")
-    from fmnist_batch.training import load_dataset
-    from fmnist_batch.training import write_eda_figures, write_evaluation_figures
+    from fmnist_batch.training import load_dataset, write_eda_figures, write_evaluation_figures
 
     dataset = load_dataset(args.data, download=args.download)
     written = write_eda_figures(dataset, args.out, sample_size=args.sample_size, seed=args.seed)

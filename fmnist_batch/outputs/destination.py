@@ -22,7 +22,7 @@ def check_destination(output: str) -> None:
     folder = os.path.dirname(output) or os.curdir
     if not os.path.isdir(folder):
         raise OutputError(f"the folder for {output!r} does not exist: {folder!r}")
-    if not os.access(folder, os.W_OK | os.X_OK):
+    if not os.access(folder, os.W_OK | os.X_OK, effective_ids=os.access in os.supports_effective_ids):
         raise OutputError(f"cannot write in folder {folder!r}: permission denied")
 
 

@@ -24,18 +24,29 @@ class Carried:
     def __init__(self, retry_errors: bool) -> None:
         self.retry_errors = retry_errors
         self._live: dict[str, tuple[int, FileState]] = {}
+        self._errors: set[str] = set()  # files whose carried row is an error row (retry_errors=False)
 
     @property
     def count(self) -> int:
         """Rows that go into the output unless their file turns out changed."""
         return len(self._live)
 
+    @property
+    def errors(self) -> int:
+        """Of those, the error rows: a run that keeps them has not classified every file."""
+        return len(self._errors & self._live.keys())
+
     def add(self, index: int, row: Mapping[str, Any], state: FileState) -> None:
         """An earlier row, in journal order: a later row for the same file replaces it."""
-        if self.retry_errors and row.get("status") == "error":
+        failed = row.get("status") == "error"
+        if self.retry_errors and failed:
             self._live.pop(state.real, None)  # not carried over: its file is pending again
+            return
+        self._live[state.real] = (index, state)
+        if failed:
+            self._errors.add(state.real)
         else:
-            self._live[state.real] = (index, state)
+            self._errors.discard(state.real)
 
     def keeps(self, now: FileState) -> bool:
         """Whether the file (as it is `now`) already has a row that holds; if its row is stale, the row

@@ -101,6 +101,11 @@ class ResultWriter:
         return self._carried.count
 
     @property
+    def carried_errors(self) -> int:
+        """Of the carried rows, the error rows (kept with retry_errors=False)."""
+        return self._carried.errors
+
+    @property
     def rows(self) -> int:
         """Rows the output will hold, carried-over ones included."""
         return self._carried.count + self._new_rows
