@@ -54,8 +54,9 @@ class Classifier:
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict | list[dict]:
         """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
 
-        A result: {"label", "score", "top_k": [{"label", "score"}, ...], "segmented", "status",
-        "error"}; a photo that cannot be read gets status "error" and the reason, as in the CLI's rows.
+        A result: {"label", "score", "top_k": [{"label", "score"}, ...], "view", "segmented", "status",
+        "error"}; `view` says what the image was made from (catalog, segmented, worn); a photo that cannot
+        be read gets status "error" and the reason, as in the CLI's rows.
         """
         if isinstance(images, list | tuple):
             return self._classify(list(images))
@@ -77,7 +78,7 @@ class Classifier:
                 conversion = convert_image(self._decoded(_as_pil(image)), self.conversion)
         except (ImageError, MemoryError) as e:
             return Converted(None, conversion_error(e))
-        return Converted(conversion.image.tobytes(), None, conversion.segmented)
+        return Converted(conversion.image.tobytes(), None, conversion.view)
 
     def _decoded(self, image):  # PIL.Image.Image -> PIL.Image.Image
         """An image decoded by the caller, made what decoding a file gives: checked against the pixel
@@ -153,7 +154,8 @@ def _result(row: dict, conversion: Converted) -> dict:
         "label": row["label"],
         "score": row["confidence"],
         "top_k": top_k if row["status"] != "error" else [],
-        "segmented": conversion.segmented,
+        "view": conversion.view or None,
+        "segmented": conversion.view == "segmented",
         "status": row["status"],
         "error": row["error"],
     }

@@ -143,10 +143,10 @@ def test_a_cluster_that_cannot_be_reached_is_a_usage_error(tmp_path, monkeypatch
 def test_without_the_ray_extra_the_engine_is_a_clear_usage_error(tmp_path, monkeypatch):
     real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        cli.importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real_find_spec(name, *a)
+        importlib.util, "find_spec", lambda name, *a: None if name == "ray" else real_find_spec(name, *a)
     )
     photo = tmp_path / "a.png"
     photo.write_bytes(b"")
     status, err = classify(photo, "-o", tmp_path / "out.csv", "--engine", "ray")
     assert status == 2
-    assert "pip install 'fmnist-batch[ray]'" in err
+    assert "pip install '.[ray]'" in err

@@ -66,10 +66,11 @@ def test_row_fields():
         "top1_prob",
         "top2_label",
         "top2_prob",
+        "view",
         "status",
         "error",
     ]
-    assert row_fields(0) == ["path", "label", "confidence", "status", "error"]
+    assert row_fields(0) == ["path", "label", "confidence", "view", "status", "error"]
 
 
 @pytest.mark.parametrize(

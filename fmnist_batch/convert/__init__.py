@@ -39,6 +39,7 @@ from fmnist_batch.convert.settings import (
     BACKGROUND_CHOICES,
     INVERT_CHOICES,
     RESAMPLE_CHOICES,
+    VIEWS,
     ImageError,
     PreprocessSettings,
 )
@@ -62,6 +63,7 @@ __all__ = [
     "CONTRAST_LEVELS",
     "INVERT_CHOICES",
     "RESAMPLE_CHOICES",
+    "VIEWS",
     "Conversion",
     "ImageError",
     "PreprocessSettings",

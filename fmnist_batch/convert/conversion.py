@@ -58,11 +58,16 @@ def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
 
 @dataclass(frozen=True)
 class Conversion:
-    """The 28x28 image, and whether the garment was cut out of a non-catalog background to make it (a
-    model card may name a second model for those photos)."""
+    """The 28x28 image, and the view of the garment it was made from (settings.VIEWS): "catalog" (the
+    dataset's conversion as is), "segmented" (cut out of a non-catalog background; a model card may name
+    a second model for those) or "worn" (cut out of a photo of a person wearing it)."""
 
     image: np.ndarray
-    segmented: bool
+    view: str = "catalog"
+
+    @property
+    def segmented(self) -> bool:
+        return self.view == "segmented"
 
 
 def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
@@ -88,7 +93,7 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     pixels = np.array(grey, dtype=np.uint8)
     if settings.full_range and garment is None and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, segmented=garment is not None)
+    return Conversion(pixels, "segmented" if garment is not None else "catalog")
 
 
 def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
 
 INVERT_CHOICES = ("auto", "always", "never")
+#: what a 28x28 image was made from: a catalog shot as is, a garment cut out of its surroundings, or
+#: the garment a person wears
+VIEWS = ("catalog", "segmented", "worn")
 BACKGROUND_CHOICES = ("auto", "plain", "segment")
 RESAMPLE_CHOICES = ("lanczos", "bicubic", "bilinear", "box", "hamming", "nearest")
 

@@ -13,35 +13,37 @@ from fmnist_batch.model.runtime import Model
 from fmnist_batch.outputs.rows import make_row
 
 
-def predict_where(model: Model, images: np.ndarray, ok: np.ndarray, segmented: np.ndarray) -> np.ndarray:
+def predict_where(model: Model, images: np.ndarray, ok: np.ndarray, views: np.ndarray) -> np.ndarray:
     """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
-    N x 784 or N x 28 x 28 uint8."""
+    N x 784 or N x 28 x 28 uint8. Segmented photos go to the card's photo model, the others (catalog
+    shots and garments cut out of photos of a person) to the main model."""
     ok = np.asarray(ok, dtype=bool)
     probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
     if ok.any():
         chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-        probabilities[ok] = model.predict_proba(chosen, np.asarray(segmented, dtype=bool)[ok])
+        probabilities[ok] = model.predict_proba(chosen, np.asarray(views)[ok] == "segmented")
     return probabilities
 
 
 def stack(converted: Sequence[Converted]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(images N x 784 uint8, ok, segmented) of a batch of conversions."""
+    """(images N x 784 uint8, ok, views) of a batch of conversions."""
     images = np.zeros((len(converted), IMAGE_SIZE * IMAGE_SIZE), np.uint8)
     for i, conversion in enumerate(converted):
         if conversion.data is not None:
             images[i] = np.frombuffer(conversion.data, np.uint8)
     ok = np.array([c.data is not None for c in converted], dtype=bool)
-    segmented = np.array([c.segmented for c in converted], dtype=bool)
-    return images, ok, segmented
+    views = np.array([c.view for c in converted], dtype=object)
+    return images, ok, views
 
 
 def predicted_rows(
     model: Model, displays: Sequence[str], converted: Sequence[Converted], top_k: int, min_confidence: float
 ) -> Iterator[dict]:
     """One row per file, in order: predicted if it converted, its error otherwise."""
-    images, ok, segmented = stack(converted)
-    probabilities = predict_where(model, images, ok, segmented)
+    images, ok, views = stack(converted)
+    probabilities = predict_where(model, images, ok, views)
     for display, conversion, probs, good in zip(displays, converted, probabilities, ok, strict=True):
+        probs = probs if good else None
         yield make_row(
-            display, probs if good else None, conversion.error, top_k=top_k, min_confidence=min_confidence
+            display, probs, conversion.error, top_k=top_k, min_confidence=min_confidence, view=conversion.view
         )

@@ -107,8 +107,8 @@ class RayEngine:
             indices = batch["index"].tolist()
             if indices != list(range(position, position + len(indices))):
                 raise RuntimeError("Ray Data returned results out of input order")  # preserve_order is set
-            for index, probabilities, ok, error in zip(
-                indices, batch["probabilities"], batch["ok"], batch["error"], strict=True
+            for index, probabilities, ok, error, view in zip(
+                indices, batch["probabilities"], batch["ok"], batch["error"], batch["view"], strict=True
             ):
                 message = None if ok else bytes(error).decode(**_TEXT)
                 yield make_row(
@@ -117,6 +117,7 @@ class RayEngine:
                     message,
                     top_k=self.options.top_k,
                     min_confidence=self.options.min_confidence,
+                    view=bytes(view).decode(),
                 )
             position += len(indices)
             if on_batch:
@@ -180,7 +181,7 @@ class RayEngine:
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
-    ok, segmented, error."""
+    ok, view, error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
     items = [
@@ -188,12 +189,12 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         for path, display in zip(batch["path"], batch["display"], strict=True)
     ]
     converted = convert_here(items, settings)
-    images, ok, segmented = stack(converted)
+    images, ok, views = stack(converted)
     return {
         "index": batch["index"],
         "image": images,
         "ok": ok,
-        "segmented": segmented,
+        "view": np.array([v.encode() for v in views], dtype=object),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -210,8 +211,15 @@ class Predictor:
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
-        probabilities = predict_where(self.model, batch["image"], ok, batch["segmented"])
-        return {"index": batch["index"], "probabilities": probabilities, "ok": ok, "error": batch["error"]}
+        views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
+        probabilities = predict_where(self.model, batch["image"], ok, views)
+        return {
+            "index": batch["index"],
+            "probabilities": probabilities,
+            "ok": ok,
+            "error": batch["error"],
+            "view": batch["view"],
+        }
 
 
 def _quiet_ray_logging() -> None:

@@ -40,8 +40,8 @@ class Converted(NamedTuple):
 
     data: bytes | None
     error: str | None
-    #: the garment was cut out of a non-catalog background (a card may route those to its photo model)
-    segmented: bool = False
+    #: the view of the garment the image was made from (convert.VIEWS); "" when it could not be made
+    view: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,7 +85,7 @@ def conversion_error(error: Exception) -> str:
 
 
 def convert(item: tuple[str, str]) -> Converted:
-    """(path, display) -> Converted(784 bytes, None, segmented) or Converted(None, message). Never raises."""
+    """(path, display) -> Converted(784 bytes, None, view) or Converted(None, message). Never raises."""
     path, display = item
     # The alarm is armed only where the handler is installed (a worker, or alarm_handler() in the main
     # thread); Pillow's decoders return to Python between chunks, where it stops a file that takes too long.
@@ -102,7 +102,7 @@ def convert(item: tuple[str, str]) -> Converted:
             target = preview_path(_worker.preview_dir, display)
             target.parent.mkdir(parents=True, exist_ok=True)
             save_preview(conversion.image, target)
-        return Converted(conversion.image.tobytes(), None, conversion.segmented)
+        return Converted(conversion.image.tobytes(), None, conversion.view)
     except FileTimeout:
         return Converted(None, f"took longer than {_worker.timeout:g} s to decode; skipped")
     except Exception as e:  # a bug or an exotic file must cost one row, not the run

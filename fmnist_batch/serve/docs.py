@@ -29,6 +29,11 @@ _ROW_FIELDS = {
     "path": ("string", "the uploaded file's name"),
     "label": (["string", "null"], "the most likely class; null for a file that was not classified"),
     "confidence": (["number", "null"], "its probability, 0 to 1"),
+    "view": (
+        ["string", "null"],
+        "what the image was made from: catalog (a product shot as is), segmented (cut out of its "
+        "surroundings), worn (the garment a person wears); null for errors",
+    ),
     "status": ("string", "ok; uncertain (below the server's --min-confidence); error (not classified)"),
     "error": ("string", "why the file was not classified (empty otherwise): not an image, too large, ..."),
     "preview_png": (["string", "null"], "the 28x28 image the model saw, base64 PNG; null for errors"),
@@ -52,7 +57,7 @@ def classify_openapi(top_k: int) -> dict[str, Any]:
     fields = {name: _field(name) for name in [*row_fields(top_k), "preview_png"]}
     example = {name: None for name in fields} | {
         "path": "shoe.jpg", "label": "Sneaker", "confidence": 0.97, "top1_label": "Sneaker",
-        "top1_prob": 0.97, "status": "ok", "error": "", "preview_png": "iVBORw0KGgo...",
+        "top1_prob": 0.97, "view": "catalog", "status": "ok", "error": "", "preview_png": "iVBORw0KGgo...",
     }  # fmt: skip
     ok = {"type": "object", "properties": {"results": {"type": "array", "items": {"properties": fields}}}}
     files = {"type": "array", "items": binary, "description": "the photos, one part each"}
