@@ -25,7 +25,8 @@ from fmnist_batch.model.runtime import load_model
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ROOT.parent / "shared" / "real-photos" / "clothing-dataset-small"
-CONVERSIONS = {"old": PreprocessSettings(background="plain"), "new": PreprocessSettings(background="auto")}
+#: the conversion's background setting in each column; the rest is what the model's card records
+BACKGROUNDS = {"old": "plain", "new": "auto"}
 COLUMNS = 2  # photo groups side by side
 
 
@@ -41,6 +42,10 @@ def choose_photos(folder: Path, mapping: dict[str, frozenset[int]], per_class: i
 
 def draw(photos: list[Path], mapping: dict[str, frozenset[int]], out: Path) -> None:
     model = load_model(None, "auto", num_threads=1)
+    conversions = {
+        name: PreprocessSettings(**{**model.card.conversion(), "background": background})
+        for name, background in BACKGROUNDS.items()
+    }
     rows = -(-len(photos) // COLUMNS)
     figure = Figure(figsize=(3.3 * COLUMNS * 2, 2.0 * rows), dpi=100, layout="constrained")
     axes = figure.subplots(rows, 3 * COLUMNS, gridspec_kw={"width_ratios": [1.3, 1, 1] * COLUMNS})
@@ -53,7 +58,7 @@ def draw(photos: list[Path], mapping: dict[str, frozenset[int]], out: Path) -> N
         photo_ax = axes[row, 3 * group]
         photo_ax.imshow(np.asarray(to_rgb(img)))
         photo_ax.set_title(f"{folder}", fontsize=10)
-        for k, (name, settings) in enumerate(CONVERSIONS.items(), start=1):
+        for k, (name, settings) in enumerate(conversions.items(), start=1):
             conversion = convert_image(img, settings)
             array = conversion.image
             label = int(np.argmax(model.predict_proba(array[None], np.array([conversion.segmented]))[0]))

@@ -121,7 +121,7 @@ def test_env_var_is_searched_before_the_debian_folder(tmp_path, monkeypatch):
 
 
 def test_missing_dataset_exits_2_with_the_message(tmp_path, capsys):
-    from fmnist_batch.cli.main import main
+    from fmnist_batch.cli import main
 
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
     status = main(["retrain", "--data", str(tmp_path), "--out", str(tmp_path / "m")])

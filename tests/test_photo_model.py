@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from photos import render_garment_photo
 
-from fmnist_batch.cli.main import Environment, main
+from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import PreprocessSettings, convert_image
 from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
 

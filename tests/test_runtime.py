@@ -53,13 +53,63 @@ def test_batches_of_different_sizes_give_the_same_answers():
 @pytest.mark.parametrize("precision, name", [("float", "model.tflite"), ("int8", "model.int8.tflite")])
 def test_a_tampered_model_is_refused(model_copy, precision, name):
     tflite = model_copy / name
-    data = bytearray(tflite.read_bytes())
-    data[len(data) // 2] ^= 0xFF
-    tflite.write_bytes(bytes(data))
+    flip_a_byte(tflite)
     with pytest.raises(ModelError, match="does not match its model card"):
         load_model(model_copy, backend="litert", precision=precision)
     with pytest.raises(ModelError, match="does not match its model card"):
         load_model(tflite, backend="litert")  # naming the file runs that file
+
+
+def flip_a_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize(("backend", "name"), [("auto", "model.tflite"), ("keras", "model.keras")])
+def test_a_tampered_photo_model_is_refused_at_load_before_any_photo(model_copy, backend, name):
+    if backend == "keras":
+        pytest.importorskip("keras", reason="the Keras fallback needs the [train] extra")
+    flip_a_byte(model_copy / "photo" / name)
+    with pytest.raises(ModelError, match=f"photo/{name} does not match its model card"):
+        load_model(model_copy, backend=backend)
+    load_model(model_copy, backend=backend, use_photo_model=False)  # the main model alone is intact
+
+
+def _break_keras(monkeypatch, error: Exception) -> None:
+    """Make `import keras` raise `error`, as a half-upgraded or mismatched install does."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def broken(name, *args, **kwargs):
+        if name == "keras" or name.startswith("keras."):
+            raise error
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", broken)
+
+
+@pytest.mark.parametrize(
+    "error", [AttributeError("module 'tensorflow' has no attribute 'experimental'"), RuntimeError("ABI")]
+)
+def test_a_broken_keras_install_is_a_model_error_that_says_so(model_copy, monkeypatch, error):
+    _break_keras(monkeypatch, error)
+    with pytest.raises(ModelError, match=f"Keras is installed but broken: .*{type(error).__name__}"):
+        load_model(model_copy, backend="keras")
+    # also when Keras is the fallback because LiteRT is missing
+    monkeypatch.setattr("fmnist_batch.model.runtime.litert_available", lambda: False)
+    with pytest.raises(ModelError, match="Keras is installed but broken"):
+        load_model(model_copy)
+
+
+def test_asking_for_keras_without_it_is_a_model_error(model_copy, monkeypatch):
+    monkeypatch.setitem(sys.modules, "keras", None)  # makes `import keras` raise ImportError
+    with pytest.raises(ModelError, match=r"needs Keras.*pip install 'fmnist-batch\[train\]'"):
+        load_model(model_copy, backend="keras")
+    monkeypatch.setattr("fmnist_batch.model.runtime.litert_available", lambda: False)
+    with pytest.raises(ModelError, match="no model runtime installed"):
+        load_model(model_copy)
 
 
 def test_naming_a_tflite_file_runs_that_file(model_copy):
@@ -159,9 +209,9 @@ def test_bundled_tflite_reproduces_its_card_test_accuracy(test_set, precision):
     )
     accuracy = float(np.mean(predicted == test_set.labels))
     # test_accuracy is the card's figure for the very file this model runs (what serve and --html show)
-    metrics = model.card.raw["metrics"]
-    key = {"tflite_int8": "int8_test_accuracy", "tflite": "tflite_test_accuracy"}[model.litert_file]
-    assert model.test_accuracy == metrics[key]
+    metrics = model.card.metrics
+    expected = {"tflite_int8": metrics.int8_test_accuracy, "tflite": metrics.tflite_test_accuracy}
+    assert model.test_accuracy == expected[model.litert_file]
     assert accuracy == pytest.approx(model.test_accuracy, abs=0.001)
 
 

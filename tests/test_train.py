@@ -3,6 +3,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,7 @@ import pytest
 from photos import render_garment_photo
 
 from fmnist_batch.training.data import DEBIAN_DIR
-from fmnist_batch.training.train import stratified_split
+from fmnist_batch.training.prepare import stratified_split
 
 
 def test_stratified_split_is_disjoint_seeded_and_keeps_class_proportions():
@@ -34,7 +36,7 @@ def short_run(tmp_path_factory):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.cli import Environment, main
 
     out = tmp_path_factory.mktemp("short") / "model"
     err = io.StringIO()
@@ -64,8 +66,11 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
     assert len(card["dataset"]["sha256"]) == 4
     assert card["preprocessing"]["input_scale"] == pytest.approx(1 / 255)
     assert "--limit 2000" in card["training"]["command"]
+    from test_card import absolute_paths
 
-    from fmnist_batch.training.figures import EVALUATION_FILES
+    assert absolute_paths(card) == []  # the --out and dataset paths were absolute
+
+    from fmnist_batch.training.figures_evaluation import EVALUATION_FILES
 
     for name in EVALUATION_FILES:  # retrain draws its model's evaluation
         assert (out / "figures" / name).stat().st_size > 0
@@ -84,7 +89,7 @@ def test_a_short_retrain_writes_loadable_files_and_a_valid_card(short_run):
 @pytest.mark.slow
 def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
     from fmnist_batch.model.runtime import load_model
-    from fmnist_batch.training.train import INT8_TOLERANCE
+    from fmnist_batch.training.config import INT8_TOLERANCE
 
     out, printed = short_run
     card = json.loads((out / "model_card.json").read_text())
@@ -106,7 +111,7 @@ def test_the_int8_file_is_chosen_by_validation_and_recorded(short_run):
 
 @pytest.mark.slow
 def test_a_fine_tuning_pass_starts_from_a_model_and_records_it(short_run, tmp_path, capsys):
-    from fmnist_batch.cli.main import main
+    from fmnist_batch.cli import main
 
     source, _ = short_run
     source_card = json.loads((source / "model_card.json").read_text())
@@ -127,7 +132,8 @@ def test_photo_augmentation_keeps_shapes_range_and_a_black_background():
     tf = pytest.importorskip("tensorflow", reason="augmentation needs the [train] extra")
     import keras
 
-    from fmnist_batch.training.train import TrainConfig, make_augment
+    from fmnist_batch.training.augment import make_augment
+    from fmnist_batch.training.config import TrainConfig
 
     keras.utils.set_random_seed(0)
     images = np.zeros((16, 28, 28, 1), np.float32)
@@ -149,7 +155,7 @@ def test_photo_augmentation_keeps_shapes_range_and_a_black_background():
 
 def test_partial_label_loss_is_cross_entropy_for_one_class_and_rewards_mass_on_accepted_classes():
     pytest.importorskip("tensorflow", reason="the loss needs the [train] extra")
-    from fmnist_batch.training.train import accepted_class_accuracy, partial_label_loss
+    from fmnist_batch.training.fit import accepted_class_accuracy, partial_label_loss
 
     logits = np.random.default_rng(0).normal(size=(10, 10)).astype(np.float32)
     one_hot = np.eye(10, dtype=np.float32)
@@ -171,7 +177,7 @@ def test_partial_label_loss_is_cross_entropy_for_one_class_and_rewards_mass_on_a
 
 def test_real_photos_are_split_per_folder_and_repeated_to_their_share():
     from fmnist_batch.training.labelled_photos import split_by_folder
-    from fmnist_batch.training.train import extra_repeat
+    from fmnist_batch.training.prepare import extra_repeat
 
     folders = np.repeat([0, 1, 2], [10, 20, 3])
     train, val = split_by_folder(folders, 0.2, seed=1)
@@ -219,14 +225,21 @@ def photo_run(real_photos, tmp_path_factory):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.cli import Environment, main
 
     root, mapping = real_photos
     out, err = tmp_path_factory.mktemp("photo-run") / "model", io.StringIO()
     args = ["retrain", "--limit", "1000", "--epochs", "1", "--augment", "photo", "--workers", "2"]
     args += ["--extra-data", str(root), "--mapping", str(mapping), "--out", str(out)]
-    assert main(args, Environment(stderr=err)) == 0, err.getvalue()
+    # from the folder above the photos, which the card then records them relative to
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(photos_base(real_photos))
+        assert main(args, Environment(stderr=err)) == 0, err.getvalue()
     return out, err.getvalue()
+
+
+def photos_base(real_photos) -> Path:
+    return real_photos[0].parent.parent
 
 
 @pytest.mark.slow
@@ -242,7 +255,10 @@ def test_retrain_mixes_real_photos_into_training_only_and_records_them(real_phot
     card = json.loads((out / "model_card.json").read_text())
     extra, metrics = card["training"]["extra_data"], card["metrics"]
     photos = {p.name: sorted(p.iterdir()) for p in root.iterdir()}
-    assert extra["folder"] == str(root) and extra["mapping"] == str(mapping)
+    base = photos_base(real_photos)
+    assert extra["folder"] == str(root.relative_to(base)) and extra["mapping"] == str(
+        mapping.relative_to(base)
+    )
     assert extra["skipped_folders"] == {"bags": len(photos["bags"])}
     assert extra["folders"]["shoes"]["accepted"] == list(SHOES)
     assert extra["folders"]["shoes"]["failed"] == 1
@@ -277,7 +293,7 @@ def test_retrain_refuses_unusable_real_photos(problem, named, tmp_path, capsys):
     if not DEBIAN_DIR.is_dir():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     pytest.importorskip("tensorflow", reason="retrain needs the [train] extra")
-    from fmnist_batch.cli.main import main
+    from fmnist_batch.cli import main
 
     (tmp_path / "photos" / "shoes").mkdir(parents=True)
     mapping = tmp_path / "mapping.csv"
@@ -320,7 +336,7 @@ def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
 
 @pytest.mark.slow
 def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tmp_path):
-    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.cli import Environment, main
     from fmnist_batch.model.runtime import load_model
 
     source, _ = short_run
@@ -331,9 +347,22 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
     )
 
     out = tmp_path / "flipped"
-    args = ["retrain", "--init-from", str(source), "--epochs", "0", "--flip-average", "all"]
+    args = [
+        "retrain",
+        "--init-from",
+        str(source),
+        "--epochs",
+        "0",
+        "--flip-average",
+        "all",
+        "--augment",
+        "none",
+    ]
     assert main([*args, "--limit", "2000", "--seed", "7", "--out", str(out)]) == 0
     card = json.loads((out / "model_card.json").read_text())
+    # no training here: the augmentation recorded is the one that trained the weights, not --augment's
+    assert card["training"]["augmentation"] == source_card["training"]["augmentation"]
+    assert card["training"]["learning_rate"] == source_card["training"]["learning_rate"]
     assert card["preprocessing"]["flip_average"] is True
     assert card["preprocessing"]["flip_average_below"] is None
     assert card["training"]["epochs_run"] == 0 and card["training"]["best_epoch"] is None
@@ -356,14 +385,20 @@ def test_epochs_0_re_exports_a_model_with_other_inference_settings(short_run, tm
 def test_a_photo_model_is_paired_by_its_held_out_segmented_photos(
     real_photos, photo_run, short_run, tmp_path
 ):
-    from fmnist_batch.cli.main import Environment, main
+    from fmnist_batch.cli import Environment, main
     from fmnist_batch.model.runtime import load_model
     from fmnist_batch.training.labelled_photos import accepted_accuracy, load_labelled_photos, split_by_folder
 
     root, mapping = real_photos
     photo, _ = photo_run
     out, err = tmp_path / "paired", io.StringIO()
-    assert main(["pair-photo-model", str(photo), "--out", str(out)], Environment(stderr=err)) == 0
+    args = ["pair-photo-model", str(photo), "--out", str(out)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)  # the photo model's card names its photos relative to another folder
+        assert main(args, Environment(stderr=err)) == 2
+        assert "relative to the folder retrain ran in" in err.getvalue()
+        patch.chdir(photos_base(real_photos))
+        assert main(args, Environment(stderr=err)) == 0, err.getvalue()
     card = json.loads((out / "model_card.json").read_text())
     decision = card["photo_model_decision"]
 
@@ -390,3 +425,52 @@ def test_a_photo_model_is_paired_by_its_held_out_segmented_photos(
     assert main(args, Environment(stderr=err)) == 2
     assert "not trained with --extra-data" in err.getvalue()
     assert not (tmp_path / "x").exists()
+
+
+def test_a_re_export_records_the_training_settings_that_made_its_weights():
+    from types import SimpleNamespace
+
+    from fmnist_batch.model.card import Metrics, ModelCard, bundled_model_dir
+    from fmnist_batch.training.config import TrainConfig
+    from fmnist_batch.training.export import Trained, training_record
+    from fmnist_batch.training.fit import Fitted
+
+    source = ModelCard.load(bundled_model_dir() / "model_card.json")
+    photo_source = ModelCard.load(source.photo_card())
+
+    def record(source_card: ModelCard, epochs: int):
+        config = TrainConfig(epochs=epochs, init_from="models", augment="full", learning_rate=0.1)
+        trained = Trained(
+            model=SimpleNamespace(count_params=lambda: 10),
+            config=config,
+            splits=SimpleNamespace(x_train=np.zeros((5, 28, 28, 1))),
+            fitted=Fitted({"loss": [0.5] * epochs, "val_loss": [0.5] * epochs}, 1.0),
+            choice=None,
+            source=source_card,
+            mix=None,
+            photo_metrics=Metrics(),
+        )
+        return training_record(trained)
+
+    again = record(source, epochs=0)
+    assert again.augmentation == source.training.augmentation and again.augmentation["level"] == "light"
+    assert (again.learning_rate, again.batch_size) == (source.training.learning_rate, 256)
+    assert again.init_from.keras_sha256 == source.files["keras"]["sha256"]
+    # the photos a photo model was trained with go with it, so a re-export of it can still be paired
+    assert record(photo_source, epochs=0).extra_data == photo_source.training.extra_data
+    trained_here = record(source, epochs=1)
+    assert trained_here.augmentation["level"] == "full" and trained_here.learning_rate == 0.1
+    assert trained_here.extra_data is None
+
+
+def test_the_training_package_names_its_commands_without_importing_tensorflow():
+    code = (
+        "import sys\n"
+        "from fmnist_batch.training import (TrainConfig, TrainSetupError, train, load_dataset,\n"
+        "    PairingError, pair_with_photo_model, write_eda_figures, write_evaluation_figures)\n"
+        "from fmnist_batch.training import train as again\n"
+        "assert callable(train) and again is train, train\n"
+        "heavy = {'tensorflow', 'keras', 'matplotlib'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -7,7 +7,6 @@ package, the Keras cache. Downloading happens only when asked for (``download=Tr
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch.labels import IMAGE_SIZE, NUM_CLASSES
+from fmnist_batch.model.card import file_sha256
 
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 KERAS_CACHE_DIR = Path("~/.keras/datasets/fashion-mnist")
@@ -58,15 +58,7 @@ class Dataset:
 
     def file_hashes(self) -> dict[str, str]:
         """sha256 of every file the dataset was read from, keyed by file name (recorded in model cards)."""
-        return {p.name: sha256_file(p) for p in self.train.files + self.test.files}
-
-
-def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return {p.name: file_sha256(p) for p in self.train.files + self.test.files}
 
 
 def candidate_dirs(data_dir: str | os.PathLike | None = None) -> list[Path]:

@@ -17,19 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch.convert import PreprocessSettings
-from fmnist_batch.model.runtime import (
-    CARD_FILE,
+from fmnist_batch.model.card import (
     HISTORY_FILE,
+    PHOTO_FOLDER,
     ModelCard,
     ModelError,
+    PhotoModelDecision,
     find_card,
-    load_model,
-    write_card,
 )
-from fmnist_batch.training.data import sha256_file
-
-#: The photo model's files go into this subfolder of the paired model.
-PHOTO_FOLDER = "photo"
+from fmnist_batch.model.runtime import load_model
 
 
 class PairingError(Exception):
@@ -52,33 +48,69 @@ def held_out_photos(
     and the indices of the held-out ones."""
     from fmnist_batch.training.labelled_photos import load_labelled_photos, split_by_folder
 
-    training = photo_card.raw.get("training", {})
-    extra = training.get("extra_data")
-    if not extra:
+    training = photo_card.training
+    extra = training.extra_data if training is not None else None
+    if training is None or extra is None:
         raise PairingError(
             f"{photo_card.path} was not trained with --extra-data: no held-out photos to judge by"
         )
-    if not Path(extra["folder"]).is_dir():
-        raise PairingError(f"the photos {photo_card.path} was trained with are not at {extra['folder']}")
+    if not Path(extra.folder).is_dir():
+        raise PairingError(
+            f"the photos {photo_card.path} was trained with are not at {extra.folder} (cards keep paths "
+            "relative to the folder retrain ran in: run pair-photo-model there)"
+        )
     photos = load_labelled_photos(
-        extra["folder"],
-        extra["mapping"],
-        settings=PreprocessSettings(**extra["conversion"]),
+        extra.folder,
+        extra.mapping,
+        settings=PreprocessSettings(**extra.conversion),
         workers=workers,
         cache=cache,
         log=log,
     )
-    if photos.files_sha256 != extra["files_sha256"]:
+    if photos.files_sha256 != extra.files_sha256:
         raise PairingError(
-            f"the photos under {extra['folder']} have changed since {photo_card.path} was trained"
+            f"the photos under {extra.folder} have changed since {photo_card.path} was trained"
         )
-    _, held_out = split_by_folder(photos.folder_index, extra["validation_fraction"], training["seed"])
-    if len(held_out) != extra["validation_photos"]:
+    _, held_out = split_by_folder(photos.folder_index, extra.validation_fraction, training.seed)
+    if len(held_out) != extra.validation_photos:
         raise PairingError(
-            f"{len(held_out)} held-out photos, but {photo_card.path} held out {extra['validation_photos']}: "
+            f"{len(held_out)} held-out photos, but {photo_card.path} held out {extra.validation_photos}: "
             "the conversion no longer fails on the same photos"
         )
     return photos, held_out
+
+
+def _judge(main, photo, photo_card: ModelCard, workers, cache, log) -> PhotoModelDecision:
+    """Both models' accuracy on the held-out photos, segmented and not; attach if the photo model is the
+    more accurate on the segmented ones (the only ones it will see)."""
+    from fmnist_batch.training.labelled_photos import accepted_accuracy
+
+    photos, held_out = held_out_photos(photo_card, workers, cache, log)
+    models = {
+        "main": load_model(main, use_photo_model=False, num_threads=1),
+        "photo": load_model(photo, use_photo_model=False, num_threads=1),
+    }
+
+    def accuracies(rows: np.ndarray) -> dict[str, float]:
+        return {
+            name: accepted_accuracy(model.predict_logits(photos.images[rows]), photos.accepted[rows])
+            for name, model in models.items()
+        }
+
+    segmented = held_out[photos.segmented[held_out]]
+    others = held_out[~photos.segmented[held_out]]
+    on_segmented, on_others = accuracies(segmented), accuracies(others)
+    return PhotoModelDecision(
+        photo_model_command=photo_card.training.command if photo_card.training else None,
+        held_out_photos=len(held_out),
+        segmented_photos=len(segmented),
+        segmented_accuracy_main=on_segmented["main"],
+        segmented_accuracy_photo=on_segmented["photo"],
+        not_segmented_photos=len(others),
+        not_segmented_accuracy_main=on_others["main"],
+        not_segmented_accuracy_photo=on_others["photo"],
+        attached=bool(on_segmented["photo"] > on_segmented["main"]),
+    )
 
 
 def pair_with_photo_model(
@@ -92,8 +124,6 @@ def pair_with_photo_model(
 ) -> dict:
     """Write `main`'s model into `out` with `photo` as its photo model if that is more accurate on the
     segmented held-out photos; returns the decision the card records under photo_model_decision."""
-    from fmnist_batch.training.labelled_photos import accepted_accuracy
-
     main_card = ModelCard.load(find_card(main))
     photo_card = ModelCard.load(find_card(photo))
     if photo_card.photo_model is not None:
@@ -101,54 +131,32 @@ def pair_with_photo_model(
     out = Path(out)
     if out.resolve() in (main_card.path.parent.resolve(), photo_card.path.parent.resolve()):
         raise PairingError("--out must be a new folder, not one of the models")
-    photos, held_out = held_out_photos(photo_card, workers, cache, log)
-    accepted = photos.accepted
-    decision: dict = {
-        "photo_model_command": photo_card.raw["training"].get("command"),
-        "judged_on": "the real photos the photo model's retrain held out that the conversion segments",
-        "held_out_photos": len(held_out),
-    }
-    models = {
-        "main": load_model(main, use_photo_model=False, num_threads=1),
-        "photo": load_model(photo, use_photo_model=False, num_threads=1),
-    }
-    for route, chosen in (
-        ("segmented", photos.segmented[held_out]),
-        ("not_segmented", ~photos.segmented[held_out]),
-    ):
-        rows = held_out[chosen]
-        decision[f"{route}_photos"] = len(rows)
-        for name, model in models.items():
-            logits = model.predict_logits(photos.images[rows])
-            decision[f"{route}_accuracy_{name}"] = accepted_accuracy(logits, accepted[rows])
-    attach = decision["segmented_accuracy_photo"] > decision["segmented_accuracy_main"]
-    decision["attached"] = bool(attach)
+    decision = _judge(main, photo, photo_card, workers, cache, log)
     log(
-        f"{decision['segmented_photos']} of {len(held_out)} held-out photos are segmented: accuracy "
-        f"{decision['segmented_accuracy_main']:.3f} with {main_card.path.parent}, "
-        f"{decision['segmented_accuracy_photo']:.3f} with {photo_card.path.parent}: "
-        + ("photo model attached" if attach else "photo model not attached")
+        f"{decision.segmented_photos} of {decision.held_out_photos} held-out photos are segmented: accuracy "
+        f"{decision.segmented_accuracy_main:.3f} with {main_card.path.parent}, "
+        f"{decision.segmented_accuracy_photo:.3f} with {photo_card.path.parent}: "
+        + ("photo model attached" if decision.attached else "photo model not attached")
     )
+    _write_paired(main_card, photo_card if decision.attached else None, decision, out)
+    return decision.to_dict()
 
+
+def _write_paired(
+    main_card: ModelCard, photo_card: ModelCard | None, decision: PhotoModelDecision, out: Path
+) -> None:
+    """`main_card`'s model in `out`, with `photo_card`'s in out/PHOTO_FOLDER if given; then loaded as
+    classify will load it, so a broken pairing fails here, not in a user's run."""
     _copy_model(main_card, out)
-    card = dict(main_card.raw)
-    card.pop("photo_model", None)
-    card["photo_model_decision"] = decision
     target = out / PHOTO_FOLDER
     if target.exists():  # a photo model from an earlier pairing into this folder
         shutil.rmtree(target)
-    if attach:
+    if photo_card is not None:
         _copy_model(photo_card, target)
-        shutil.copyfile(photo_card.path, target / CARD_FILE)
-        card["photo_model"] = {
-            "folder": PHOTO_FOLDER,
-            "card_sha256": sha256_file(target / CARD_FILE),
-            "used_for": "photos the conversion segments (not one plain background colour at the border)",
-        }
-    write_card(out, card)
-    try:  # what classify will load: fail here, not in a user's run
+        photo_card = photo_card.write(target)
+    main_card.with_photo_model(decision, photo_card).write(out)
+    try:
         paired = load_model(out)
-        paired.predict_proba(np.zeros((1, 28, 28), np.uint8), np.array([attach]))
+        paired.predict_proba(np.zeros((1, 28, 28), np.uint8), np.array([photo_card is not None]))
     except ModelError as e:
         raise PairingError(f"the paired model in {out} does not load: {e}") from None
-    return decision
