@@ -47,7 +47,7 @@ def main() -> None:
     test = dataset.test
     if args.split == "validation":
         from fmnist_batch.training.data import Split
-        from fmnist_batch.training.train import TrainConfig, stratified_split
+        from fmnist_batch.training.prepare import TrainConfig, stratified_split
 
         _, val = stratified_split(dataset.train.labels, TrainConfig().val_size, TrainConfig().seed)
         test = Split(dataset.train.images[val], dataset.train.labels[val])

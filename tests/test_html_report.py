@@ -251,3 +251,17 @@ def test_the_uncertain_column_gives_a_count_for_every_class(run_rows, tmp_path):
     summary = text[text.index("id=summary") : text.index("</section>")]
     per_class = re.findall(r'<a href="#class-([a-z-]+)">.*?<td class=num>([^<]*)</td></tr>', summary)
     assert dict(per_class) == {"dress": "0", "sneaker": "1", "bag": "0"}  # 0 is a count, not a blank
+
+
+def test_a_photo_read_as_worn_or_segmented_says_so_and_a_catalog_shot_does_not(tmp_path, catalog):
+    probabilities = np.eye(len(CLASS_NAMES), dtype=np.float32)[0]
+    paths = [str(p) for p, _ in catalog[:3]]
+    report_path = tmp_path / "report.html"
+    with HtmlReport(report_path) as report:
+        for path, view in zip(paths, ("catalog", "segmented", "worn"), strict=True):
+            report.add(make_row(path, probabilities, None, **OPTIONS, view=view))
+        report.finish()
+    text = report_path.read_text()
+    check_html(text)
+    assert text.count("<span class=view>") == 2
+    assert "<span class=view>worn</span>" in text and "<span class=view>segmented</span>" in text

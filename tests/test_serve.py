@@ -82,6 +82,7 @@ def test_catalog_photos_are_classified_right(client, tmp_path):
     photos = render_photos(tmp_path, MAX_FILES, seed=7)
     response = post(client, [(path.name, path.read_bytes()) for path, _ in photos[:MAX_FILES]])
     labels = [r["label"] for r in response.json()["results"]]
+    assert {r["view"] for r in response.json()["results"]} == {"catalog"}  # product shots, read as they are
     truth = [label for _, label in photos[:MAX_FILES]]
     assert sum(a == b for a, b in zip(labels, truth, strict=True)) >= MAX_FILES - 1, (labels, truth)
 

@@ -100,7 +100,7 @@ class HtmlReport:
         self._db = sqlite3.connect("")
         self._db.execute(
             "CREATE TABLE rows (seq INTEGER PRIMARY KEY, path TEXT, label TEXT, confidence REAL, "
-            "status TEXT, error TEXT, ranks TEXT, thumbnail BLOB)"
+            "status TEXT, error TEXT, ranks TEXT, view TEXT, thumbnail BLOB)"
         )
         self._executor = ThreadPoolExecutor(threads, thread_name_prefix="report-thumbnails")
         self._pending: deque[tuple[dict, Future | None]] = deque()
@@ -126,6 +126,7 @@ class HtmlReport:
             "status": row["status"],
             "error": _text(row.get("error")),
             "ranks": _text(_ranks(row)),
+            "view": row.get("view") or "",
         }
         self._pending.append((record, future))
         while len(self._pending) > IN_FLIGHT:
@@ -134,7 +135,8 @@ class HtmlReport:
     def _store(self, record: dict, future: Future | None) -> None:
         record["thumbnail"] = future.result() if future is not None else None
         self._db.execute(
-            "INSERT INTO rows VALUES (:seq, :path, :label, :confidence, :status, :error, :ranks, :thumbnail)",
+            "INSERT INTO rows VALUES "
+            "(:seq, :path, :label, :confidence, :status, :error, :ranks, :view, :thumbnail)",
             record,
         )
 
@@ -241,8 +243,8 @@ class HtmlReport:
             f"{mean:.3f} · least confident first</span></summary>\n<div class=grid>\n"
         )
         size = self._thumbnail_size
-        for path, confidence, status, ranks, thumbnail in self._rows(
-            "SELECT path, confidence, status, ranks, thumbnail FROM rows "
+        for path, confidence, status, ranks, view, thumbnail in self._rows(
+            "SELECT path, confidence, status, ranks, view, thumbnail FROM rows "
             "WHERE label = ? AND status != 'error' ORDER BY confidence, seq",
             label,
         ):
@@ -256,10 +258,12 @@ class HtmlReport:
             else:
                 image = f"<span class=missing style='width:{size}px;height:{size}px'>no preview</span>"
             flag = " uncertain" if status == "uncertain" else ""
+            # how the photo was read, shown unless it is a plain catalog shot
+            shown = f"<span class=view>{html.escape(view)}</span>" if view and view != "catalog" else ""
             out.write(
-                f'<figure class="photo{flag}" title="{path}&#10;{ranks}">{image}<figcaption>'
-                f"<b>{confidence:.1%}</b>{'<i>uncertain</i>' if flag else ''}<span class=file>{name}</span>"
-                "</figcaption></figure>\n"
+                f'<figure class="photo{flag}" title="{path}&#10;{ranks}&#10;view: {view}">{image}<figcaption>'
+                f"<b>{confidence:.1%}</b>{'<i>uncertain</i>' if flag else ''}{shown}"
+                f"<span class=file>{name}</span></figcaption></figure>\n"
             )
         out.write("</div>\n</details>\n")
 
@@ -309,6 +313,7 @@ figure.photo img, .missing { display: block; margin: 0 auto; object-fit: contain
 .missing { display: flex; align-items: center; justify-content: center; color: var(--muted);
   font-size: .75rem; }
 figure.uncertain { border-color: #ffd8a8; background: #fff9db; }
+figcaption .view { margin-left: .4em; color: #1864ab; font-size: .85em; }
 figcaption { font-size: .75rem; margin-top: .3rem; }
 figcaption b { font-variant-numeric: tabular-nums; }
 figcaption i { color: var(--warn); font-style: normal; margin-left: .3rem; }
