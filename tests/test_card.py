@@ -23,8 +23,8 @@ from fmnist_batch.model.card import (
     TrainingRecord,
     build_card,
     bundled_model_dir,
-    portable_path,
 )
+from fmnist_batch.model.card_records import portable_path
 
 BUNDLED_CARDS = [bundled_model_dir() / CARD_FILE, bundled_model_dir() / "photo" / CARD_FILE]
 #: a word of a string that is an absolute path, or an --option=/absolute/path

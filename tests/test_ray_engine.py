@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 from conftest import make_bad_files, render_photos
 
-from fmnist_batch import cli
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.engines import ray as ray_engine
 

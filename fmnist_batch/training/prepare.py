@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmnist_batch.labels import NUM_CLASSES
-from fmnist_batch.model.card import ExtraData
+from fmnist_batch.model.card_records import ExtraData
 from fmnist_batch.training.config import INPUT_OFFSET, INPUT_SCALE, TrainConfig, TrainSetupError
 from fmnist_batch.training.data import Dataset
 
