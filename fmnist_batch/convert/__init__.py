@@ -1,4 +1,5 @@
-"""Photo -> the 28x28 image the model sees: decoding, the dataset's own steps, segmentation.
+"""Photo -> the 28x28 image the model sees: decoding, the dataset's own steps, segmentation, person-aware
+crops.
 
 | module | holds |
 | --- | --- |
@@ -7,10 +8,13 @@
 | png.py | the ISA-L fast path for common PNGs |
 | steps.py | the dataset's own steps (trim, resize, sharpen, centre, negate, grey) |
 | segment.py | garments on floors, beds, hangers: GrabCut onto the catalog background |
+| person.py | garments worn by a person: the garment alone, without head, skin or a second garment |
+| person_models.py | the face detector and person segmentation it runs (LiteRT, models/person/) |
 | conversion.py | the steps in order: convert_image, convert_path, save_preview |
 
 The names below are the package's face; import them from here. Nothing heavier than PIL and numpy is
-imported (OpenCV only when a photo is segmented), so worker processes start fast.
+imported (OpenCV and LiteRT only when a photo is segmented or may show a person), so worker processes
+start fast.
 """
 
 from fmnist_batch.convert.conversion import (
@@ -22,6 +26,7 @@ from fmnist_batch.convert.conversion import (
     save_preview,
 )
 from fmnist_batch.convert.decode import load_image, load_image_bytes, reduce_to, to_rgb
+from fmnist_batch.convert.person import WornGarment, find_worn_garment, might_show_person
 from fmnist_batch.convert.segment import (
     CATALOG_LEVEL,
     CONTRAST_LEVELS,
@@ -67,11 +72,13 @@ __all__ = [
     "Conversion",
     "ImageError",
     "PreprocessSettings",
+    "WornGarment",
     "auto_contrast",
     "background_colour",
     "centre_on_canvas",
     "convert_image",
     "convert_path",
+    "find_worn_garment",
     "fit_longest_edge",
     "grabcut_mask",
     "has_plain_background",
@@ -80,6 +87,7 @@ __all__ = [
     "load_image",
     "load_image_bytes",
     "luminance",
+    "might_show_person",
     "negate",
     "paste_on_catalog_background",
     "plain_border_share",

@@ -14,8 +14,15 @@ Photos that are not catalog shots (a garment on a floor, a bed, a hanger) first 
 catalog background, and the dataset's steps then run unchanged. Under ``background="auto"`` only photos
 whose border is not one plain colour take that path, so catalog photos get exactly the plain conversion.
 
-Only PIL and numpy are imported up front (OpenCV only when a photo is segmented) and every step is a
-module-level function, so worker processes can import and pickle this cheaply.
+Photos of a garment worn by a person (a shop's on-model shots) go through ``find_worn_garment``
+(person.py) instead: the garment the person wears, without head, skin or a second garment, pasted on the
+catalog background (view "worn"). Under ``background="auto"`` only photos with skin-coloured pixels at the
+top of the subject are checked (``might_show_person``, a fraction of a millisecond), so product shots and
+the dataset's own grey images never load the detectors; ``background="person"`` checks every photo and
+falls back to the plain conversion when it finds nobody.
+
+Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented or checked for
+a person) and every step is a module-level function, so worker processes can import and pickle this cheaply.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
+from fmnist_batch.convert.person import find_worn_garment, might_show_person
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, PreprocessSettings
 from fmnist_batch.convert.steps import (
@@ -44,10 +52,19 @@ from fmnist_batch.convert.steps import (
 )
 
 
-def _should_segment(background: str, img: Image.Image) -> bool:
-    if background == "auto":
-        return not has_plain_background(img)
-    return background == "segment"
+def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> tuple[Image.Image | None, str]:
+    """The garment cut out of the photo and pasted on the catalog background, and the view that names
+    how (settings.VIEWS); (None, "catalog") when the dataset's conversion takes the photo as it is."""
+    background = settings.background
+    if background == "person" or (background == "auto" and might_show_person(rgb)):
+        worn = find_worn_garment(rgb)
+        if worn is not None:
+            return worn.image, "worn"
+    if background == "segment" or (background == "auto" and not has_plain_background(rgb)):
+        garment = segment_garment(rgb, settings.segment_size)
+        if garment is not None:
+            return garment, "segmented"
+    return None, "catalog"
 
 
 def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
@@ -73,9 +90,7 @@ class Conversion:
 def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
     rgb = to_rgb(img)
-    garment = (
-        segment_garment(rgb, settings.segment_size) if _should_segment(settings.background, rgb) else None
-    )
+    garment, view = _isolate_garment(rgb, settings)
     rgb = garment or rgb
     background = background_colour(rgb)
     grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
@@ -91,9 +106,11 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     if settings.zero_background and fill < 128:
         grey = zero_background_level(grey, fill)
     pixels = np.array(grey, dtype=np.uint8)
-    if settings.full_range and garment is None and fill < 128:
+    # a worn garment is read by the main model, so it is stretched as a catalog shot is; a segmented one
+    # keeps the contrast auto_contrast gave it, which the photo model learnt
+    if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, "segmented" if garment is not None else "catalog")
+    return Conversion(pixels, view)
 
 
 def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:

@@ -14,7 +14,7 @@ INVERT_CHOICES = ("auto", "always", "never")
 #: what a 28x28 image was made from: a catalog shot as is, a garment cut out of its surroundings, or
 #: the garment a person wears
 VIEWS = ("catalog", "segmented", "worn")
-BACKGROUND_CHOICES = ("auto", "plain", "segment")
+BACKGROUND_CHOICES = ("auto", "plain", "segment", "person")
 RESAMPLE_CHOICES = ("lanczos", "bicubic", "bilinear", "box", "hamming", "nearest")
 
 
@@ -48,8 +48,10 @@ class PreprocessSettings:
     #: which the photo model was trained on.
     full_range: bool = True
     #: "plain" runs the dataset's conversion as it is; "segment" first cuts the garment out of its
-    #: surroundings and pastes it onto the catalog background; "auto" segments only photos whose border
-    #: is not one plain colour, so catalog photos keep the fast path and exactly its result.
+    #: surroundings and pastes it onto the catalog background; "person" cuts out the garment a person
+    #: wears (the plain conversion when it finds nobody); "auto" takes the person path for photos that
+    #: show one, segments the rest whose border is not one plain colour, so catalog product shots keep
+    #: the fast path and exactly its result.
     background: str = "auto"
     #: Longest edge, in pixels, at which a garment is segmented (GrabCut's time grows with the area).
     segment_size: int = 160

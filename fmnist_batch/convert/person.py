@@ -1,0 +1,323 @@
+"""Photos of a garment worn by a person -> the garment alone, the way the dataset's conversion wants it.
+
+Shop catalogs photograph apparel on a model: head, arms, legs and a second garment share the frame, and
+trimming to the whole person shows the CNN a person, not a garment (Shirt read right 0 times in 40). So:
+
+1. might_show_person: a cheap test (no model) that lets product shots and the dataset's own grey images
+   through untouched: without skin-coloured pixels in the top of the subject there is no face.
+2. find_worn_garment decides whether the photo shows a person: a face found by BlazeFace with a
+   skin-coloured centre and room for a body below it, confirmed by shoulders in the selfie segmentation's
+   person mask (person_models.py); anything else gets None and keeps the dataset's conversion exactly.
+3. It then cuts out the garment the photo sells, from body geometry measured in face heights: the head
+   (and hair) above the chin is dropped, skin is dropped by its colour as sampled on the face, and the
+   torso garment is told from a second garment below the hips by colour, seeded from the chest and the
+   lowest part of the body. The region read is "upper" (the torso garment, when a second garment was
+   found) or "full" (everything below the chin: a dress, a long coat, a top cut off above the hips).
+4. The garment's grey levels are pasted on the catalog background (0xFD), so the dataset's steps run
+   unchanged.
+
+Everything runs on a copy at most WORK_SIZE px long: the catalogs' thumbnails are 60x80 px, and masks at
+160 px are fine enough for a 28 px result.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageChops
+
+from fmnist_batch.convert.person_models import Face, PersonModels, shared_person_models
+from fmnist_batch.convert.segment import (
+    _cv2,
+    has_plain_background,
+    paste_on_catalog_background,
+)
+from fmnist_batch.convert.steps import _far_channel_table, background_colour
+
+#: Longest edge at which the person path works (see the module's docstring).
+WORK_SIZE = 160
+#: might_show_person looks at a thumbnail this long, and at the top share of the subject (where a face is
+#: in any shot that shows one), and wants at least this share of it skin-coloured.
+GATE_SIZE = 48
+GATE_TOP = 0.4
+GATE_MIN_SKIN = 0.01
+
+# BlazeFace fires on bags, sandals and printed T-shirts too; a real face must also pass three checks.
+#: (1) Skin: at least this share of the face's centre passes the YCrCb skin rule of Chai & Ngan (1999),
+#: a published rule spanning light to dark skin; bag fronts and prints rarely do.
+MIN_FACE_SKIN = 0.3
+#: (2) Shoulders: one face height below the chin the person mask is at least this many face heights wide
+#: (shoulder width is ~2.3-2.7 face-box heights; slack for a turned or slim body).
+MIN_SHOULDER_WIDTH = 1.8
+#: (3) The silhouette widens from head to shoulders by at least this factor (a head is ~1-1.4 face
+#: heights wide with hair); a face-like pattern on a bag or shoe sits inside an object as wide below it.
+MIN_WIDENING = 1.5
+#: Enough body below the chin to hold a garment: two face heights (chin to chest).
+MIN_BODY_BELOW = 2.0
+
+#: A person-mask probability this high counts as the person (MediaPipe's own cut-off) ...
+PERSON_PROBABILITY = 0.5
+#: ... and this high leaves no doubt (well inside the silhouette, away from its blurred edge).
+SURE_PERSON = 0.8
+#: The waist is ~2.5 head heights (~3.1 face-box heights) below the chin and the crotch ~3.8: a second
+#: garment (trousers, a skirt) is seeded only below this many face heights.
+HIPS_BELOW_CHIN = 3.5
+#: The chest, whose colours seed the torso garment: 0.7 to 1.7 face heights below the chin (below collar
+#: and neck, above any belt), one face height either side of the face's centre.
+CHEST_ROWS = (0.7, 1.7)
+CHEST_HALF_WIDTH = 1.0
+#: Two colours this far apart in CIELAB (OpenCV's 8-bit scale) belong to different garments: well above
+#: JPEG noise and shading within one fabric (~5-10), below the gap between a shirt and jeans.
+GARMENT_COLOUR_GAP = 20.0
+#: A second garment is present when at least this share of the lowest body rows is of new colours.
+MIN_SECOND_GARMENT = 0.25
+#: A region smaller than this share of the frame is a sliver, not a garment.
+MIN_REGION_SHARE = 0.02
+
+
+@dataclass(frozen=True)
+class WornGarment:
+    """The garment a person wears, on the catalog background (an RGB image for convert_image), and the
+    region it was read from: "upper" (the torso garment) or "full" (everything worn below the chin)."""
+
+    image: Image.Image
+    region: str
+
+
+def skin_rule(rgb: np.ndarray) -> np.ndarray:
+    """Chai & Ngan's skin-colour rule, Cr in [133, 173] and Cb in [77, 127], as a bool mask."""
+    ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr"), dtype=np.int16)
+    cb, cr = ycc[..., 1], ycc[..., 2]
+    return (cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)
+
+
+@functools.cache
+def _skin_table(low: int, high: int) -> list[int]:
+    return [255 if low <= v <= high else 0 for v in range(256)]
+
+
+def skin_share(img: Image.Image) -> float:
+    """Share of an RGB image's pixels that pass skin_rule, computed by Pillow's native point tables."""
+    _, cb, cr = img.convert("YCbCr").split()
+    skin = ImageChops.multiply(cb.point(_skin_table(77, 127)), cr.point(_skin_table(133, 173)))
+    return skin.histogram()[255] / (img.width * img.height)
+
+
+def might_show_person(img: Image.Image) -> bool:
+    """False when an RGB photo surely shows no face, without any model: under GATE_MIN_SKIN of the top
+    GATE_TOP of its subject (the box trimming would keep) is skin-coloured. Grey images (the dataset's
+    own) have no skin colour at all; most product shots have none where a head would be. Works on a
+    thumbnail with Pillow's native operations: every photo under background="auto" pays for it."""
+    # nearest-neighbour subsampling: a share of skin pixels needs no filtering, and it costs the same
+    # however large the photo
+    small = img
+    if max(img.size) > GATE_SIZE:
+        scale = GATE_SIZE / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        small = img.resize(size, Image.Resampling.NEAREST)
+    far = _far_channel_table(background_colour(small), round(0.05 * 255))
+    box = small.point(far).getbbox()
+    if box is None:
+        return False
+    left, top, right, bottom = box
+    head = small.crop((left, top, right, top + max(1, round(GATE_TOP * (bottom - top)))))
+    return skin_share(head) >= GATE_MIN_SKIN
+
+
+def work_copy(img: Image.Image) -> np.ndarray:
+    """An RGB uint8 array at most WORK_SIZE px long (box-reduced; thumbnails stay as they are)."""
+    scale = WORK_SIZE / max(img.size)
+    if scale < 1:
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        img = img.resize(size, Image.Resampling.BOX)
+    return np.ascontiguousarray(np.asarray(img.convert("RGB")))
+
+
+def face_centre_box(face: Face, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """Rows and columns of the face's centre (cheeks, nose, mouth; no hair, brows or background)."""
+    left, top, right, bottom = face.box
+    width, height = right - left, bottom - top
+    rows = slice(max(0, int(top + 0.3 * height)), max(1, min(shape[0], int(bottom - 0.15 * height) + 1)))
+    cols = slice(max(0, int(left + 0.25 * width)), max(1, min(shape[1], int(right - 0.25 * width) + 1)))
+    return rows, cols
+
+
+def face_is_plausible(rgb: np.ndarray, face: Face) -> bool:
+    """The cheap checks, before segmentation is paid for: room below the chin for a body, and a
+    skin-coloured face centre (rejects most detections on bags, shoes and prints)."""
+    if face.height <= 0 or (rgb.shape[0] - face.chin) < MIN_BODY_BELOW * face.height:
+        return False
+    rows, cols = face_centre_box(face, rgb.shape)
+    return bool(skin_rule(rgb[rows, cols]).mean() >= MIN_FACE_SKIN)
+
+
+def row_width(mask: np.ndarray, y: float) -> float:
+    """Pixels set in row ``y`` of a mask; 0 outside the frame."""
+    row = round(y)
+    return float(mask[row].sum()) if 0 <= row < mask.shape[0] else 0.0
+
+
+def has_shoulders(face: Face, person: np.ndarray) -> bool:
+    """The person mask below the face is a body: wide at the shoulders and wider than at the head."""
+    h = face.height
+    shoulders = row_width(person, face.chin + h)
+    head = row_width(person, face.eye_level)
+    return shoulders >= MIN_SHOULDER_WIDTH * h and shoulders >= MIN_WIDENING * max(head, 0.5 * h)
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """A mask with its enclosed holes set: light patches inside a garment that the colour test missed (a
+    gap enclosed by an arm is background-coloured, and stays so when pasted)."""
+    _, labels = _cv2().connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return mask | ~np.isin(labels, edge)
+
+
+def foreground(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
+    """The person's pixels. On a plain (studio) background its colour decides the edges sharply, as
+    trim_background would, within a generous person mask (stray objects are dropped); elsewhere the
+    person mask alone."""
+    image = Image.fromarray(rgb)
+    if not has_plain_background(image):
+        return person > PERSON_PROBABILITY
+    difference = rgb.astype(np.int32) - np.array(background_colour(image), dtype=np.int32)
+    far = (difference * difference).sum(axis=-1) > 3 * (0.05 * 255) ** 2
+    # a white garment (or stripe) is near the background colour: where the person mask is sure, it counts
+    return fill_holes((far | (person > SURE_PERSON)) & (person > PERSON_PROBABILITY / 2))
+
+
+def skin_mask(rgb: np.ndarray, face: Face) -> np.ndarray:
+    """This person's skin: pixels that pass the skin rule and whose chroma (Cr, Cb) lies within three
+    spreads of the face's own (spread at least 4 levels), so a beige garment of another tone stays."""
+    ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr"), dtype=np.float32)[..., 1:]
+    rule = skin_rule(rgb)
+    rows, cols = face_centre_box(face, rgb.shape)
+    samples = ycc[rows, cols][rule[rows, cols]]
+    if len(samples) < 4:
+        return rule
+    centre = np.median(samples, axis=0)
+    spread = np.maximum(samples.std(axis=0), 4.0)
+    return rule & (np.abs(ycc - centre) <= 3 * spread).all(axis=-1)
+
+
+def kmeans(points: np.ndarray, k: int = 3, iterations: int = 6) -> np.ndarray:
+    """k centres of a few hundred colours (Lloyd's algorithm from luminance quantiles, so deterministic):
+    a garment's colours (stripes, checks, an open jacket over a shirt) are several, not one."""
+    order = np.argsort(points[:, 0])
+    centres = points[order[np.linspace(0, len(points) - 1, k).astype(int)]].astype(np.float32)
+    for _ in range(iterations):
+        nearest = ((points[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
+        for j in range(k):
+            if np.any(nearest == j):
+                centres[j] = points[nearest == j].mean(0)
+    return centres
+
+
+def nearest_distance(colours: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """Distance of every colour (N x 3) to its nearest centre."""
+    return np.sqrt(((colours[:, None, :] - centres[None]) ** 2).sum(-1).min(1))
+
+
+def band(shape: tuple[int, ...], top: float, bottom: float) -> np.ndarray:
+    """Bool mask of the rows from ``top`` to ``bottom`` (pixels, clipped to the frame)."""
+    rows = np.arange(shape[0])[:, None]
+    return np.broadcast_to((rows >= top) & (rows < bottom), shape[:2])
+
+
+def chest_seed(body: np.ndarray, face: Face) -> np.ndarray:
+    """The body pixels of the chest (CHEST_ROWS), where the torso garment surely is."""
+    h = face.height
+    across = np.abs(np.arange(body.shape[1])[None, :] - face.centre_x) <= CHEST_HALF_WIDTH * h
+    return body & band(body.shape, face.chin + CHEST_ROWS[0] * h, face.chin + CHEST_ROWS[1] * h) & across
+
+
+def open_mask(mask: np.ndarray) -> np.ndarray:
+    """Morphological opening with a 3x3 square: single pixels of one garment's shade that happen to be
+    nearer the other garment's colours are not that garment."""
+    cv2 = _cv2()
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return opened.astype(bool)
+
+
+def component_with(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    """The 8-connected parts of ``mask`` that touch ``seed`` (the largest part when none does): a
+    garment is what is joined to where it surely is, not a stray patch of a similar colour."""
+    count, labels = _cv2().connectedComponents(mask.astype(np.uint8), connectivity=8)
+    if count < 2:
+        return mask
+    touching = np.unique(labels[seed & mask])
+    touching = touching[touching > 0]
+    if len(touching) == 0:
+        touching = [1 + int(np.argmax(np.bincount(labels[mask])[1:]))]
+    return np.isin(labels, touching)
+
+
+def second_garment(colours: np.ndarray, body: np.ndarray, face: Face) -> np.ndarray | None:
+    """Where a second garment is: the body pixels nearer to the colours of the lowest body rows (when
+    those are below the hips and mostly unlike the chest's) than to the chest's; None when the frame shows
+    none (a dress, a long coat, or a shot cut off above the hips). ``colours`` is the photo in CIELAB."""
+    h = face.height
+    chest = chest_seed(body, face)
+    rows = np.flatnonzero(body.any(axis=1))
+    if chest.sum() < 8 or len(rows) == 0 or rows[-1] < face.chin + (HIPS_BELOW_CHIN + 0.5) * h:
+        return None
+    top_centres = kmeans(colours[chest])
+    low = body & band(body.shape, max(face.chin + HIPS_BELOW_CHIN * h, rows[-1] - 0.5 * h), rows[-1] + 1)
+    low_colours = colours[low]
+    new = nearest_distance(low_colours, top_centres) > GARMENT_COLOUR_GAP
+    if new.sum() < max(8, MIN_SECOND_GARMENT * len(low_colours)):
+        return None
+    bottom_centres = kmeans(low_colours[new])
+    # trousers and skirts start at the waist (~3.1 face heights below the chin), never higher
+    candidates = body & band(body.shape, face.chin + (HIPS_BELOW_CHIN - 1) * h, body.shape[0])
+    picked = colours[candidates]
+    second = np.zeros_like(body)
+    second[candidates] = nearest_distance(picked, bottom_centres) < nearest_distance(picked, top_centres)
+    return component_with(open_mask(second), low & second)
+
+
+def sold_garment(rgb: np.ndarray, face: Face, person: np.ndarray) -> tuple[str, np.ndarray]:
+    """The region the photo sells and its mask, without the head, hair above the chin, or skin: the torso
+    garment ("upper") when a second garment was found below it, else everything worn below the chin that
+    joins the chest ("full": a dress, a long coat, or a top cut off above the hips; also when the torso
+    garment left is a sliver)."""
+    skin = skin_mask(rgb, face)
+    body = foreground(rgb, person) & ~skin & band(rgb.shape, face.chin, rgb.shape[0])
+    chest = chest_seed(body, face)
+    colours = _cv2().cvtColor(rgb, _cv2().COLOR_RGB2LAB).astype(np.float32)
+    second = second_garment(colours, body, face)
+    if second is not None:
+        upper = component_with(body & ~second, chest)
+        if upper.sum() >= MIN_REGION_SHARE * upper.size:
+            return "upper", upper
+    return "full", component_with(body, chest)
+
+
+def on_catalog_background(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
+    """The masked garment's grey levels on the catalog background, cropped to the garment: what the
+    dataset's conversion expects to trim, resize and negate."""
+    grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    return paste_on_catalog_background(grey[box], mask[box])
+
+
+def find_worn_garment(img: Image.Image, models: PersonModels | None = None) -> WornGarment | None:
+    """The garment a person in an RGB photo wears, or None when the photo shows no person (or the
+    detectors cannot be loaded). Segmentation runs only after the face passed the cheap checks."""
+    models = models or shared_person_models()
+    if models is None:
+        return None
+    rgb = work_copy(img)
+    face = models.detect_face(rgb)
+    if face is None or not face_is_plausible(rgb, face):
+        return None
+    person = models.person_mask(rgb)
+    if not has_shoulders(face, person > PERSON_PROBABILITY):
+        return None
+    region, mask = sold_garment(rgb, face, person)
+    if mask.sum() < MIN_REGION_SHARE * mask.size:
+        return None
+    return WornGarment(on_catalog_background(rgb, mask), region)

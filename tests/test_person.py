@@ -1,0 +1,202 @@
+"""The person path (convert/person.py, convert/person_models.py): a photo of a garment worn by a person is
+read as that garment, and nothing else ever is.
+
+Photos: scikit-image's `astronaut` (NASA, public domain) and figures drawn here; catalog shots rendered
+from the Fashion-MNIST test set (conftest.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from photos import CATALOG_GREY, WHITE, load_fmnist_test_sample, render_catalog_photo
+from PIL import Image, ImageDraw
+
+from fmnist_batch import Classifier
+from fmnist_batch.cli import Environment, main
+from fmnist_batch.convert import (
+    PreprocessSettings,
+    convert_image,
+    convert_path,
+    load_image,
+    person,
+    person_models,
+    to_rgb,
+)
+from fmnist_batch.convert.person_models import Face
+
+AUTO = PreprocessSettings()
+PERSON = PreprocessSettings(background="person")
+PLAIN = PreprocessSettings(background="plain")
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> Image.Image:
+    data = pytest.importorskip("skimage.data")
+    return Image.fromarray(data.astronaut())
+
+
+def on_studio_canvas(photo: Image.Image, size: tuple[int, int] = (600, 700), top: int = 94) -> Image.Image:
+    """The photo on a white canvas, as a shop's studio shot has a white border all round."""
+    canvas = Image.new("RGB", size, WHITE)
+    canvas.paste(photo, ((size[0] - photo.width) // 2, top))
+    return canvas
+
+
+@pytest.fixture
+def no_person_models(tmp_path, monkeypatch):
+    """Point the person path at a folder of our choosing; the detectors load again afterwards."""
+    monkeypatch.setattr(person_models, "person_model_dir", lambda: tmp_path)
+    person_models.forget_person_models()
+    yield tmp_path
+    person_models.forget_person_models()
+
+
+def test_a_person_on_a_studio_canvas_is_read_as_the_garment_she_wears(astronaut):
+    canvas = on_studio_canvas(astronaut)
+    worn = person.find_worn_garment(canvas)
+    assert worn is not None and worn.region == "full"  # the photo ends at her waist: no second garment
+    work = person.work_copy(canvas)
+    face = person_models.shared_person_models().detect_face(work)
+    assert worn.image.height <= work.shape[0] - face.chin + 1  # nothing above the chin: no head, no hair
+    for settings in (AUTO, PERSON):
+        conversion = convert_image(canvas, settings)
+        assert conversion.view == "worn"
+        assert np.array_equal(conversion.image, convert_image(worn.image, PLAIN).image)
+    assert convert_image(canvas, PLAIN).view == "catalog"
+
+
+@pytest.mark.parametrize(
+    ("framing", "region"),
+    [
+        ("head and torso, as shot", "full"),
+        ("legs only, no face", None),
+        ("head only, no body below", None),
+    ],
+)
+def test_framings_of_the_astronaut(astronaut, framing, region):
+    photo = {
+        "head and torso, as shot": astronaut,
+        "legs only, no face": on_studio_canvas(astronaut.crop((0, 300, 512, 512)), top=200),
+        "head only, no body below": on_studio_canvas(astronaut.crop((0, 0, 512, 200)), (600, 300), 50),
+    }[framing]
+    worn = person.find_worn_garment(photo)
+    assert (worn and worn.region) == region
+    assert convert_image(photo, PERSON).view == ("worn" if region else "catalog")
+
+
+def drawn_figure(top: tuple[int, int, int], bottom: tuple[int, int, int], height: int = 160):
+    """A person drawn at the person path's working size: a skin-coloured head (its face box 24 px high),
+    a torso garment in ``top`` and legs in ``bottom``, on white; with the Face and the person mask the
+    detectors would give. Returns (rgb, face, person)."""
+    img = Image.new("RGB", (120, 160), WHITE)
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((46, 6, 74, 36), fill=(224, 172, 140))
+    draw.rectangle((30, 36, 90, 116), fill=top)
+    draw.rectangle((36, 116, 58, 159), fill=bottom)
+    draw.rectangle((62, 116, 84, 159), fill=bottom)
+    rgb = np.ascontiguousarray(np.asarray(img)[:height])
+    keypoints = np.array([[54, 18], [66, 18], [60, 24], [60, 29], [48, 20], [72, 20]], dtype=np.float32)
+    face = Face((48.0, 10.0, 72.0, 34.0), 0.9, keypoints)
+    return rgb, face, (rgb != 255).any(axis=-1).astype(np.float32)
+
+
+def test_a_second_garment_below_the_hips_is_cut_away():
+    rgb, face, mask = drawn_figure(top=(30, 40, 90), bottom=(150, 150, 150))
+    region, garment = person.sold_garment(rgb, face, mask)
+    assert region == "upper"
+    rows = np.flatnonzero(garment.any(axis=1))
+    assert rows[0] >= face.chin and rows[-1] < 117  # the torso, not the legs
+    assert garment[40:110, 35:85].all()
+
+
+@pytest.mark.parametrize(
+    ("case", "bottom", "height"),
+    [("a dress: one colour from chest to feet", (30, 40, 90), 160), ("cut off above the hips", None, 100)],
+)
+def test_one_garment_below_the_chin_is_read_whole(case, bottom, height):
+    rgb, face, mask = drawn_figure(top=(30, 40, 90), bottom=bottom or (150, 150, 150), height=height)
+    region, garment = person.sold_garment(rgb, face, mask)
+    assert region == "full"
+    assert np.flatnonzero(garment.any(axis=1))[-1] == height - 1
+
+
+def test_rendered_catalog_shots_never_take_the_worn_path(catalog):
+    for path, _ in catalog:
+        assert convert_path(path, AUTO).view != "worn", path
+        assert convert_path(path, PERSON).view == "catalog", path  # the fallback: the plain conversion
+
+
+def test_dataset_images_never_take_the_worn_path():
+    sample = load_fmnist_test_sample(200, seed=3)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    for image in sample[0]:
+        as_is = Image.fromarray(image)
+        as_photo = Image.fromarray(255 - image).resize((224, 224), Image.Resampling.BICUBIC)
+        for img in (as_is, as_photo):
+            assert not person.might_show_person(to_rgb(img))
+            assert convert_image(img, PERSON).view == "catalog"
+
+
+def test_product_shots_do_not_load_the_detectors(monkeypatch):
+    sample = load_fmnist_test_sample(40, seed=4)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+
+    def refuse():
+        raise AssertionError("the detectors were loaded for a product shot")
+
+    monkeypatch.setattr(person, "shared_person_models", refuse)
+    for i, image in enumerate(sample[0]):
+        background = WHITE if i % 2 else CATALOG_GREY
+        photo = render_catalog_photo(image, size=300, background=background, tint=(30, 50, 110), seed=i)
+        assert convert_image(photo, AUTO).view == "catalog"
+
+
+@pytest.mark.parametrize("broken", ["missing", "not a model"])
+def test_without_usable_model_files_the_person_path_is_off(astronaut, no_person_models, broken):
+    if broken == "not a model":
+        for name in (person_models.FACE_MODEL, person_models.SEGMENT_MODEL):
+            (no_person_models / name).write_bytes(b"TFL3 but not really")
+    assert person_models.shared_person_models() is None
+    canvas = on_studio_canvas(astronaut)
+    for settings in (AUTO, PERSON):
+        conversion = convert_image(canvas, settings)
+        assert conversion.view == "catalog"
+        assert np.array_equal(conversion.image, convert_image(canvas, PLAIN).image)
+
+
+class Captured(Environment):
+    def __init__(self):
+        super().__init__(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+
+
+def test_classify_rows_and_previews_say_worn(astronaut, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    on_studio_canvas(astronaut).save(photos / "on-model.jpg", quality=92)
+    render_catalog_photo(np.eye(28, dtype=np.uint8) * 255, size=200).save(photos / "product.png")
+    previews = tmp_path / "previews"
+    args = ["classify", str(photos), "-o", str(tmp_path / "out.csv"), "--save-preprocessed", str(previews)]
+    assert main(args, Captured()) == 0
+    rows = pd.read_csv(tmp_path / "out.csv", keep_default_na=False).set_index("path")
+    views = {path.rsplit("/", 1)[-1]: view for path, view in rows["view"].items()}
+    assert views == {"on-model.jpg": "worn", "product.png": "catalog"}
+
+    (preview,) = previews.rglob("on-model.jpg.png")
+    worn = person.find_worn_garment(to_rgb(load_image(photos / "on-model.jpg")))
+    assert np.array_equal(np.asarray(Image.open(preview)), convert_image(worn.image, PLAIN).image)
+
+    args = ["classify", str(photos), "--format", "jsonl", "-o", str(tmp_path / "out.jsonl")]
+    assert main([*args, "--background", "person"], Captured()) == 0
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert {line["path"].rsplit("/", 1)[-1]: line["view"] for line in lines} == views
+
+
+def test_the_classifier_says_worn(astronaut):
+    result = Classifier()(on_studio_canvas(astronaut))
+    assert result["view"] == "worn" and result["status"] == "ok"
