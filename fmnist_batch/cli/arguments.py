@@ -104,8 +104,10 @@ def _model_options() -> dict[str, dict]:
         "--background": {
             "choices": BACKGROUND_CHOICES,
             "default": default("background"),
-            "help": "segment: cut the garment out of its surroundings first (GrabCut); plain: the dataset's "
-            "conversion as is; auto: segment unless the border is one plain colour (default: %(default)s)",
+            "help": "segment: cut the garment out of its surroundings first (GrabCut); person: cut out the "
+            "garment a person wears (no head, skin or second garment; plain when nobody is found); plain: "
+            "the dataset's conversion as is; auto: person for photos that show one, else segment unless "
+            "the border is one plain colour (default: %(default)s)",
         },
         "--max-pixels": {
             "type": positive_int,
