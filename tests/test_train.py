@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -474,3 +475,27 @@ def test_the_training_package_names_its_commands_without_importing_tensorflow():
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+#: what TensorFlow, absl and the converter print when nobody stops them
+TENSORFLOW_NOISE = ("TensorSpec", "cuInit", "absl", "WARNING", "UserWarning", "I0000", "W0000", "E0000")
+
+
+@pytest.mark.slow
+def test_retrain_prints_its_own_lines_only_and_nothing_with_quiet(short_run, tmp_path):
+    source, _ = short_run
+    command = [sys.executable, "-m", "fmnist_batch", "retrain", "--init-from", str(source), *SHORT_RUN[:2]]
+    command += ["--seed", "7", "--epochs", "0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    run = subprocess.run(
+        [*command, "--out", str(tmp_path / "a")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert run.returncode == 0, run.stderr
+    lines = (run.stdout + run.stderr).splitlines()
+    assert not [line for line in lines if any(noise in line for noise in TENSORFLOW_NOISE)], lines
+    assert len(lines) < 20 and lines[-1].startswith("done: validation accuracy")
+    quiet = subprocess.run(
+        [*command, "-q", "--out", str(tmp_path / "b")], env=env, capture_output=True, text=True, timeout=600
+    )
+    assert quiet.returncode == 0 and quiet.stdout == quiet.stderr == ""

@@ -4,6 +4,9 @@ ClassifyOptions (the one source of classify's defaults)."""
 from __future__ import annotations
 
 import argparse
+import math
+from collections.abc import Callable
+from typing import Any
 
 from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.options import ENGINES, default
@@ -17,46 +20,25 @@ def formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32)
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+def _bounded(parse: Callable[[str], float], low: float, high: float, meaning: str) -> Callable[[str], Any]:
+    """An argparse type: `parse` the text, then refuse values outside [low, high] saying what is meant."""
+
+    def check(text: str):
+        value = parse(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text}")
+        return value
+
+    check.__name__ = parse.__name__  # argparse names the type in its "invalid int value" message
+    return check
 
 
-def non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or a positive integer, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
-
-
-def port(text: str) -> int:
-    value = int(text)
-    if not 0 <= value <= 65535:
-        raise argparse.ArgumentTypeError(f"must be a port number (0-65535), got {text}")
-    return value
-
-
-def top_k(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 10:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 10, got {text}")
-    return value
-
-
-def probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
+positive_int = _bounded(int, 1, math.inf, "a positive integer")
+non_negative_int = _bounded(int, 0, math.inf, "0 or a positive integer")
+positive_float = _bounded(float, math.ulp(0.0), math.inf, "a positive number")
+port = _bounded(int, 0, 65535, "a port number (0-65535)")
+top_k = _bounded(int, 1, 10, "between 1 and 10")
+probability = _bounded(float, 0.0, 1.0, "between 0 and 1")
 
 
 def shard(text: str):  # -> discover.Shard, imported here so --help stays fast

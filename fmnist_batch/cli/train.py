@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from fmnist_batch.cli.arguments import (
@@ -15,6 +20,28 @@ from fmnist_batch.cli.arguments import (
 )
 from fmnist_batch.cli.env import Environment, ExitStatus, require
 
+RETRAIN_DESCRIPTION = (
+    "Retrain the CNN on Fashion-MNIST with augmentation and early stopping on a stratified "
+    "validation split carved from the training images; evaluate once on the test set; export "
+    "model.keras, model.tflite, model_card.json and history.csv into --out."
+)
+RETRAIN_EPILOG = (
+    "examples:\n"
+    "  fmnist-batch retrain --out runs/full\n"
+    "  fmnist-batch retrain --limit 2000 --epochs 1 --out /tmp/m      # a quick smoke run\n"
+    "  fmnist-batch retrain --init-from runs/full --augment light --epochs 8 --learning-rate 1e-3 \\\n"
+    "      --out runs/finetuned                                       # a fine-tuning pass\n"
+    "  FMNIST_DATA=~/data/fmnist fmnist-batch retrain --epochs 60 --patience 10 --out runs/long\n"
+    "  fmnist-batch retrain --augment photo --extra-data photos/train --mapping mapping.csv \\\n"
+    "      --extra-cache runs/photos.npz --out runs/photos            # prepared for real photos\n"
+    "\n"
+    "real photos (--extra-data): laid out as for `evaluate` (one subfolder per class, or --mapping\n"
+    "CSV with folder,fmnist_labels; several classes separated by |, empty = folder left out), converted\n"
+    "as classify converts them, and mixed into the training split only. 20% of each folder (seeded)\n"
+    "is held out: its accuracy is logged every epoch and recorded in the model card. A folder with\n"
+    "several classes is learnt with a partial-label loss, -log(total probability of its classes)."
+)
+
 
 def add_retrain(sub: argparse._SubParsersAction) -> None:
     from fmnist_batch.training import TrainConfig
@@ -23,23 +50,8 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "retrain",
         help="retrain the CNN on Fashion-MNIST and export the model files classify uses",
-        description="Retrain the CNN on Fashion-MNIST with augmentation and early stopping on a stratified "
-        "validation split carved from the training images; evaluate once on the test set; export "
-        "model.keras, model.tflite, model_card.json and history.csv into --out.",
-        epilog="examples:\n"
-        "  fmnist-batch retrain --out runs/full\n"
-        "  fmnist-batch retrain --limit 2000 --epochs 1 --out /tmp/m      # a quick smoke run\n"
-        "  fmnist-batch retrain --init-from runs/full --augment light --epochs 8 --learning-rate 1e-3 \\\n"
-        "      --out runs/finetuned                                       # a fine-tuning pass\n"
-        "  FMNIST_DATA=~/data/fmnist fmnist-batch retrain --epochs 60 --patience 10 --out runs/long\n"
-        "  fmnist-batch retrain --augment photo --extra-data photos/train --mapping mapping.csv \\\n"
-        "      --extra-cache runs/photos.npz --out runs/photos            # prepared for real photos\n"
-        "\n"
-        "real photos (--extra-data): laid out as for `evaluate` (one subfolder per class, or --mapping\n"
-        "CSV with folder,fmnist_labels; several classes separated by |, empty = folder left out), converted\n"
-        "as classify converts them, and mixed into the training split only. 20% of each folder (seeded)\n"
-        "is held out: its accuracy is logged every epoch and recorded in the model card. A folder with\n"
-        "several classes is learnt with a partial-label loss, -log(total probability of its classes).",
+        description=RETRAIN_DESCRIPTION,
+        epilog=RETRAIN_EPILOG,
         formatter_class=formatter,
     )
     p.add_argument("--data", metavar="DIR", help="folder with the IDX files or Kaggle CSVs (default: search)")
@@ -95,6 +107,18 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         "runs it; auto: when its validation accuracy is within 0.001 of the float file's; off: no int8 "
         "file (default: %(default)s)",
     )
+    _add_extra_data_options(p, defaults.extra_share)
+    add_model_options(p, "--workers")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument(
+        "--verbose", action="store_true", help="also show TensorFlow's and the converter's own log lines"
+    )
+    p.set_defaults(run=run_retrain)
+
+
+def _add_extra_data_options(p: argparse.ArgumentParser, extra_share: float) -> None:
+    """--extra-data and the options that go with it: labelled real photos mixed into training."""
     p.add_argument("--extra-data", metavar="DIR", help="also train on these labelled real photos (see below)")
     p.add_argument(
         "--mapping", metavar="CSV", help="with --extra-data: which classes each of its folders holds"
@@ -102,7 +126,7 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--extra-share",
         type=probability,
-        default=defaults.extra_share,
+        default=extra_share,
         metavar="F",
         help="with --extra-data: the real photos' share of each epoch; they are repeated to reach it, "
         "at least once (default: %(default)s: ~2,000 photos beside 50,000 images appear 4 times)",
@@ -113,9 +137,6 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         help="with --extra-data: keep the converted photos in this .npz and reuse them while the photos, "
         "conversion settings and code are unchanged",
     )
-    add_model_options(p, "--workers")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
-    p.set_defaults(run=run_retrain)
 
 
 def run_retrain(args: argparse.Namespace, env: Environment) -> int:
@@ -127,7 +148,8 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         env.error("--mapping and --extra-cache go with --extra-data")
         return ExitStatus.USAGE
     dataset = load_dataset(args.data, download=args.download)
-    env.info(f"Fashion-MNIST from {dataset.source}")
+    if not args.quiet:
+        env.info(f"Fashion-MNIST from {dataset.source}")
     config = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -147,7 +169,8 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         command=args.command_line,
     )
     try:
-        card = train(dataset, args.out, config, log=env.info)
+        with tensorflow_quieted(env, args.verbose) as log:
+            card = train(dataset, args.out, config, log=(lambda message: None) if args.quiet else log)
     except TrainSetupError as e:
         env.error(str(e))
         return ExitStatus.USAGE
@@ -158,13 +181,52 @@ def run_retrain(args: argparse.Namespace, env: Environment) -> int:
         from fmnist_batch.training import write_evaluation_figures
 
         for path in write_evaluation_figures(args.out, dataset, Path(args.out) / "figures"):
-            env.info(f"wrote {path}")
+            if not args.quiet:
+                env.info(f"wrote {path}")
     metrics = card["metrics"]
-    env.info(
-        f"done: validation accuracy {metrics['validation_accuracy']:.4f}, test accuracy "
-        f"{metrics['test_accuracy']:.4f}, files in {args.out}"
-    )
+    if not args.quiet:
+        env.info(
+            f"done: validation accuracy {metrics['validation_accuracy']:.4f}, test accuracy "
+            f"{metrics['test_accuracy']:.4f}, files in {args.out}"
+        )
     return ExitStatus.OK
+
+
+@contextlib.contextmanager
+def tensorflow_quieted(env: Environment, verbose: bool) -> Iterator[Callable[[str], None]]:
+    """Run TensorFlow with its own output silenced; yields the function that logs retrain's own lines.
+
+    TensorFlow, absl and the LiteRT converter write from native code straight to file descriptors 1 and 2
+    (cuInit failures, TensorSpec listings, MLIR warnings): only pointing those descriptors elsewhere
+    silences them. retrain's own lines go to a copy of the real stderr kept for them."""
+    if verbose:
+        yield env.info
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # read when TensorFlow is first imported
+    ours = env.info
+    real_stderr = None
+    if env.stderr is sys.stderr:
+        real_stderr = os.fdopen(os.dup(2), "w", buffering=1, encoding="utf-8", errors="replace")
+        ours = lambda message: print(message, file=real_stderr, flush=True)  # noqa: E731
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield ours
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        for fd in (*saved, devnull):
+            os.close(fd)
+        if real_stderr is not None:
+            real_stderr.close()
 
 
 # ------------------------------------------------------------------------------------ pair-photo-model
