@@ -30,11 +30,11 @@ from PIL import Image, ImageChops
 
 from fmnist_batch.convert.person_models import Face, PersonModels, shared_person_models
 from fmnist_batch.convert.segment import (
-    _cv2,
     has_plain_background,
+    opencv,
     paste_on_catalog_background,
 )
-from fmnist_batch.convert.steps import _far_channel_table, background_colour
+from fmnist_batch.convert.steps import background_colour, far_channel_table
 
 #: Longest edge at which the person path works (see the module's docstring).
 WORK_SIZE = 160
@@ -117,7 +117,7 @@ def might_show_person(img: Image.Image) -> bool:
         scale = GATE_SIZE / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         small = img.resize(size, Image.Resampling.NEAREST)
-    far = _far_channel_table(background_colour(small), round(0.05 * 255))
+    far = far_channel_table(background_colour(small), round(0.05 * 255))
     box = small.point(far).getbbox()
     if box is None:
         return False
@@ -170,7 +170,7 @@ def has_shoulders(face: Face, person: np.ndarray) -> bool:
 def fill_holes(mask: np.ndarray) -> np.ndarray:
     """A mask with its enclosed holes set: light patches inside a garment that the colour test missed (a
     gap enclosed by an arm is background-coloured, and stays so when pasted)."""
-    _, labels = _cv2().connectedComponents((~mask).astype(np.uint8), connectivity=4)
+    _, labels = opencv().connectedComponents((~mask).astype(np.uint8), connectivity=4)
     edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
     return mask | ~np.isin(labels, edge)
 
@@ -236,7 +236,7 @@ def chest_seed(body: np.ndarray, face: Face) -> np.ndarray:
 def open_mask(mask: np.ndarray) -> np.ndarray:
     """Morphological opening with a 3x3 square: single pixels of one garment's shade that happen to be
     nearer the other garment's colours are not that garment."""
-    cv2 = _cv2()
+    cv2 = opencv()
     opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
     return opened.astype(bool)
 
@@ -244,7 +244,7 @@ def open_mask(mask: np.ndarray) -> np.ndarray:
 def component_with(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
     """The 8-connected parts of ``mask`` that touch ``seed`` (the largest part when none does): a
     garment is what is joined to where it surely is, not a stray patch of a similar colour."""
-    count, labels = _cv2().connectedComponents(mask.astype(np.uint8), connectivity=8)
+    count, labels = opencv().connectedComponents(mask.astype(np.uint8), connectivity=8)
     if count < 2:
         return mask
     touching = np.unique(labels[seed & mask])
@@ -286,7 +286,7 @@ def sold_garment(rgb: np.ndarray, face: Face, person: np.ndarray) -> tuple[str, 
     skin = skin_mask(rgb, face)
     body = foreground(rgb, person) & ~skin & band(rgb.shape, face.chin, rgb.shape[0])
     chest = chest_seed(body, face)
-    colours = _cv2().cvtColor(rgb, _cv2().COLOR_RGB2LAB).astype(np.float32)
+    colours = opencv().cvtColor(rgb, opencv().COLOR_RGB2LAB).astype(np.float32)
     second = second_garment(colours, body, face)
     if second is not None:
         upper = component_with(body & ~second, chest)

@@ -9,16 +9,16 @@ photo then gets the conversion it would have had without it.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from fmnist_batch import litert
 
 FACE_MODEL = "face_detection_short_range.tflite"
 SEGMENT_MODEL = "selfie_segmentation.tflite"
@@ -38,30 +38,10 @@ def person_model_dir() -> Path:
     return installed if installed.is_dir() else package.parent / "models" / "person"
 
 
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """LiteRT's C++ code announces its XNNPACK delegate on file descriptor 2; a quiet run must stay quiet."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _interpreter(path: Path):
     """A LiteRT interpreter on one thread: conversion already runs one worker per core."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    with _native_stderr_silenced():
-        interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter = litert.interpreter(path, num_threads=1)
+    with litert.native_stderr_silenced():
         interpreter.allocate_tensors()
     return interpreter
 

@@ -5,7 +5,7 @@ segment_garment finds it with GrabCut, drops shadows of the background's colour,
 region, and pastes it, evenly contrasted, onto the dataset's catalog background; the dataset's steps then
 run unchanged. has_plain_background decides which photos need this under ``background="auto"``.
 
-OpenCV is imported on the first segmented photo only (see _cv2): classify's workers start without it.
+OpenCV is imported on the first segmented photo only (see opencv): classify's workers start without it.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def has_plain_background(img: Image.Image) -> bool:
     return plain_border_share(img, PLAIN_BORDER_TOLERANCE) >= PLAIN_BORDER_SHARE
 
 
-def _cv2():
+def opencv():
     # Imported here: only the robust path needs OpenCV (~40 ms, 17 MB), and classify must start fast.
     import cv2
 
@@ -73,7 +73,7 @@ def grabcut_mask(pixels: np.ndarray, margin: float = 0.05, iterations: int = 4) 
     edges, so a garment on a patterned floor or a bed is found where a single background colour is not.
     The random seed is fixed so a photo gives the same mask in any order and any process.
     """
-    cv2 = _cv2()
+    cv2 = opencv()
     height, width = pixels.shape[:2]
     mx, my = max(1, round(width * margin)), max(1, round(height * margin))
     mask = np.zeros((height, width), np.uint8)
@@ -99,7 +99,7 @@ def remove_shadows(pixels: np.ndarray, mask: np.ndarray, background: np.ndarray)
 def largest_component(mask: np.ndarray) -> np.ndarray:
     """The largest 8-connected region of a bool mask, its holes filled (a print GrabCut took for floor,
     inside the garment); all False when the mask is empty."""
-    cv2 = _cv2()
+    cv2 = opencv()
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if count < 2:
         return np.zeros_like(mask, dtype=bool)
@@ -113,7 +113,7 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 def soften_texture(grey: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur of a float grey array: prints, weave and JPEG noise of a close photo are texture the
     dataset's small catalog images lack (measured: fewer T-shirts read as shirts)."""
-    return _cv2().GaussianBlur(grey, (0, 0), sigma)
+    return opencv().GaussianBlur(grey, (0, 0), sigma)
 
 
 def auto_contrast(

@@ -43,7 +43,7 @@ def background_colour(img: Image.Image) -> tuple[int, int, int]:
 
 
 @functools.lru_cache(maxsize=64)
-def _far_channel_table(colour: tuple[int, int, int], limit: int) -> list[int]:
+def far_channel_table(colour: tuple[int, int, int], limit: int) -> list[int]:
     """Per-channel lookup table: 255 where a value is more than ``limit`` away from the colour."""
     return [0 if abs(v - c) <= limit else 255 for c in colour for v in range(256)]
 
@@ -63,7 +63,7 @@ def trim_background(
     # A pixel whose every channel is within tolerance*255 of the background cannot be beyond the limit,
     # so a native lookup table + getbbox gives a box that surely holds the answer, without numpy...
     channel_limit = int(tolerance * 255)
-    box = img.point(_far_channel_table(colour, channel_limit)).getbbox()
+    box = img.point(far_channel_table(colour, channel_limit)).getbbox()
     if box is None:
         return img
     # ...then its edges move inwards until they meet a pixel that is really far (usually at once).

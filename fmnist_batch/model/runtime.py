@@ -6,14 +6,14 @@ fallback when LiteRT is not installed. Every model file is checked against the s
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
+from fmnist_batch import litert
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 from fmnist_batch.model.card import (
     CARD_FILE,
@@ -52,25 +52,6 @@ __all__ = [
     "softmax",
     "top_probability",
 ]
-
-
-@contextlib.contextmanager
-def _native_stderr_silenced() -> Iterator[None]:
-    """LiteRT's C++ code logs "Created TensorFlow Lite XNNPACK delegate" straight to file descriptor 2;
-    a quiet run from cron must not mail that. Python-level errors still reach the caller as exceptions."""
-    try:
-        saved = os.dup(2)
-    except OSError:  # no stderr at all
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
 
 
 def litert_available() -> bool:
@@ -186,11 +167,8 @@ class Model:
         return self.card.test_accuracy(self.litert_file)
 
     def _init_litert(self, path: Path, num_threads: int | None) -> None:
-        from ai_edge_litert.interpreter import Interpreter
-
         try:
-            with _native_stderr_silenced():
-                self._interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self._interpreter = litert.interpreter(path, num_threads)
         except (ValueError, RuntimeError) as e:
             raise ModelError(f"cannot load {path}: {e}") from None
         self._input = self._interpreter.get_input_details()[0]["index"]
@@ -228,7 +206,7 @@ class Model:
         interpreter = self._interpreter
         if len(x) != self._batch_size:
             interpreter.resize_tensor_input(self._input, x.shape)
-            with _native_stderr_silenced():  # the delegate is (re)built here
+            with litert.native_stderr_silenced():  # the delegate is (re)built here
                 interpreter.allocate_tensors()
             self._batch_size = len(x)
         interpreter.set_tensor(self._input, x)
