@@ -1,5 +1,5 @@
 """Where a photo's time goes in classify, per format, in one process: the benchmark floor's decoding
-(JPEG at 1/8 scale in grey), classify's decoding (preprocess.load_image), each conversion step, and the
+(JPEG at 1/8 scale in grey), classify's decoding (convert.load_image), each conversion step, and the
 bundled model per view. The README's Speed and memory section quotes it.
 
 python scripts/profile_conversion.py [--photos DIR] [--limit 600]
@@ -19,8 +19,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert import conversion as P
-from fmnist_batch.engines.local import keep_freed_memory
+from fmnist_batch import convert as P
+from fmnist_batch.convert import person, segment
+from fmnist_batch.engines.workers import keep_freed_memory
 from fmnist_batch.model.runtime import load_model
 
 CORPUS = Path("/tmp/fmnist-bench/corpus-3000/photos")
@@ -41,7 +42,8 @@ def cpu_ms(function: Callable, items: list) -> float:
 
 
 def conversion_steps(images: list[Image.Image], settings: P.PreprocessSettings) -> dict[str, float]:
-    """CPU ms per image of each step of preprocess.convert_image, in its order, on decoded images."""
+    """CPU ms per image of each step of convert_image, in its order, on decoded images (the worn path's
+    detectors are left out: run it on on-model photos with --photos to see them in the whole conversion)."""
     totals: dict[str, float] = {}
 
     def timed(name: str, function: Callable, *args):
@@ -52,7 +54,11 @@ def conversion_steps(images: list[Image.Image], settings: P.PreprocessSettings) 
 
     for img in images:
         rgb = timed("to_rgb", P.to_rgb, img)
-        timed("catalog-shot test", P._should_segment, settings.background, rgb)
+        timed("person check", person.might_show_person, rgb)
+        if not timed("catalog-shot test", P.has_plain_background, rgb):
+            # a photo that is not a catalog shot: the cut-out replaces it, as convert_image does
+            cut = timed("segment (GrabCut and cleaning)", segment.segment_garment, rgb, settings.segment_size)
+            rgb = cut or rgb
         background = timed("background colour", P.background_colour, rgb)
         trimmed = timed("trim", P.trim_background, rgb, settings.trim_tolerance, background)
         grey = timed("grayscale", P.to_grayscale, trimmed)

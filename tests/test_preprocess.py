@@ -31,6 +31,7 @@ from fmnist_batch.convert import (
     auto_contrast,
     background_colour,
     centre_on_canvas,
+    convert_image,
     fit_longest_edge,
     grabcut_mask,
     has_plain_background,
@@ -647,6 +648,30 @@ def test_a_garment_on_clutter_looks_like_the_same_garment_on_a_plain_background(
     assert correlation(out, reference) > 0.9
     assert iou(out > 0, reference > 0) > 0.8  # the same silhouette at 28x28
     assert correlation(out, preprocess_image(catalog_shot, PLAIN)) > 0.85
+
+
+FULL_SIZE_CUT = PreprocessSettings(cut_size=160, cut_iterations=4)  # GrabCut on the whole working image
+
+
+@pytest.mark.parametrize(
+    "scene",
+    [
+        {},
+        {"garment_fraction": 0.3, "offset": (-0.25, 0.2), "seed": 2},
+        {"light_gradient": 0.6, "seed": 3},
+        {"shadow": True, "light_gradient": 0.4, "colour": (150, 40, 110), "seed": 5},
+        {"background": "plain", "seed": 6},
+    ],
+)
+def test_the_small_cut_gives_the_full_size_cuts_view_and_nearly_its_image(scene):
+    """GrabCut on a 96 px copy (the default, a third of the time) against GrabCut at the full 160 px
+    working size with 4 iterations: the same decision (segmented or a catalog shot) and a 28x28 image
+    that correlates above 0.95 (measured 0.97-0.999) with the same silhouette."""
+    photo, _ = render_garment_photo(**scene)
+    fast, full = convert_image(photo), convert_image(photo, FULL_SIZE_CUT)
+    assert fast.view == full.view
+    assert correlation(fast.image, full.image) > 0.95
+    assert iou(fast.image > 0, full.image > 0) > 0.85
 
 
 def test_plain_conversion_of_clutter_is_what_segmenting_fixes():

@@ -61,7 +61,7 @@ def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> tuple[Im
         if worn is not None:
             return worn.image, "worn"
     if background == "segment" or (background == "auto" and not has_plain_background(rgb)):
-        garment = segment_garment(rgb, settings.segment_size)
+        garment = segment_garment(rgb, settings.segment_size, settings.cut_size, settings.cut_iterations)
         if garment is not None:
             return garment, "segmented"
     return None, "catalog"

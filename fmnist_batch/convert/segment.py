@@ -27,6 +27,12 @@ CATALOG_LEVEL = 0xFD
 #: Where auto_contrast puts the garment's 5th and 95th percentile grey: the darkest garment pixels
 #: reach the model at intensity 200, the lightest at 80 (of 255), mid-range like the dataset's garments.
 CONTRAST_LEVELS = (53, 173)
+#: A mask covering less of the frame than this is "no garment".
+LEAST_GARMENT = 0.01
+#: A GrabCut iteration that shrinks the mask below this share of the previous one is collapsing.
+COLLAPSE = 0.5
+#: Below this share of the frame, a cut on the small copy is redone at full size (find_garment).
+REDO_BELOW = 0.05
 
 
 def border_ring(pixels: np.ndarray, width: int) -> np.ndarray:
@@ -65,24 +71,55 @@ def opencv():
     return cv2
 
 
-def grabcut_mask(pixels: np.ndarray, margin: float = 0.05, iterations: int = 4) -> np.ndarray:
+def reduce_longest_edge(img: Image.Image, size: int) -> Image.Image:
+    """Box-reduce so the longest edge is ``size`` (never enlarges): box averaging is the cheapest filter
+    that does not alias a patterned floor into noise GrabCut would model."""
+    scale = size / max(img.size)
+    if scale >= 1:
+        return img
+    new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(new_size, Image.Resampling.BOX)
+
+
+def grabcut_mask(pixels: np.ndarray, iterations: int = 2, margin: float = 0.05) -> np.ndarray:
     """Foreground mask (bool H x W) of an RGB uint8 array by OpenCV's GrabCut, initialised with a centre
     rectangle that leaves ``margin`` of each side as sure background (photographers centre the garment).
 
     GrabCut models foreground and background colours as Gaussian mixtures and cuts between them along
     edges, so a garment on a patterned floor or a bed is found where a single background colour is not.
-    The random seed is fixed so a photo gives the same mask in any order and any process.
+    It runs one iteration at a time (GC_EVAL carries the colour models on: the same masks as one call)
+    and stops at the first that empties the mask or shrinks it below COLLAPSE of the previous one: on a
+    small array the smoothness term weighs more against the garment's area, and a later iteration
+    sometimes collapses it (13 of 688 amateur photos at 96 px). The random seed is fixed so a photo gives
+    the same mask in any order and any process.
     """
     cv2 = opencv()
     height, width = pixels.shape[:2]
     mx, my = max(1, round(width * margin)), max(1, round(height * margin))
-    mask = np.zeros((height, width), np.uint8)
     models = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-    cv2.setRNGSeed(0)
     bgr = np.ascontiguousarray(pixels[:, :, ::-1])
-    rectangle = (mx, my, width - 2 * mx, height - 2 * my)
-    cv2.grabCut(bgr, mask, rectangle, *models, iterations, cv2.GC_INIT_WITH_RECT)
-    return (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+    labels = np.zeros((height, width), np.uint8)
+    mode, rectangle = cv2.GC_INIT_WITH_RECT, (mx, my, width - 2 * mx, height - 2 * my)
+    kept = np.zeros((height, width), bool)
+    cv2.setRNGSeed(0)
+    for _ in range(iterations):
+        cv2.grabCut(bgr, labels, rectangle, *models, 1, mode)
+        mode = cv2.GC_EVAL
+        mask = (labels == cv2.GC_FGD) | (labels == cv2.GC_PR_FGD)
+        if mask.mean() < max(LEAST_GARMENT, COLLAPSE * kept.mean()):
+            break
+        kept = mask
+    return kept
+
+
+def scale_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """A bool mask resized to ``shape`` (rows, columns), bilinear and thresholded at one half: smooth
+    edges rather than nearest-neighbour's staircase."""
+    if mask.shape == shape:
+        return mask
+    cv2 = opencv()
+    scaled = cv2.resize(mask.astype(np.float32), (shape[1], shape[0]), interpolation=cv2.INTER_LINEAR)
+    return scaled > 0.5
 
 
 def remove_shadows(pixels: np.ndarray, mask: np.ndarray, background: np.ndarray) -> np.ndarray:
@@ -133,24 +170,45 @@ def paste_on_catalog_background(grey: np.ndarray, mask: np.ndarray) -> Image.Ima
     return Image.fromarray(np.where(mask, garment, CATALOG_LEVEL).astype(np.uint8)).convert("RGB")
 
 
-def segment_garment(img: Image.Image, size: int) -> Image.Image | None:
+def clean_mask(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Drop the background colour's shadows and keep the largest region, holes filled. Done at the
+    working size, not GrabCut's smaller one: the outlines stay closer to a full-size cut for ~1 ms."""
+    mask = remove_shadows(pixels, mask, np.median(border_ring(pixels, 2), axis=0))
+    return largest_component(mask)
+
+
+def find_garment(img: Image.Image, cut_size: int, iterations: int) -> np.ndarray:
+    """The garment's mask at ``img``'s size, GrabCut done on a copy ``cut_size`` px on its longest edge.
+
+    GrabCut is 93% of a segmented photo's time and grows with the pixel count, while the mask only has
+    to be right at the scale the garment reaches the model (28 px): at 96 px and 2 iterations a photo
+    costs ~21 ms of CPU instead of ~69 ms at 160 px and 4, within a point of the accuracy (amateur
+    validation 0.821 vs 0.831, a held-out train sample 0.833 vs 0.838). A cut that finds (almost)
+    nothing, under REDO_BELOW of the frame, is done again at full size with one iteration: even the first
+    iteration can collapse on a small array (~5% of photos), and a garment that small is rare.
+    """
+    pixels = np.asarray(img)
+    small = np.asarray(reduce_longest_edge(img, cut_size))
+    mask = clean_mask(pixels, scale_mask(grabcut_mask(small, iterations), pixels.shape[:2]))
+    if small.shape != pixels.shape and mask.mean() < REDO_BELOW:
+        mask = clean_mask(pixels, grabcut_mask(pixels, 1))
+    return mask
+
+
+def segment_garment(
+    img: Image.Image, size: int, cut_size: int = 96, iterations: int = 2
+) -> Image.Image | None:
     """An RGB photo -> the garment alone, evenly contrasted, on the catalog background, at ``size`` px on
     its longest edge; None when no garment is found (under 1% of the frame), or the photo is too small.
 
-    Steps: reduce to ``size``, grabcut_mask, remove_shadows, largest_component, then grey,
-    soften_texture, auto_contrast and paste_on_catalog_background.
+    Steps: reduce to ``size``, find_garment (GrabCut at ``cut_size``, shadows dropped, the largest
+    region), then grey, soften_texture, auto_contrast and paste_on_catalog_background.
     """
-    scale = size / max(img.size)
-    if scale < 1:
-        new_size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-        img = img.resize(new_size, Image.Resampling.BOX)
+    img = reduce_longest_edge(img, size)
     if min(img.size) < 16:
         return None
-    pixels = np.asarray(img)
-    mask = grabcut_mask(pixels)
-    mask = remove_shadows(pixels, mask, np.median(border_ring(pixels, 2), axis=0))
-    mask = largest_component(mask)
-    if mask.sum() < 0.01 * mask.size:
+    mask = find_garment(img, min(cut_size, size), iterations)
+    if mask.sum() < LEAST_GARMENT * mask.size:
         return None
     grey = np.asarray(to_grayscale(img), dtype=np.float32)
     grey = auto_contrast(soften_texture(grey, max(img.size) / 80), mask)

@@ -99,7 +99,7 @@ def _convert_with_cache(
     results = convert_files([str(root / p) for p in relative_paths], settings, workers)
     images = np.zeros((len(results), IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
     converted = np.array([r.data is not None for r in results], dtype=bool)
-    segmented = np.array([r.segmented for r in results], dtype=bool)
+    segmented = np.array([r.view == "segmented" for r in results], dtype=bool)
     for i, result in enumerate(results):
         if result.data is not None:
             images[i] = np.frombuffer(result.data, dtype=np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
