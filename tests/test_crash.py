@@ -253,3 +253,13 @@ def test_a_second_run_on_the_same_output_exits_75_or_waits_with_wait(photos, tmp
     assert holder.wait(timeout=60) == 0
     assert waiter.wait(timeout=RUN_TIMEOUT) == 0
     assert len(final_rows(out)) == 300
+
+
+def test_resume_from_a_finished_output_made_with_other_settings_is_refused(photos, tmp_path):
+    out = tmp_path / "out.csv"
+    assert classify(str(photos), "-o", str(out), "-q").returncode == 0
+    finished = out.read_bytes()
+    refused = classify(str(photos), "-o", str(out), "--resume", "--min-confidence", "0.5", "-q")
+    assert refused.returncode == 2 and "min_confidence" in refused.stderr
+    assert out.read_bytes() == finished
+    assert classify(str(photos), "-o", str(out), "--resume", "-q").returncode == 0  # same settings: fine

@@ -103,6 +103,26 @@ def test_ray_engine_composes_with_shard_and_resume(photos, ray_session, tmp_path
 
 
 @needs_ray
+def test_ray_runs_keep_the_resume_guarantees(photos, ray_session, tmp_path):
+    """On Ray as locally: error rows are retried on --resume, other settings are refused, and files are
+    matched however the inputs are spelled."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in photos[:12]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    (folder / "late.png").write_bytes(b"still uploading")
+    out = tmp_path / "out.csv"
+    assert classify(folder, "-o", out, "-q", "--engine", "ray")[0] == 1  # late.png is an error row
+    (folder / "late.png").write_bytes(photos[0].read_bytes())
+    refused, err = classify(folder, "-o", out, "-q", "--resume", "--engine", "ray", "--min-confidence", "0.4")
+    assert refused == 2 and "min_confidence" in err
+    respelled = f"{tmp_path}/./photos/"
+    assert classify(respelled, "-o", out, "-q", "--resume", "--engine", "ray")[0] == 0
+    rows = read_rows(out)
+    assert len(rows) == 13 and all(row["status"] == "ok" for row in rows)
+
+
+@needs_ray
 @pytest.mark.slow
 def test_a_quiet_run_on_a_local_ray_prints_nothing(photos, tmp_path):
     # As cron runs it: a separate process, stderr not a terminal, its own local Ray started and stopped.

@@ -393,9 +393,9 @@ def test_merge_writes_shards_in_their_format(tmp_path, suffix):
     if suffix != "csv":
         assert rows[0]["confidence"] == 0.5  # numbers stay numbers
         assert all(json.loads(line) for line in Path(merged).read_text().splitlines())
-    assert sorted(os.listdir(tmp_path)) == sorted(
-        [f"{name}.{suffix}{tail}" for name in "abc" for tail in ("", RECORD_SUFFIX)] + [f"labels.{suffix}"]
-    )
+    shards = [f"{name}.{suffix}{tail}" for name in "abc" for tail in ("", RECORD_SUFFIX)]
+    settings = [f".{name}.{suffix}.settings.json" for name in "abc"]  # what each run's rows were made with
+    assert sorted(os.listdir(tmp_path)) == sorted([*shards, *settings, f"labels.{suffix}"])
 
 
 def test_merge_refuses_a_jsonl_duplicate(tmp_path):

@@ -41,6 +41,12 @@ def lock_path(output: str) -> str:
     return os.path.join(folder, f".{name}.lock")
 
 
+def settings_path(output: str) -> str:
+    """Where a finished output's settings are kept: a later --resume must not mix in rows made otherwise."""
+    folder, name = os.path.split(os.path.abspath(output))
+    return os.path.join(folder, f".{name}.settings.json")
+
+
 def lock_output(output: str, wait: bool = False) -> int:
     """Take an exclusive flock on a hidden sibling of `output`; returns the descriptor that holds it.
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -28,6 +29,7 @@ from fmnist_batch.outputs.destination import (
     lock_output,
     release_lock,
     remove_stale_temporaries,
+    settings_path,
 )
 from fmnist_batch.outputs.errors import OutputError, OutputLocked, SettingsMismatch
 from fmnist_batch.outputs.formats import ENCODING, get_format, read_rows, resolve_format
@@ -159,6 +161,7 @@ class ResultWriter:
         try:
             self._journal.close()
             self._write_output()
+            self._write_settings()
             os.unlink(self.partial)
         except OSError as e:
             raise OutputError(
@@ -246,6 +249,7 @@ class ResultWriter:
         journal = Journal.create(self.partial, header(self.fields, self.settings))
         try:
             if resume and os.path.exists(self.output):
+                self._check_output_settings()
                 carry_over_output(
                     self.output, self.format, self.fields, self.csv_safe, journal, self._carried
                 )
@@ -254,6 +258,23 @@ class ResultWriter:
             journal.discard()
             raise
         return journal
+
+    def _write_settings(self) -> None:
+        # beside the output, hidden like the lock: the settings its rows were made with
+        with atomic_write(settings_path(self.output), encoding="utf-8") as file:
+            json.dump(header(self.fields, self.settings), file)
+
+    def _check_output_settings(self) -> None:
+        """Refuse to resume from a finished output made with other settings (an output written before
+        settings were recorded, or by hand, has no record: only its columns are checked)."""
+        try:
+            with open(settings_path(self.output), encoding="utf-8") as file:
+                recorded = json.load(file)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            raise OutputError(f"cannot read the settings of {self.output!r}: {e}") from e
+        check_header(recorded, self.fields, self.settings, self.output)
 
     def _note_discarded(self) -> None:
         self.discarded = count_rows(self.partial)
