@@ -112,16 +112,16 @@ def test_names_with_commas_quotes_newlines_and_unicode_round_trip_through_pandas
 
 
 def test_rendered_catalog_photos_are_classified_as_their_test_images_are_labelled(tmp_path):
-    # 300 photos, not the 96 of the shared fixture: there one photo is a full point of accuracy, and the
-    # bundled models measured 0.90-0.93 on different seeds (the round trip through a photo costs about as
-    # much as the model's own test-set error)
+    # 300 photos, not the 96 of the shared fixture: there one photo is a full point of accuracy. The
+    # bundled models read 278 of these 300 right (0.927): the bound leaves two photos of slack, so losing
+    # more than that fails (the round trip through a photo costs about the model's own test-set error)
     photos = render_photos(tmp_path / "photos", 300)
     out = tmp_path / "out.csv"
     status, env = run([tmp_path / "photos", "-o", out])
     assert status == 0, env.stderr.getvalue()
     rows = read_csv(out)
     accuracy = float(np.mean(rows["label"] == [label for _, label in photos]))
-    assert accuracy >= 0.9, f"accuracy {accuracy:.3f} on rendered catalog photos"
+    assert accuracy >= 0.92, f"accuracy {accuracy:.3f} on rendered catalog photos"
 
 
 def test_jsonl_output_has_the_same_fields(catalog, tmp_path):

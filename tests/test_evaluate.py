@@ -39,7 +39,7 @@ def test_evaluate_scores_each_photo_against_its_folder(labelled):
     )
     assert result.accuracy == pytest.approx(expected_correct / 40)
     assert result.confusion().sum() == 40
-    assert result.accuracy >= 0.8  # rendered catalog photos: the easy case
+    assert result.accuracy >= 0.95  # rendered catalog photos, the easy case: 39 of 40 measured
 
 
 def test_a_mapping_accepts_several_classes_and_skips_folders_no_class_fits(labelled, tmp_path):

@@ -182,7 +182,7 @@ def test_the_int8_file_runs_by_default_when_the_card_chose_it_and_agrees_with_fl
     images = test_set.images[:512]
     quantized = int8.predict_proba(images)
     exact = load_model(backend="litert", precision="float").predict_proba(images)
-    assert np.mean(quantized.argmax(1) == exact.argmax(1)) >= 0.98
+    assert np.mean(quantized.argmax(1) == exact.argmax(1)) >= 0.995  # measured: all 512 agree
     assert np.abs(quantized - exact).mean() < 0.01
     assert np.abs(quantized - exact).max() > 0  # really another file
 

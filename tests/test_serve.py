@@ -84,7 +84,7 @@ def test_catalog_photos_are_classified_right(client, tmp_path):
     labels = [r["label"] for r in response.json()["results"]]
     assert {r["view"] for r in response.json()["results"]} == {"catalog"}  # product shots, read as they are
     truth = [label for _, label in photos[:MAX_FILES]]
-    assert sum(a == b for a, b in zip(labels, truth, strict=True)) >= MAX_FILES - 1, (labels, truth)
+    assert labels == truth  # catalog shots: every one right, as classify gets them
 
 
 def test_bad_files_get_an_error_result_and_good_ones_still_classify(client, catalog_photos, tmp_path):
