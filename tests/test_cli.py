@@ -41,7 +41,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 def cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.run(
-        [sys.executable, "-m", "fmnist_batch", *args], env=env, capture_output=True, **kwargs
+        [sys.executable, "-m", "fmnist_batch", *args], env=env, capture_output=True, **kwargs, timeout=600
     )
 
 
@@ -224,6 +224,7 @@ def test_piping_into_head_exits_quietly(catalog):
         ["bash", "-o", "pipefail", "-c", shell],
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
+        timeout=600,
     )
     assert len(result.stdout.splitlines()) == 2
     assert b"Traceback" not in result.stderr
@@ -268,11 +269,11 @@ def test_a_killed_run_resumes_and_lists_every_file_exactly_once(many_photos, tmp
     process = start(args)
     wait_for_rows(tmp_path / "out.csv.partial", 20, process)
     process.kill()
-    process.wait()
+    process.wait(timeout=300)
     assert not out.exists()
 
     process = start([*args, "--resume"])
-    assert process.wait() == 0, process.stderr.read().decode()
+    assert process.wait(timeout=300) == 0, process.stderr.read().decode()
     rows = read_csv(out)
     assert sorted(rows["path"]) == sorted(str(p) for p in many_photos)
     assert rows["path"].is_unique
@@ -290,7 +291,7 @@ def test_sigterm_keeps_finished_rows_exits_130_and_resume_finishes(many_photos, 
     kept = len((tmp_path / "out.csv.partial").read_bytes().splitlines()) - 1
     assert 0 < kept < len(many_photos)
 
-    assert start([*args, "--resume"]).wait() == 0
+    assert start([*args, "--resume"]).wait(timeout=300) == 0
     rows = read_csv(out)
     assert rows["path"].tolist() == [str(p) for p in many_photos]  # input order, each once
 
@@ -320,6 +321,7 @@ def test_the_installed_command_works_from_any_folder_with_the_bundled_model(cata
         capture_output=True,
         text=True,
         env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     assert len(pd.read_csv(io.StringIO(result.stdout))) == 1

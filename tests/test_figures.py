@@ -142,7 +142,7 @@ def test_importing_the_module_does_not_import_matplotlib():
         "import sys, fmnist_batch.training.figures_eda, fmnist_batch.training.figures_evaluation\n"
         "assert 'matplotlib' not in sys.modules"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
 
 
 def test_missing_matplotlib_says_how_to_install_it(tmp_path, dataset, monkeypatch):

@@ -688,7 +688,7 @@ REPO = Path(__file__).parent.parent
 def run_python(code: str) -> str:
     """stdout of `code` in a fresh interpreter (what a module imports shows only in a new process)."""
     result = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO, timeout=600
     )
     return result.stdout
 

@@ -474,7 +474,7 @@ def test_the_training_package_names_its_commands_without_importing_tensorflow():
         "heavy = {'tensorflow', 'keras', 'matplotlib'} & set(sys.modules)\n"
         "assert not heavy, heavy\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=600)
 
 
 #: what TensorFlow, absl and the converter print when nobody stops them

@@ -411,5 +411,5 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
     with pytest.raises(OutputLocked):
         ResultWriter(out, row_fields(1), "csv")
     holder.kill()
-    holder.wait()
+    holder.wait(timeout=300)
     ResultWriter(out, row_fields(1), "csv").finish()  # the kernel dropped the dead run's lock
