@@ -1,0 +1,394 @@
+"""A model card as Markdown for people, in Hugging Face's layout: model details, intended and out-of-scope
+use, training data and licences, evaluation on each kind of photo, limitations, how to reproduce.
+
+Everything comes from the JSON cards (through ModelCard's accessors) and, when given, the real-photo
+evaluation that scripts/evaluate_real_photos.py writes (docs/real_photos.json), so the Markdown is
+regenerated, never edited: ``python scripts/write_model_readme.py`` writes models/README.md.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Mapping
+from typing import Any
+
+from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model.card import ModelCard, Provenance
+
+#: the folder of a bundled model that holds the vendored person detectors
+PERSON_FOLDER = "person"
+#: licences of the data sets a bundled model can have trained on, by the name a card's paths hold
+DATA_LICENCES = {
+    "fashion-mnist": ("Fashion-MNIST (Zalando Research)", "MIT"),
+    "clothing-dataset-small": ("clothing-dataset-small (Alexey Grigorev)", "CC0 1.0 (public domain)"),
+}
+
+_HEADER = """---
+license: mit
+library_name: fmnist-batch
+pipeline_tag: image-classification
+tags:
+- fashion-mnist
+- litert
+- tflite
+---
+
+<!-- Generated from model_card.json and photo/model_card.json by `python scripts/write_model_readme.py`;
+edit those or the generator (fmnist_batch/model/card_readme.py), not this file. -->
+"""
+
+
+def render_model_readme(
+    card: ModelCard, photo: ModelCard | None = None, real_photos: Mapping[str, Any] | None = None
+) -> str:
+    """The Markdown card of `card` (the main model), its photo model `photo` if it has one, and the
+    real-photo evaluation `real_photos` (docs/real_photos.json's content) if given."""
+    sections = [
+        _HEADER,
+        "# fmnist-batch bundled models\n\n"
+        "Two small CNNs that classify 28x28 grey images into the 10 Fashion-MNIST classes ("
+        + ", ".join(CLASS_NAMES)
+        + "), and the conversion that turns a photo into such an image. They are the models "
+        "`fmnist-batch classify` uses when no `--model` is given.",
+        _details(card, photo),
+        _INTENDED_USE,
+        _OUT_OF_SCOPE,
+        _training_data(card, photo),
+        _evaluation(card, photo, real_photos),
+        _limitations(card),
+        _reproduce(card, photo),
+    ]
+    text = "\n\n".join(section.strip("\n") for section in sections)
+    return "\n".join(_wrap(text.split("\n"))) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- sections
+
+
+def _details(card: ModelCard, photo: ModelCard | None) -> str:
+    training = card.training
+    parameters = f"{training.parameters:,} parameters" if training else "parameters not recorded"
+    runs = "int8 (weights and activations)" if card.litert_file == "tflite_int8" else "float"
+    flip = _flip_words(card)
+    lines = [
+        "## Model details",
+        "",
+        "- **Developed by:** the fmnist-batch project, with its own `fmnist-batch retrain` command.",
+        "- **Licence:** MIT (the weights, as the code); the data each model trained on is below.",
+        f"- **Architecture:** a 3-block CNN, {parameters}: one 32-filter convolution at 28x28, two of 64 "
+        "at 14x14, two of 128 at 7x7, a 256-unit dense layer; batch normalization and dropout.",
+        f"- **Input:** a uint8 28x28 image, garment bright on black (the dataset's polarity), scaled by "
+        f"{card.input_scale:.6g} (offset {card.input_offset:g}).",
+        f"- **Output:** 10 logits; probabilities are softmax(logits / {card.temperature:.3f}), the "
+        "temperature fitted on the validation split so a confidence means what it says.",
+        f"- **Runtime:** LiteRT runs the {runs} file; the Keras file is the fallback and the float file's "
+        f"exact twin. {flip}",
+    ]
+    if photo is not None:
+        lines.append(
+            "- **Photo model** (`photo/`): the same architecture, fine-tuned with real photos; it reads the "
+            "photos the conversion had to cut out of their surroundings (a floor, a bed, a hanger: the "
+            "`segmented` view). Catalog shots, garments worn by a person (`worn`) and the dataset's own "
+            "images go to the main model."
+        )
+    lines += ["", "| file | sha256 |", "| --- | --- |", *_file_rows(card, "")]
+    if photo is not None:
+        lines += _file_rows(photo, "photo/")
+    return "\n".join(lines)
+
+
+_INTENDED_USE = """## Intended use
+
+Sorting product photos into the 10 Fashion-MNIST classes in bulk: a shop's or marketplace's catalog, a
+folder of photos to tag, a review queue (`--min-confidence` marks the rows to check by hand). The best
+inputs are what the dataset was made from: one garment, front view, on a plain light background. Photos of
+one garment on a floor, a bed or a hanger are cut out first and read by the photo model; photos of a
+garment worn by a person are cut down to that garment first. Every output row says which of these views
+was read (`view`: catalog, segmented, worn), so results can be filtered by it."""
+
+_OUT_OF_SCOPE = """## Out-of-scope use
+
+- Anything outside the 10 classes: hats, shorts, skirts, socks, accessories other than bags, people. The
+  model has no "other" class; such photos still get one of the 10 labels, usually with low confidence.
+- Photos showing several garments meant to be told apart (an outfit, a rack, a pile): one label per photo.
+- Decisions about people (who wears what, body shape, identity). The person detector only locates a worn
+  garment; nothing about the person is kept or reported.
+- Fine-grained attributes (colour, material, brand, size): the model sees a 28x28 grey image."""
+
+
+def _training_data(card: ModelCard, photo: ModelCard | None) -> str:
+    training, metrics = card.training, card.metrics
+    dataset = card.raw.get("dataset", {})  # no accessor: the data set's source and file hashes
+    name, licence = _licence(dataset.get("source", "fashion-mnist"))
+    lines = [
+        "## Training data and licences",
+        "",
+        f"- **Main model:** {name}, licence {licence}: "
+        f"{_count(training.train_images if training else None)} of the 60,000 training images "
+        f"(stratified, seed {training.seed if training else '?'}), "
+        f"{_count(metrics.validation_size)} held out for validation, "
+        f"the {_count(metrics.test_size)} test images evaluated once, at the end. Augmentation: "
+        f"{_augmentation(training.augmentation if training else None)}.",
+    ]
+    extra = photo.training.extra_data if photo is not None and photo.training else None
+    if photo is not None and extra is not None:
+        photo_name, photo_licence = _licence(extra.folder)
+        folders = ", ".join(
+            f"{folder} ({'/'.join(info['accepted'])}: {info['photos']})"
+            for folder, info in extra.folders.items()
+        )
+        lines.append(
+            f"- **Photo model:** the main model's weights trained further on the same images with "
+            f"{photo_name} mixed in, licence {photo_licence}: {extra.train_photos:,} photos of its train "
+            f"split ({extra.share_of_epoch:.0%} of each epoch), {extra.validation_photos:,} more held out "
+            f"({extra.validation_fraction:.0%} of each folder). Folders, the classes that count as right, "
+            f"photos: {folders}; left out (no class fits): "
+            + ", ".join(f"{k} ({v})" for k, v in extra.skipped_folders.items())
+            + f". Folders with several classes are learnt with a partial-label loss ({extra.loss}). "
+            f"Augmentation: {_augmentation(photo.training.augmentation)}."
+        )
+    if (card.path.parent / PERSON_FOLDER).is_dir():
+        lines.append(
+            "- **Person detection** (the `worn` view) runs MediaPipe's face detector and selfie "
+            f"segmentation (Apache-2.0), vendored in `{PERSON_FOLDER}/` with their licence; this project "
+            "did not train them."
+        )
+    lines += [
+        "",
+        "The licence of every bundled file is in [NOTICE.md](NOTICE.md).",
+    ]
+    return "\n".join(lines)
+
+
+def _evaluation(card: ModelCard, photo: ModelCard | None, real_photos: Mapping[str, Any] | None) -> str:
+    metrics = card.metrics
+    runs = card.litert_file
+    lines = [
+        "## Evaluation",
+        "",
+        "### Fashion-MNIST test set (10,000 images; chose nothing)",
+        "",
+        "| model file | test accuracy | expected calibration error |",
+        "| --- | ---: | ---: |",
+        f"| Keras (float) | {_fmt(metrics.test_accuracy)} | {_fmt(metrics.test_ece)} |",
+        f"| model.tflite (float) | {_fmt(metrics.tflite_test_accuracy)} | |",
+    ]
+    if metrics.int8_test_accuracy is not None:
+        int8 = f"{_fmt(metrics.int8_test_accuracy)} | {_fmt(metrics.int8_test_ece)}"
+        lines.append(f"| model.int8.tflite | {int8} |")
+    lines += [
+        "",
+        f"LiteRT runs `{card.files[runs]['name']}` (`classify --precision float` runs the float file). "
+        f"Validation accuracy {_fmt(metrics.validation_accuracy)} on {_count(metrics.validation_size)} "
+        "held-out training images; every setting (flip averaging and its gate, the temperature, int8) "
+        "was chosen there, never on the test set.",
+        "",
+        "| class | precision | recall | F1 |",
+        "| --- | ---: | ---: | ---: |",
+        *(
+            f"| {name} | {s['precision']:.3f} | {s['recall']:.3f} | {s['f1']:.3f} |"
+            for name, s in (metrics.test_per_class or {}).items()
+        ),
+    ]
+    decision = card.photo_model_decision
+    if decision is not None:
+        verdict = "attached" if decision.attached else "not attached"
+        lines += [
+            "",
+            "### Real photos held out of the photo model's training",
+            "",
+            f"The photo model is {verdict} because, on the {decision.segmented_photos} photos of the "
+            f"{decision.held_out_photos} its retrain held out that the conversion segments, it scores "
+            f"{decision.segmented_accuracy_photo:.3f} against the main model's "
+            f"{decision.segmented_accuracy_main:.3f} (the rule, attach if more accurate there, was fixed "
+            "before these figures were read).",
+        ]
+        if photo is not None:
+            photo_metrics = photo.metrics
+            lines.append(
+                f"Alone, the photo model would score {_fmt(photo_metrics.test_accuracy)} on the "
+                "Fashion-MNIST test set, which is why it reads only segmented photos."
+            )
+    if real_photos:
+        lines += ["", *_real_photo_rows(real_photos)]
+    return "\n".join(lines)
+
+
+def _real_photo_rows(real_photos: Mapping[str, Any]) -> list[str]:
+    sets = [s for s in real_photos.get("sets", []) if s.get("accuracy") is not None]
+    lines = [
+        "### Photos of each kind",
+        "",
+        "From `python scripts/evaluate_real_photos.py` (docs/real_photos.json), with the models as bundled:",
+        "",
+        "| kind of photo | set | photos | accuracy | choices made on this set |",
+        "| --- | --- | ---: | ---: | --- |",
+    ]
+    for entry in sets:
+        digits = 4 if entry["photos"] >= 10_000 else 3
+        lines.append(
+            f"| {entry['kind']} | {entry['name']} | {entry['photos']:,} | {entry['accuracy']:.{digits}f} | "
+            f"{entry['choices_made_on_it']} |"
+        )
+    lines += [
+        "",
+        "A figure on a set that choices were made on is likely higher than other photos of that kind score. "
+        "The amateur photos (clothing-dataset-small, CC0) and the shop catalog (licence not stated) are not "
+        "in the repository; their figures come from local copies. Per class and per view: the project's "
+        "docs/real-photos.md.",
+    ]
+    return lines
+
+
+def _limitations(card: ModelCard) -> str:
+    per_class = card.metrics.test_per_class or {}
+    weakest = min(per_class.items(), key=lambda item: item[1]["f1"], default=None)
+    weakest_text = (
+        f" On the dataset's own images {weakest[0]} is the weakest class (F1 {weakest[1]['f1']:.3f}): "
+        "shirts are confused with T-shirts/tops, pullovers and coats."
+        if weakest
+        else ""
+    )
+    return f"""## Limitations
+
+- **28x28 grey detail.** The model sees what the dataset shows: a silhouette with some texture. Collars,
+  buttons, fabric and colour are mostly gone, so classes that share a silhouette are hard.{weakest_text}
+- **Shirts against T-shirts/tops.** The hardest pair on every kind of photo; long sleeves split between
+  Shirt, Pullover and Coat.
+- **On-model shots.** A garment worn by a person has to be found first (head, arms, legs and a second
+  garment are in the frame). The `worn` path finds it when a face and a person are detected; it is less
+  accurate than catalog shots, most of all for tops, and a photo where no person is found is read as a
+  whole.
+- **Amateur photos.** Shoes photographed in pairs from above, flat-laid tops with spread sleeves (read as
+  Bag) and cluttered backgrounds that segmentation cannot separate from the garment are read wrong more
+  often than catalog shots.
+- **No "other" class**: see out-of-scope use."""
+
+
+def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
+    lines = [
+        "## How to reproduce",
+        "",
+        "The commands below are the ones the cards record (`training.command` and its `init_from` chain), "
+        "oldest first; each ran from a clone with `pip install '.[train]'` and the Fashion-MNIST files "
+        "(Debian's `dataset-fashion-mnist`). The earlier training runs of the main model and their timings "
+        "are in the project's docs/model.md.",
+        "",
+        "```sh",
+        *_lineage(card),
+    ]
+    if photo is not None and photo.training is not None:
+        lines.append("# the photo model")
+        source = photo.training.init_from
+        if source is not None and "--init-from models" in photo.training.command:
+            lines.append(f"# --init-from models: the model {_out_folder(source.command)} above")
+        lines.append(photo.training.command)
+    if card.photo_model_decision is not None and photo is not None and photo.training is not None:
+        main_out, photo_out = _out_folder(card.training.command), _out_folder(photo.training.command)
+        lines.append("# pair them: attached only if better on the photo model's held-out photos")
+        lines.append(f"fmnist-batch pair-photo-model {photo_out} --model {main_out} --out runs/paired")
+    lines += [
+        "```",
+        "",
+        "Software the cards were made with: "
+        + ", ".join(f"{k} {v}" for k, v in card.raw.get("versions", {}).items())
+        + ". Each card also records the sha256 of the data files it trained on and of every model file, "
+        "which `classify` checks before it reads a photo.",
+    ]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _lineage(card: ModelCard) -> list[str]:
+    """The commands of the card's training and its init_from chain, oldest first, each started from the
+    one before it (a recorded `--init-from models` meant the bundled model of the day: that one)."""
+    training = card.training
+    if training is None:
+        return ["# (this card records no training)"]
+    chain: list[str] = [training.command]
+    source: Provenance | None = training.init_from
+    while source is not None:
+        chain.append(source.command)
+        source = source.init_from
+    lines = []
+    for older, command in zip([None, *reversed(chain)], reversed(chain), strict=False):
+        if older is not None and "--init-from models" in command:
+            lines.append(f"# --init-from models: the model the step above wrote ({_out_folder(older)})")
+        lines.append(command)
+    return lines
+
+
+def _file_rows(card: ModelCard, prefix: str) -> list[str]:
+    return [f"| `{prefix}{e['name']}` | `{e.get('sha256', '')[:16]}…` |" for e in card.files.values()]
+
+
+def _flip_words(card: ModelCard) -> str:
+    if not card.flip_average:
+        return "No flip averaging."
+    if card.flip_average_below is None:
+        return "Every image is read as the mean of its logits and its mirror image's."
+    return (
+        f"Images below {card.flip_average_below:g} confidence are read again mirrored and the two "
+        "readings averaged (decided on validation)."
+    )
+
+
+def _augmentation(description: Mapping[str, Any] | None) -> str:
+    if not description:
+        return "not recorded"
+    level = description.get("level", "?")
+    parts = [f"`{level}`"]
+    if description.get("horizontal_flip"):
+        parts.append("horizontal flips")
+    if description.get("shift_fraction"):
+        parts.append(f"shifts up to {description['shift_fraction']:.0%}")
+    if description.get("rotation_fraction"):
+        parts.append("small rotations")
+    if description.get("random_erasing_prob"):
+        parts.append("random erasing")
+    if description.get("zoom_range"):
+        parts.append("scale, contrast, gamma and blur jitter")
+    return ", ".join(parts)
+
+
+def _licence(source: str) -> tuple[str, str]:
+    lowered = source.lower()
+    for key, value in DATA_LICENCES.items():
+        if key in lowered:
+            return value
+    return source, "see NOTICE.md"
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.4f}"
+
+
+def _count(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def _wrap(lines: list[str], width: int = 105) -> list[str]:
+    """Long prose lines wrapped for people reading the file raw; tables, code and front matter as they are."""
+    out, verbatim = [], False
+    for line in lines:
+        if line.startswith(("```", "---")):
+            verbatim = not verbatim if line.startswith("```") else verbatim
+            out.append(line)
+        elif verbatim or line.startswith(("|", "#", "<!--")) or len(line) <= width:
+            out.append(line)
+        else:
+            indent = "  " if line.startswith("- ") else ""
+            out.extend(
+                textwrap.wrap(
+                    line, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
+                )
+            )
+    return out
+
+
+def _out_folder(command: str) -> str:
+    """The --out folder of a recorded retrain command."""
+    words = command.split()
+    return words[words.index("--out") + 1] if "--out" in words[:-1] else "OUT"

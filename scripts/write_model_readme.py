@@ -1,0 +1,58 @@
+"""Write a model folder's human-readable card (README.md) from its JSON cards.
+
+    python scripts/write_model_readme.py                      # models/README.md, from models/
+    python scripts/write_model_readme.py --check              # exit 1 if models/README.md is stale
+    python scripts/write_model_readme.py --model runs/paired --real-photos none
+
+The evaluation on each kind of photo comes from the cards and from docs/real_photos.json (written by
+scripts/evaluate_real_photos.py) when it exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from fmnist_batch.model.card import CARD_FILE, ModelCard
+from fmnist_batch.model.card_readme import render_model_readme
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def render(model: Path, real_photos: Path | None) -> str:
+    """The README.md text for the model folder `model`."""
+    card = ModelCard.load(model / CARD_FILE)
+    photo = ModelCard.load(card.photo_card()) if card.photo_model is not None else None
+    evaluation = json.loads(real_photos.read_text()) if real_photos and real_photos.is_file() else None
+    return render_model_readme(card, photo, evaluation)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--model", type=Path, default=REPO / "models", help="model folder (default: models/)")
+    parser.add_argument(
+        "--real-photos",
+        default=str(REPO / "docs" / "real_photos.json"),
+        help="evaluate_real_photos.py's JSON, or 'none' (default: docs/real_photos.json)",
+    )
+    parser.add_argument("--check", action="store_true", help="only check that README.md is up to date")
+    args = parser.parse_args()
+    real_photos = None if args.real_photos == "none" else Path(args.real_photos)
+    text = render(args.model, real_photos)
+    target = args.model / "README.md"
+    if args.check:
+        if not target.is_file() or target.read_text(encoding="utf-8") != text:
+            print(f"{target} is stale: run python scripts/write_model_readme.py", file=sys.stderr)
+            return 1
+        return 0
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
