@@ -26,6 +26,19 @@ outside git) and reused when complete. Methods, each run as its own process and 
 Plus: the wall time of classifying one photo (`classify photo.jpg -o -`, median of 5 runs), and (c) on
 --scale photos (the corpus hard-linked under other names in subfolders) to show memory stays flat.
 Peak memory is the sum of VmRSS over the process and all its descendants, sampled every 20 ms.
+
+Photos that are not catalog shots take other paths, timed in the same run as (c) and (d) on the very
+same files (scripts/benchmark_corpora.py; target: at most 15 ms a photo of wall time on 2 cores, start-up
+subtracted), with how many photos took each view (classify's `view` column):
+
+  amateur: the CC0 photos of <--photos-root>/clothing-dataset-small/train and /validation (the segmented
+      view), a seeded sample of --real-limit (0: all), (c) and (d) --repeat times;
+  worn: the 360 shop thumbnails of <--photos-root>/catalog-myntra-dev (mostly the worn view), read in
+      place, (c) and (d) --worn-repeat times.
+A corpus whose folder is absent is skipped with a note. Only these rows, without rendering the catalog
+corpus:
+
+    python scripts/benchmark.py --skip a,b,c,d,one,scale
 """
 
 from __future__ import annotations
@@ -52,10 +65,16 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
+if str(SCRIPTS) not in sys.path:
+    sys.path.insert(0, str(SCRIPTS))  # benchmark_corpora (and synth), however this module is loaded
+
+import benchmark_corpora as corpora  # noqa: E402
+
 KERAS_MODEL = REPO / "models" / "model.keras"
 
 METHODS = ("a", "b", "c", "d")
 EXTRAS = ("one", "scale")  # also skippable: the one-photo start-up runs and the --scale run
+SKIPPABLE = (*METHODS, *EXTRAS, *corpora.CORPORA)  # and the corpora of photos that are not catalog shots
 JPEG_SHARE = 0.7
 SIZE_RANGE = (500, 1100)
 TINTS = (None, (40, 60, 120), (120, 30, 30), (30, 90, 50), (90, 70, 40))
@@ -365,6 +384,9 @@ class Measurement:
     notes: list[str] = field(default_factory=list)
     #: wall times of every repeat of this method; this measurement is the median one
     runs_wall_s: list[float] = field(default_factory=list)
+    load_1m: float | None = None  # the machine's 1-minute load average when the run started
+    runs_load_1m: list[float | None] = field(default_factory=list)
+    views: dict[str, int] | None = None  # classify's rows by their view column
 
     @property
     def ok(self) -> bool:
@@ -394,7 +416,7 @@ def run_measured(
     ok_codes: Sequence[int] = (0,),
 ) -> Measurement:
     """Run `command` as a separate process; wall time from start to exit, memory of its whole tree."""
-    result = Measurement(method, label, command, expected)
+    result = Measurement(method, label, command, expected, load_1m=round(os.getloadavg()[0], 2))
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         process = subprocess.Popen(command, env=env, cwd=tempfile.gettempdir(), stdout=out, stderr=err)
@@ -447,25 +469,41 @@ def classify_command(inputs: Sequence[str], output: str, *extra: str) -> list[st
     return [sys.executable, "-m", "fmnist_batch", "classify", *inputs, "-o", output, *extra]
 
 
-def count_rows(csv_path: Path) -> Counter:
+def count_rows(csv_path: Path) -> tuple[Counter, Counter]:
+    """classify's rows by status and by view (an error row has none)."""
     with open(csv_path, newline="") as f:
-        return Counter(row["status"] for row in csv.DictReader(f))
+        rows = list(csv.DictReader(f))
+    return Counter(row["status"] for row in rows), Counter(row.get("view") or "none" for row in rows)
+
+
+def classify_output(work: Path, method: str, expected: int) -> Path:
+    return work / f"out-{method}-{expected}.csv"
 
 
 def measure_classify(
-    method: str, label: str, photos: Path, expected: int, workers: int, work: Path, env: dict
+    method: str,
+    label: str,
+    photos: Path,
+    expected: int,
+    workers: int,
+    work: Path,
+    env: dict,
+    keep_output: bool = False,
 ) -> Measurement:
-    output = work / f"out-{method}-{expected}.csv"
+    """Run (c) on the folder `photos`; its CSV (classify_output) is kept only if asked."""
+    output = classify_output(work, method, expected)
     command = classify_command([str(photos)], str(output), "--quiet", "--workers", str(workers))
     result = run_measured(method, label, command, env, expected, ok_codes=(0, 1))  # 1: some files failed
     if result.error is None:
-        statuses = count_rows(output)
+        statuses, views = count_rows(output)
         result.photos = sum(statuses.values())
+        result.views = dict(views.most_common())
         if result.photos != expected:
             result.notes.append(f"{result.photos} rows for {expected} photos")
         if statuses["error"]:
             result.notes.append(f"{statuses['error']} error rows")
-        output.unlink()
+        if not keep_output:
+            output.unlink()
     return result
 
 
@@ -571,7 +609,14 @@ def comparisons(
     one_s = one["median_s"] if one and not one["error"] else None
     peak = c.peak_rss_tree_mb if c_ok else None
     scale = "--scale" if scaled is None else f"{scaled.expected:,}"
-    targets = [
+    targets = _targets(ratios, one_s, peak, growth, scale, n)
+    return {"ratios": ratios, "a_s_per_photo_extrapolated": a_per_photo, "targets": targets}
+
+
+def _targets(
+    ratios: dict, one_s: float | None, peak: float | None, growth: float | None, scale: str, n: int
+) -> list[dict]:
+    return [
         _target(
             f"(c) within {TARGET_C_OVER_D}× of the floor (d): c/d ≤ {TARGET_C_OVER_D}",
             ratios["c/d"],
@@ -611,7 +656,6 @@ def comparisons(
             "×",
         ),
     ]
-    return {"ratios": ratios, "a_s_per_photo_extrapolated": a_per_photo, "targets": targets}
 
 
 def _target(text: str, measured: float | None, limit: float, unit: str, strict: bool = False) -> dict:
@@ -641,8 +685,8 @@ def _corpus_mix(corpus: dict) -> str:
 
 
 def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measurement | None) -> str:
-    machine, settings, corpus = report["machine"], report["settings"], report["corpus"]
-    n = settings["n"]
+    """The whole report: the machine, the catalog corpus's rows (unless all skipped), the other corpora's."""
+    machine, settings = report["machine"], report["settings"]
     lines = [
         "# fmnist-batch benchmark",
         "",
@@ -653,8 +697,24 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
         f"{machine['tensorflow']}, Keras {machine['keras']}, Pillow {machine['pillow']}, LiteRT "
         f"{machine['litert']}, NumPy {machine['numpy']}, isal {machine['isal']}. "
         "Load average at start "
-        f"{', '.join(map(str, machine['load_average_at_start']))}; niceness {machine['niceness']}.",
-        "",
+        f"{', '.join(map(str, machine['load_average_at_start']))}, at the end "
+        f"{', '.join(map(str, machine.get('load_average_at_end', [])))}; niceness {machine['niceness']}.",
+    ]
+    if report["corpus"] is not None:
+        lines += ["", *_catalog_table(report, results, scaled), *_catalog_comparison(report)]
+        lines += ["", "Notes:", "", *(f"- {note}" for note in _catalog_notes(report, results, scaled))]
+    if report["corpora"] or report["corpora_notes"]:
+        lines += ["", *corpora.render_section(report["corpora"], report["corpora_notes"], settings)]
+    skipped = [k for k in SKIPPABLE if k in settings["skip"]]
+    if skipped:
+        lines += ["", "Skipped: " + ", ".join(skipped) + "."]
+    return "\n".join(lines) + "\n"
+
+
+def _catalog_table(report: dict, results: dict[str, Measurement], scaled: Measurement | None) -> list[str]:
+    settings, corpus = report["settings"], report["corpus"]
+    n = settings["n"]
+    lines = [
         f"Corpus: {n:,} photos ({_corpus_mix(corpus)}; {SIZE_RANGE[0]}–{SIZE_RANGE[1]:,} px square, with "
         "slight sensor noise as in scripts/make_samples.py) rendered from the Fashion-MNIST test set by "
         f"`scripts/synth.py`, in `{settings['corpus_dir']}/photos`, read from the page cache (warmed "
@@ -685,16 +745,23 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
             str(m.max_processes),
         ]
         lines.append("| " + " | ".join(cells) + " |")
-    one = report.get("one_photo")
+    return lines + _one_photo_row(report)
+
+
+def _one_photo_row(report: dict) -> list[str]:
+    one, lines = report.get("one_photo"), []
     if one and not one["error"]:
         runs = ", ".join(f"{s:.2f}" for s in one["runs_s"])
         lines.append(
             f"| one photo: `classify photo.jpg -o -`, median of {ONE_PHOTO_RUNS} ({runs}) | 1 "
             f"| {one['median_s']:.2f} | — | — | — | {one['peak_rss_tree_mb']:,.0f} | — | — |"
         )
+    return lines
 
+
+def _catalog_comparison(report: dict) -> list[str]:
     ratios = report["comparison"]["ratios"]
-    lines += [
+    lines = [
         "",
         "Ratios of time per photo, (c) ÷ the other method: **below 1 means (c) is faster** "
         "(0.5 = twice as fast).",
@@ -710,8 +777,12 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
         value, unit = target["measured"], target["unit"]
         shown = "—" if value is None else (f"{value:,.0f}{unit}" if unit == " MB" else f"{value:,.3f}{unit}")
         lines.append(f"| {target['target']} | {shown} | {_met(target['met'])} |")
+    return lines
 
-    lines += ["", "Notes:", ""]
+
+def _catalog_notes(report: dict, results: dict[str, Measurement], scaled: Measurement | None) -> list[str]:
+    settings, n = report["settings"], report["settings"]["n"]
+    rows = [results[k] for k in METHODS if k in results] + ([scaled] if scaled is not None else [])
     notes = [
         "Each method is a separate process started by this script, timed from start to exit (imports, "
         "model loading and start-up included). *start-up + exit* is the wall time minus the time the child "
@@ -767,11 +838,12 @@ def render_markdown(report: dict, results: dict[str, Measurement], scaled: Measu
         if m.error:
             notes.append(f"{m.label} failed: {m.error}")
         notes.extend(f"{m.label}: {note}" for note in m.notes)
-    skipped = [k for k in (*METHODS, *EXTRAS) if k in settings["skip"]]
-    if skipped:
-        notes.append("Skipped: " + ", ".join(skipped) + ".")
-    lines += [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    return [*notes, _load_note(rows)]
+
+
+def _load_note(rows: list[Measurement]) -> str:
+    runs = [f"{m.label}: {', '.join(map(str, m.runs_load_1m or [m.load_1m]))}" for m in rows]
+    return "1-minute load average at the start of each run: " + "; ".join(runs) + "."
 
 
 # -------------------------------------------------------------------------------------------------- main
@@ -786,7 +858,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--skip",
         default="",
         metavar="LIST",
-        help="comma-separated parts to skip: " + ", ".join((*METHODS, *EXTRAS)),
+        help="comma-separated parts to skip: " + ", ".join(SKIPPABLE) + " (a, b, c, d, one and scale are "
+        "the catalog corpus's rows; amateur and worn the other corpora's, each timed with (c) and (d))",
     )
     parser.add_argument(
         "--workers",
@@ -812,22 +885,54 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=3,
         help="runs of (c) and of (d), interleaved; each is reported by its median (default: %(default)s)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="corpus seed (default: %(default)s)")
+    parser.add_argument(
+        "--seed", type=int, default=0, help="corpus seed, and the amateur sample's (default: %(default)s)"
+    )
+    _add_corpora_options(parser)
     parser.add_argument(
         "--out",
         type=Path,
         default=REPO / "docs" / "benchmark.md",
         help="Markdown report; the JSON goes next to it (default: docs/benchmark.md)",
     )
-    args = parser.parse_args(argv)
+    return _checked(parser, parser.parse_args(argv))
+
+
+def _add_corpora_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--photos-root",
+        type=Path,
+        default=REPO.parent / "shared" / "real-photos",
+        help=f"where {corpora.AMATEUR_FOLDER}/ (amateur photos) and {corpora.WORN_FOLDER}/ (on-model shop "
+        "photos) are; a corpus whose folder is absent is skipped with a note (default: ../shared/real-photos "
+        "next to the repository)",
+    )
+    parser.add_argument(
+        "--real-limit",
+        type=int,
+        default=1000,
+        help="amateur photos to time, a seeded sample; 0 for all of them (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--worn-repeat",
+        type=int,
+        default=5,
+        help="runs of (c) and of (d) on the on-model corpus, interleaved, as it has only 360 photos; the "
+        "amateur corpus runs --repeat times (default: %(default)s)",
+    )
+
+
+def _checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
     args.skip = {part.strip() for part in args.skip.split(",") if part.strip()}
-    unknown = args.skip - set(METHODS) - set(EXTRAS)
+    unknown = args.skip - set(SKIPPABLE)
     if unknown:
+        parser.error(f"--skip: unknown {', '.join(sorted(unknown))}; choose from {', '.join(SKIPPABLE)}")
+    if min(args.n, args.workers, args.a_limit, args.repeat, args.worn_repeat) < 1 or args.scale < 0:
         parser.error(
-            f"--skip: unknown {', '.join(sorted(unknown))}; choose from {', '.join((*METHODS, *EXTRAS))}"
+            "--n, --workers, --a-limit, --repeat and --worn-repeat must be positive, --scale at least 0"
         )
-    if args.n < 1 or args.workers < 1 or args.a_limit < 1 or args.repeat < 1 or args.scale < 0:
-        parser.error("--n, --workers, --a-limit and --repeat must be positive, --scale at least 0")
+    if args.real_limit < 0:
+        parser.error("--real-limit must be at least 0 (0: all the amateur photos)")
     if args.scale and args.scale <= args.n:
         parser.error("--scale must be larger than --n (or 0 to skip)")
     args.corpus_dir = args.corpus_dir or Path(tempfile.gettempdir(), "fmnist-bench", f"corpus-{args.n}")
@@ -853,6 +958,7 @@ def median_run(runs: list[Measurement]) -> Measurement:
         return failed[0]
     median = sorted(runs, key=lambda m: m.wall_s)[(len(runs) - 1) // 2]
     median.runs_wall_s = [m.wall_s for m in runs]
+    median.runs_load_1m = [m.load_1m for m in runs]
     return median
 
 
@@ -892,13 +998,11 @@ def _without_files(manifest: dict | None) -> dict | None:
     return None if manifest is None else {k: v for k, v in manifest.items() if k != "files"}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    if str(REPO) not in sys.path:
-        sys.path.insert(0, str(REPO))  # fmnist_batch, installed or not
-    machine = machine_info()  # now, so the load average is the one the measurements started with
-    command = shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)])
+CATALOG_PARTS = (*METHODS, "one")  # with all of these skipped, the catalog corpus is not even rendered
 
+
+def run_catalog(args: argparse.Namespace, work: Path, env: dict, tf_env: dict) -> dict:
+    """The catalog corpus's rows: (a) to (d), the one-photo start-up and the --scale run of (c)."""
     corpus = build_corpus(args.corpus_dir, args.n, args.seed, args.workers)
     photos_dir = args.corpus_dir / "photos"
     photos = [photos_dir / name for name in corpus["files"]]
@@ -907,29 +1011,93 @@ def main(argv: Sequence[str] | None = None) -> None:
         scaled_folder = args.corpus_dir / f"scale-{args.scale}"
         scaled_corpus = build_scaled_corpus(args.corpus_dir, scaled_folder, args.scale)
     warm_page_cache(photos_dir)  # hard links share these pages, so this warms the scaled corpus too
-
-    cache = args.corpus_dir.parent / "pycache"
-    env, tf_env = child_env(cache), child_env(cache, tensorflow=True)
     one_photo = next((p for p in photos if p.suffix == ".jpg"), photos[0])
     log("warming up (untimed)")
     warm_up(env, tf_env, one_photo, args.skip)
 
     one = scaled = None
+    results = measure_methods(args, photos_dir, photos, work, env, tf_env)
+    if "one" not in args.skip:
+        log(f"one photo, {ONE_PHOTO_RUNS} runs")
+        one = measure_one_photo(one_photo, env)
+    if scaled_corpus is not None:
+        if scaled_corpus["how"] == "copies":
+            warm_page_cache(scaled_folder / "photos")
+        log(f"(c) fmnist-batch classify, {args.scale} photos")
+        label = f"(c) classify at {args.scale:,} photos ({scaled_corpus['how']})"
+        scaled = measure_classify(
+            "c-scale", label, scaled_folder / "photos", args.scale, args.workers, work, env
+        )
+    return {
+        "corpus": corpus,
+        "scaled_corpus": scaled_corpus,
+        "results": results,
+        "one": one,
+        "scaled": scaled,
+    }
+
+
+def measure_corpus(corpus: corpora.RealCorpus, repeat: int, workers: int, work: Path, env: dict) -> dict:
+    """(c) and (d) on one corpus of photos that are not catalog shots, `repeat` times interleaved, then
+    classify's start-up on one of its photos (median of ONE_PHOTO_RUNS): the corpus's row."""
+    n, key, title = len(corpus.photos), corpus.key, corpora.TITLES[corpus.key]
+    for photo in corpus.photos:  # into the page cache, as for the catalog corpus
+        photo.read_bytes()
+    # Untimed: the modules and models this corpus's paths load, once, as on a machine that runs the job.
+    warm = classify_command([str(p) for p in evenly_spaced(corpus.photos, 8)], "-")
+    subprocess.run(warm, env=env, capture_output=True, check=False)
+    runs: dict[str, list[Measurement]] = {"c": [], "d": []}
+    for run in range(1, repeat + 1):
+        log(f"{title}: (c) classify, {n} photos (run {run} of {repeat})")
+        label = f"{LABELS['c']}, {title}"
+        runs["c"].append(
+            measure_classify(f"{key}-c", label, corpus.folder, n, workers, work, env, keep_output=run == 1)
+        )
+        log(f"{title}: (d) decode-only floor, {n} photos (run {run} of {repeat})")
+        command = bench_script("bench_decode_floor.py", corpus.folder, workers)
+        runs["d"].append(run_measured(f"{key}-d", f"{LABELS['d']}, {title}", command, env, n))
+    csv_path = classify_output(work, f"{key}-c", n)
+    photo = corpora.startup_photo(csv_path, corpus.folder, corpora.MAIN_VIEW[key]) or corpus.photos[0]
+    log(f"{title}: one photo, {ONE_PHOTO_RUNS} runs")
+    one = measure_one_photo(photo, env)
+    c, d = median_run(runs["c"]), median_run(runs["d"])
+    return corpora.summarise(corpus, c.to_dict(), d.to_dict(), one)
+
+
+def measure_corpora(args: argparse.Namespace, work: Path, env: dict) -> tuple[dict, list[str]]:
+    """The rows of the corpora not skipped, and notes for those skipped as absent."""
+    found: dict[str, corpora.RealCorpus | str] = {}
+    if corpora.AMATEUR not in args.skip:
+        links = work / "corpora"
+        found[corpora.AMATEUR] = corpora.amateur_corpus(args.photos_root, args.real_limit, args.seed, links)
+    if corpora.WORN not in args.skip:
+        found[corpora.WORN] = corpora.worn_corpus(args.photos_root)
+    rows, notes = {}, []
+    for key, corpus in found.items():
+        if isinstance(corpus, str):
+            log(corpus)
+            notes.append(corpus)
+            continue
+        repeat = args.worn_repeat if key == corpora.WORN else args.repeat
+        rows[key] = measure_corpus(corpus, repeat, args.workers, work, env)
+    return rows, notes
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))  # fmnist_batch, installed or not
+    machine = machine_info()  # now, so the load average is the one the measurements started with
+    command = shlex.join(["python", "scripts/benchmark.py", *(sys.argv[1:] if argv is None else argv)])
+    cache = args.corpus_dir.parent / "pycache"
+    env, tf_env = child_env(cache), child_env(cache, tensorflow=True)
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-") as tmp:
         work = Path(tmp)
-        results = measure_methods(args, photos_dir, photos, work, env, tf_env)
-        if "one" not in args.skip:
-            log(f"one photo, {ONE_PHOTO_RUNS} runs")
-            one = measure_one_photo(one_photo, env)
-        if scaled_corpus is not None:
-            if scaled_corpus["how"] == "copies":
-                warm_page_cache(scaled_folder / "photos")
-            log(f"(c) fmnist-batch classify, {args.scale} photos")
-            label = f"(c) classify at {args.scale:,} photos ({scaled_corpus['how']})"
-            scaled = measure_classify(
-                "c-scale", label, scaled_folder / "photos", args.scale, args.workers, work, env
-            )
-
+        catalog = run_catalog(args, work, env, tf_env) if set(CATALOG_PARTS) - args.skip else None
+        real, real_notes = measure_corpora(args, work, env)
+    machine["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    results = catalog["results"] if catalog else {}
+    one, scaled = (catalog["one"], catalog["scaled"]) if catalog else (None, None)
     report = {
         "machine": machine,
         "settings": {
@@ -942,13 +1110,18 @@ def main(argv: Sequence[str] | None = None) -> None:
             "skip": sorted(args.skip),
             "corpus_dir": str(args.corpus_dir),
             "seed": args.seed,
+            "photos_root": str(args.photos_root),
+            "real_limit": args.real_limit,
+            "worn_repeat": args.worn_repeat,
         },
-        "corpus": _without_files(corpus),
-        "scaled_corpus": _without_files(scaled_corpus),
+        "corpus": _without_files(catalog["corpus"]) if catalog else None,
+        "scaled_corpus": _without_files(catalog["scaled_corpus"]) if catalog else None,
         "methods": {k: m.to_dict() for k, m in results.items()},
         "scaled": None if scaled is None else scaled.to_dict(),
         "one_photo": one,
-        "comparison": comparisons(results, one, scaled, args.n),
+        "comparison": comparisons(results, one, scaled, args.n) if catalog else None,
+        "corpora": real,
+        "corpora_notes": real_notes,
     }
     write_report(args.out, render_markdown(report, results, scaled), report)
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "scripts"))
@@ -50,3 +51,87 @@ def test_a_tiny_benchmark_runs_c_and_d_repeatedly_and_reports_their_medians(tmp_
         assert method["wall_s"] == min(method["runs_wall_s"])  # the lower middle of two
     assert report["comparison"]["ratios"]["c/d"] == pytest.approx(c["wall_s"] / d["wall_s"])
     assert "median of 2" in out.read_text()
+
+
+def _real_photos_root(root: Path) -> Path:
+    """A photos root laid out as the real one: 5 cluttered amateur photos (3 train, 2 validation) and 2
+    photos of a person wearing a garment on a shop's white canvas (scikit-image's astronaut, public
+    domain), with a labels file beside them that is not a photo."""
+    from photos import render_garment_photo
+    from skimage import data
+
+    for split, count in (("train", 3), ("validation", 2)):
+        folder = root / "clothing-dataset-small" / split / "t-shirt"
+        folder.mkdir(parents=True)
+        for i in range(count):
+            photo, _ = render_garment_photo(size=320 + 40 * i, seed=len(split) + i, offset=(0.05 * i, 0.0))
+            photo.save(folder / f"{split}-{i}.jpg", quality=90)
+    worn = root / "catalog-myntra-dev" / "t-shirt-top"
+    worn.mkdir(parents=True)
+    astronaut = Image.fromarray(data.astronaut())
+    for i, top in enumerate((94, 60)):
+        canvas = Image.new("RGB", (600, 700), (255, 255, 255))
+        canvas.paste(astronaut, ((600 - astronaut.width) // 2, top))
+        canvas.save(worn / f"on-model-{i}.jpg", quality=92)
+    (worn.parent / "labels.csv").write_text("path,label\n")
+    return root
+
+
+@pytest.mark.slow
+def test_the_amateur_and_on_model_corpora_get_rows_with_their_views_and_medians(tmp_path):
+    root = _real_photos_root(tmp_path / "real-photos")
+    out = tmp_path / "bench.md"
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "benchmark.py"),
+        "--skip", "a,b,c,d,one,scale", "--photos-root", str(root), "--real-limit", "4",
+        "--repeat", "2", "--worn-repeat", "3",
+        "--corpus-dir", str(tmp_path / "corpus"), "--out", str(out),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True, cwd=tmp_path)
+    report = json.loads(out.with_suffix(".json").read_text())
+    # With all its rows skipped, the catalog corpus is not even rendered.
+    assert not (tmp_path / "corpus").exists()
+    assert report["corpus"] is None and report["methods"] == {} and report["corpora_notes"] == []
+    amateur, worn = report["corpora"]["amateur"], report["corpora"]["worn"]
+    assert (amateur["photos"], amateur["available"], worn["photos"]) == (4, 5, 2)
+    assert amateur["views"].get("segmented", 0) >= 1 and worn["views"] == {"worn": 2}
+    for row, runs in ((amateur, 2), (worn, 3)):
+        assert sum(row["views"].values()) == row["photos"]
+        c, d, one = row["c"], row["d"], row["one_photo"]
+        for method in (c, d):
+            assert method["photos"] == row["photos"] and method["error"] is None
+            assert len(method["runs_wall_s"]) == len(method["runs_load_1m"]) == runs
+            assert method["wall_s"] == sorted(method["runs_wall_s"])[(runs - 1) // 2]
+        c_ms = 1000 * (c["wall_s"] - one["median_s"]) / (row["photos"] - 1)  # start-up subtracted
+        assert row["c_ms_per_photo"] == pytest.approx(c_ms)
+        assert row["d_ms_per_photo"] == pytest.approx(1000 * d["loop_s"] / d["photos"])
+        assert row["target_met"] == (row["c_ms_per_photo"] <= 15)
+    # The start-up photo is named from the photos root, never by a temporary link.
+    assert worn["startup_photo"].startswith("catalog-myntra-dev/")
+    assert amateur["startup_photo"].startswith("clothing-dataset-small/")
+    markdown = out.read_text()
+    assert "| amateur photos | 4 |" in markdown and "| on-model shop photos | 2 | 0 / 0 / 2 |" in markdown
+
+
+def test_a_corpus_whose_folder_is_absent_is_skipped_with_a_note(tmp_path):
+    out = tmp_path / "bench.md"
+    command = [
+        sys.executable,
+        str(REPO / "scripts" / "benchmark.py"),
+        "--skip", "a,b,c,d,one,scale", "--photos-root", str(tmp_path / "nowhere"), "--out", str(out),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, capture_output=True, text=True, cwd=tmp_path)
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert report["corpora"] == {}
+    notes = report["corpora_notes"]
+    assert len(notes) == 2 and all("skipped" in note and "not found" in note for note in notes)
+    markdown = out.read_text()
+    assert all(note in markdown for note in notes)
+
+
+def test_the_new_corpora_can_be_skipped_by_name():
+    args = benchmark.parse_args(["--skip", "amateur,worn"])
+    assert args.skip == {"amateur", "worn"}
+    with pytest.raises(SystemExit):
+        benchmark.parse_args(["--skip", "amateurs"])
