@@ -165,7 +165,8 @@ def test_new_output_does_not_exist_before_finish(tmp_path):
         assert not out.exists()
         assert (tmp_path / "out.jsonl.partial").exists()
     assert paths_in(str(out)) == ["a.jpg"]
-    assert sorted(os.listdir(tmp_path)) == ["out.jsonl"]  # no temporary files left behind
+    # no temporary files left behind: the output, and the hidden record of the settings its rows were made with
+    assert sorted(os.listdir(tmp_path)) == [".out.jsonl.settings.json", "out.jsonl"]
 
 
 def test_interrupt_keeps_every_written_row_for_resume(tmp_path):
