@@ -165,7 +165,7 @@ def test_new_output_does_not_exist_before_finish(tmp_path):
         assert not out.exists()
         assert (tmp_path / "out.jsonl.partial").exists()
     assert paths_in(str(out)) == ["a.jpg"]
-    # no temporary files left behind: the output, and the hidden record of the settings its rows were made with
+    # no temporary files left behind: the output, and the hidden record of the settings of its rows
     assert sorted(os.listdir(tmp_path)) == [".out.jsonl.settings.json", "out.jsonl"]
 
 
