@@ -169,3 +169,14 @@ def test_without_the_ray_extra_the_engine_is_a_clear_usage_error(tmp_path, monke
     status, err = classify(photo, "-o", tmp_path / "out.csv", "--engine", "ray")
     assert status == 2
     assert "pip install '.[ray]'" in err
+
+
+@needs_ray
+def test_python_callers_choose_the_ray_engine_by_name(photos, ray_session):
+    from fmnist_batch import Classifier
+
+    folder = photos[0].parent
+    local = list(Classifier().classify_folder(folder))
+    on_ray = list(Classifier(engine="ray").classify_folder(folder))
+    assert [row["path"] for row in on_ray] == [row["path"] for row in local]
+    assert [row["label"] for row in on_ray] == [row["label"] for row in local]
