@@ -1047,17 +1047,20 @@ def measure_corpus(corpus: corpora.RealCorpus, repeat: int, workers: int, work: 
     warm = classify_command([str(p) for p in evenly_spaced(corpus.photos, 8)], "-")
     subprocess.run(warm, env=env, capture_output=True, check=False)
     runs: dict[str, list[Measurement]] = {"c": [], "d": []}
+    photo = corpus.photos[0]
     for run in range(1, repeat + 1):
         log(f"{title}: (c) classify, {n} photos (run {run} of {repeat})")
         label = f"{LABELS['c']}, {title}"
         runs["c"].append(
             measure_classify(f"{key}-c", label, corpus.folder, n, workers, work, env, keep_output=run == 1)
         )
+        if run == 1:  # its CSV, before the next run writes the same file
+            csv_path = classify_output(work, f"{key}-c", n)
+            photo = corpora.startup_photo(csv_path, corpus.folder, corpora.MAIN_VIEW[key]) or photo
+            csv_path.unlink(missing_ok=True)
         log(f"{title}: (d) decode-only floor, {n} photos (run {run} of {repeat})")
         command = bench_script("bench_decode_floor.py", corpus.folder, workers)
         runs["d"].append(run_measured(f"{key}-d", f"{LABELS['d']}, {title}", command, env, n))
-    csv_path = classify_output(work, f"{key}-c", n)
-    photo = corpora.startup_photo(csv_path, corpus.folder, corpora.MAIN_VIEW[key]) or corpus.photos[0]
     log(f"{title}: one photo, {ONE_PHOTO_RUNS} runs")
     one = measure_one_photo(photo, env)
     c, d = median_run(runs["c"]), median_run(runs["d"])
