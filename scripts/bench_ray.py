@@ -1,4 +1,4 @@
-"""Ray's overhead against the local engine on one machine (issue 9): `fmnist-batch classify` with
+"""Ray's overhead against the local engine on one machine: `fmnist-batch classify` with
 `--engine local` and with `--engine ray`, each as a whole separate process, on the same photos.
 
     python scripts/bench_ray.py                   # 500 photos, rendered as scripts/benchmark.py does

@@ -1,4 +1,4 @@
-"""Benchmark `fmnist-batch classify` against the ways it replaces, each as a whole separate process (issue 7).
+"""Benchmark `fmnist-batch classify` against the ways it replaces, each as a whole separate process.
 
 Rerun the full benchmark (on an otherwise idle machine; about 10 minutes on 2 cores, plus about 10 the first
 time to render the corpus; writes docs/benchmark.md and docs/benchmark.json):
@@ -83,7 +83,7 @@ ONE_PHOTO_RUNS = 5
 MARKER = ".fmnist-bench-corpus"  # a folder holding this was made by us and may be rebuilt
 MANIFEST = "manifest.json"
 
-# Issue 7's targets.
+# The targets the catalog path is held to.
 TARGET_C_OVER_D = 1.3  # (c) within 1.3x of the floor, in time per photo
 TARGET_SPEEDUP_B = 1.7  # (c) at least 1.7x faster than (b)
 TARGET_SPEEDUP_A = 30.0  # (c) at least 30x faster than (a)
@@ -772,7 +772,7 @@ def _catalog_comparison(report: dict) -> list[str]:
     for key in ("c/a", "c/b", "c/d"):
         lines.append(f"| {key} | {_fmt(ratios[key], 3)} | {_speed_words(ratios[key])} |")
 
-    lines += ["", "Issue 7's targets:", "", "| target | measured | met |", "| --- | ---: | --- |"]
+    lines += ["", "Targets:", "", "| target | measured | met |", "| --- | ---: | --- |"]
     for target in report["comparison"]["targets"]:
         value, unit = target["measured"], target["unit"]
         shown = "—" if value is None else (f"{value:,.0f}{unit}" if unit == " MB" else f"{value:,.3f}{unit}")
