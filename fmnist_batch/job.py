@@ -84,13 +84,15 @@ class ClassifyJob:
         conversion = self.options.conversion(model.card.conversion())
         result = JobResult(Summary(), self.output, model_test_accuracy=model.test_accuracy)
         report = self._open_report(conversion)
-        factory = engine_factory(self.options.engine)
-        with factory(self.options, model, conversion) as engine:
-            self._write(engine, result, report, settings_of(self.options, model, conversion))
-        if report is not None:
-            with report:
+        try:
+            with engine_factory(self.options.engine)(self.options, model, conversion) as engine:
+                self._write(engine, result, report, settings_of(self.options, model, conversion))
+            if report is not None:
                 report.finish(result.summary, model_accuracy=model.test_accuracy)
-            result.report = self.report
+                result.report = self.report
+        finally:
+            if report is not None:
+                report.close()  # its thumbnail threads and temporary database, also when the run fails
         return result
 
     def _check(self) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 from fmnist_batch.labels import CLASS_NAMES, DEFAULT_MAX_PIXELS
@@ -101,9 +101,6 @@ class ClassifyOptions:
             if value is not None:
                 chosen[key] = value
         return PreprocessSettings(**chosen)
-
-    def defaults(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def default(name: str) -> Any:
