@@ -27,6 +27,10 @@ from fmnist_batch.convert import (
     to_rgb,
 )
 from fmnist_batch.convert.person_models import Face
+from fmnist_batch.convert.settings import VIEW_CLASSES
+from fmnist_batch.engines.predict import predict_where
+from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model.runtime import load_model
 
 AUTO = PreprocessSettings()
 PERSON = PreprocessSettings(background="person")
@@ -200,3 +204,24 @@ def test_classify_rows_and_previews_say_worn(astronaut, tmp_path):
 def test_the_classifier_says_worn(astronaut):
     result = Classifier()(on_studio_canvas(astronaut))
     assert result["view"] == "worn" and result["status"] == "ok"
+
+
+def test_a_worn_crop_is_answered_with_a_garment_worn_below_the_chin():
+    """The same 28x28 images read as a catalog shot and as a worn crop: the worn rows name only classes
+    in VIEW_CLASSES["worn"], with probabilities summing to 1; the catalog rows keep the model's answer."""
+    sample = load_fmnist_test_sample(200, seed=3)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    images, labels = sample
+    footwear = np.isin(labels, [CLASS_NAMES.index(name) for name in ("Sandal", "Sneaker", "Bag")])
+    images = images[footwear].reshape(len(images[footwear]), -1)
+    model = load_model()
+    ok = np.ones(len(images), bool)
+    catalog = predict_where(model, images, ok, np.full(len(images), "catalog", object))
+    worn = predict_where(model, images, ok, np.full(len(images), "worn", object))
+    wearable = [CLASS_NAMES.index(name) for name in VIEW_CLASSES["worn"]]
+    assert np.isin(catalog.argmax(axis=1), wearable).mean() < 0.1  # the model sees shoes and bags
+    assert np.isin(worn.argmax(axis=1), wearable).all()
+    assert np.allclose(worn.sum(axis=1), 1, atol=1e-5)
+    unworn = np.setdiff1d(np.arange(len(CLASS_NAMES)), wearable)
+    assert (worn[:, unworn] == 0).all()

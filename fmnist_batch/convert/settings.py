@@ -14,6 +14,10 @@ INVERT_CHOICES = ("auto", "always", "never")
 #: what a 28x28 image was made from: a catalog shot as is, a garment cut out of its surroundings, or
 #: the garment a person wears
 VIEWS = ("catalog", "segmented", "worn")
+#: The classes an image of a view can show, where not all: the person path cuts out what a person wears
+#: below the chin (a top, a dress, a coat), so a worn crop is never a shoe, a bag or trousers, whatever
+#: the shape left after the head and skin are cut away looks like to the model.
+VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
 BACKGROUND_CHOICES = ("auto", "plain", "segment", "person")
 RESAMPLE_CHOICES = ("lanczos", "bicubic", "bilinear", "box", "hamming", "nearest")
 

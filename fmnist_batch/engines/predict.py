@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from fmnist_batch.convert.settings import VIEW_CLASSES
 from fmnist_batch.engines.workers import Converted
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 from fmnist_batch.model.runtime import Model
@@ -16,12 +17,28 @@ from fmnist_batch.outputs.rows import make_row
 def predict_where(model: Model, images: np.ndarray, ok: np.ndarray, views: np.ndarray) -> np.ndarray:
     """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
     N x 784 or N x 28 x 28 uint8. Segmented photos go to the card's photo model, the others (catalog
-    shots and garments cut out of photos of a person) to the main model."""
+    shots and garments cut out of photos of a person) to the main model; a view's answer is one of the
+    classes it can show (convert.VIEW_CLASSES)."""
     ok = np.asarray(ok, dtype=bool)
     probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
     if ok.any():
         chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
         probabilities[ok] = model.predict_proba(chosen, np.asarray(views)[ok] == "segmented")
+    return within_view_classes(probabilities, np.asarray(views))
+
+
+def within_view_classes(probabilities: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """Probabilities with the classes a row's view cannot show set to 0 and the rest scaled to sum to 1
+    (rows left all 0, those that did not convert, stay so)."""
+    for view, names in VIEW_CLASSES.items():
+        rows = views == view
+        if not rows.any():
+            continue
+        impossible = np.array([name not in names for name in CLASS_NAMES])
+        kept = probabilities[rows]
+        kept[:, impossible] = 0
+        total = kept.sum(axis=1, keepdims=True)
+        probabilities[rows] = np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
     return probabilities
 
 
