@@ -128,6 +128,25 @@ def test_one_garment_below_the_chin_is_read_whole(case, bottom, height):
     assert np.flatnonzero(garment.any(axis=1))[-1] == height - 1
 
 
+SKIN = (224, 172, 140)  # drawn_figure's face
+BEIGE = (215, 175, 150)  # a garment's tone: passes the skin rule, within the face's chroma tolerance
+
+
+def test_a_skin_coloured_garment_is_kept_and_bare_legs_are_not():
+    rgb, face, mask = drawn_figure(top=BEIGE, bottom=SKIN)
+    region, garment = person.sold_garment(rgb, face, mask)
+    assert region == "full"
+    assert garment[40:110, 35:85].all()  # the whole torso garment, not a few fragments
+    assert not garment[120:].any()  # the legs are skin, told from the garment by the face's tone
+
+
+def test_a_garment_unlike_skin_still_loses_the_skin_beside_it():
+    rgb, face, mask = drawn_figure(top=(30, 40, 90), bottom=SKIN)
+    region, garment = person.sold_garment(rgb, face, mask)
+    assert region == "full"
+    assert garment[40:110, 35:85].all() and not garment[120:].any()
+
+
 def test_rendered_catalog_shots_never_take_the_worn_path(catalog):
     for path, _ in catalog:
         assert convert_path(path, AUTO).view != "worn", path

@@ -9,10 +9,11 @@ trimming to the whole person shows the CNN a person, not a garment (Shirt read r
    skin-coloured centre and room for a body below it, confirmed by shoulders in the selfie segmentation's
    person mask (person_models.py); anything else gets None and keeps the dataset's conversion exactly.
 3. It then cuts out the garment the photo sells, from body geometry measured in face heights: the head
-   (and hair) above the chin is dropped, skin is dropped by its colour as sampled on the face, and the
-   torso garment is told from a second garment below the hips by colour, seeded from the chest and the
-   lowest part of the body. The region read is "upper" (the torso garment, when a second garment was
-   found) or "full" (everything below the chin: a dress, a long coat, a top cut off above the hips).
+   (and hair) above the chin is dropped, skin is dropped by its colour as sampled on the face (told from
+   a skin-coloured garment by which of the two tones it is nearer), and the torso garment is told from
+   a second garment below the hips by colour, seeded from the chest and the lowest part of the body. The
+   region read is "upper" (the torso garment, when a second garment was found) or "full" (everything
+   below the chin: a dress, a long coat, a top cut off above the hips).
 4. The garment's grey levels are pasted on the catalog background (0xFD), so the dataset's steps run
    unchanged.
 
@@ -72,6 +73,14 @@ HIPS_BELOW_CHIN = 3.5
 #: and neck, above any belt), one face height either side of the face's centre.
 CHEST_ROWS = (0.7, 1.7)
 CHEST_HALF_WIDTH = 1.0
+#: The torso's core, where the garment the photo sells is in nearly every on-model shot (below a low
+#: neckline, above the hips, inside arms hanging at the sides): 1.2 to 3 face heights below the chin, 0.75
+#: face heights either side of the face's centre. Its median colour is the garment's.
+TORSO_ROWS = (1.2, 3.0)
+TORSO_HALF_WIDTH = 0.75
+#: When more than this share of the torso's core passes as the face's skin, the garment is skin-coloured
+#: (a bare torso is not what a shop sells): skin is then told from it by which of the two it is nearer.
+SKIN_COLOURED_GARMENT = 0.5
 #: Two colours this far apart in CIELAB (OpenCV's 8-bit scale) belong to different garments: well above
 #: JPEG noise and shading within one fabric (~5-10), below the gap between a shirt and jeans.
 GARMENT_COLOUR_GAP = 20.0
@@ -193,9 +202,18 @@ def foreground(rgb: np.ndarray, person: np.ndarray) -> np.ndarray:
     return fill_holes((far | (person > SURE_PERSON)) & (person > PERSON_PROBABILITY / 2))
 
 
-def skin_mask(rgb: np.ndarray, face: Face) -> np.ndarray:
-    """This person's skin: pixels that pass the skin rule and whose chroma (Cr, Cb) lies within three
-    spreads of the face's own (spread at least 4 levels), so a beige garment of another tone stays."""
+def torso_core(body: np.ndarray, face: Face) -> np.ndarray:
+    """The body pixels of the torso's core (TORSO_ROWS), where the garment surely is."""
+    h = face.height
+    across = np.abs(np.arange(body.shape[1])[None, :] - face.centre_x) <= TORSO_HALF_WIDTH * h
+    return body & band(body.shape, face.chin + TORSO_ROWS[0] * h, face.chin + TORSO_ROWS[1] * h) & across
+
+
+def skin_mask(rgb: np.ndarray, face: Face, torso: np.ndarray) -> np.ndarray:
+    """This person's skin: pixels that pass the skin rule, whose chroma (Cr, Cb) lies within three spreads
+    of the face's own (spread at least 4 levels), so a beige garment of another tone stays. When the
+    torso's core is mostly such "skin" (SKIN_COLOURED_GARMENT) the garment's tone is close to the face's,
+    and only pixels nearer to the face's chroma than to the garment's (the core's median) are skin."""
     ycc = np.asarray(Image.fromarray(rgb).convert("YCbCr"), dtype=np.float32)[..., 1:]
     rule = skin_rule(rgb)
     rows, cols = face_centre_box(face, rgb.shape)
@@ -204,7 +222,12 @@ def skin_mask(rgb: np.ndarray, face: Face) -> np.ndarray:
         return rule
     centre = np.median(samples, axis=0)
     spread = np.maximum(samples.std(axis=0), 4.0)
-    return rule & (np.abs(ycc - centre) <= 3 * spread).all(axis=-1)
+    to_face = np.abs(ycc - centre) / spread
+    skin = rule & (to_face <= 3).all(axis=-1)
+    if torso.sum() < 8 or skin[torso].mean() <= SKIN_COLOURED_GARMENT:
+        return skin
+    to_garment = np.abs(ycc - np.median(ycc[torso], axis=0)) / spread
+    return skin & ((to_face**2).sum(axis=-1) < (to_garment**2).sum(axis=-1))
 
 
 def kmeans(points: np.ndarray, k: int = 3, iterations: int = 6) -> np.ndarray:
@@ -288,8 +311,8 @@ def sold_garment(rgb: np.ndarray, face: Face, person: np.ndarray) -> tuple[str, 
     garment ("upper") when a second garment was found below it, else everything worn below the chin that
     joins the chest ("full": a dress, a long coat, or a top cut off above the hips; also when the torso
     garment left is a sliver)."""
-    skin = skin_mask(rgb, face)
-    body = foreground(rgb, person) & ~skin & band(rgb.shape, face.chin, rgb.shape[0])
+    below = foreground(rgb, person) & band(rgb.shape, face.chin, rgb.shape[0])
+    body = below & ~skin_mask(rgb, face, torso_core(below, face))
     chest = chest_seed(body, face)
     colours = opencv().cvtColor(rgb, opencv().COLOR_RGB2LAB).astype(np.float32)
     second = second_garment(colours, body, face)
