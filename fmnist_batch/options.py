@@ -41,7 +41,9 @@ class ClassifyOptions:
     min_confidence: float = 0.0
     #: negate photos: "auto" (unless the background is dark), "always" or "never"; None: the card's
     invert: str | None = None
-    #: "auto" (segment unless the border is one plain colour), "plain" or "segment"
+    #: which view each photo takes (convert.BACKGROUND_CHOICES): "auto" (worn when it shows a person, else
+    #: segmented unless the border is one plain colour), "products" (auto without the person check),
+    #: "plain", "segment" or "person"
     background: str = "auto"
     #: refuse images with more pixels than this
     max_pixels: int = DEFAULT_MAX_PIXELS

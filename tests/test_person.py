@@ -165,6 +165,28 @@ def test_dataset_images_never_take_the_worn_path():
             assert convert_image(img, PERSON).view == "catalog"
 
 
+def test_products_never_checks_for_a_person_and_otherwise_reads_as_auto(astronaut, catalog, monkeypatch):
+    """--background products: a photo of a person is read as any photo of its background is, and every
+    other photo exactly as under auto (renders as catalog shots, a photo on a busy background segmented)."""
+    products = PreprocessSettings(background="products")
+    canvas = on_studio_canvas(astronaut)
+    busy = astronaut.crop((0, 0, 512, 512))  # the person on no plain border
+    tinted = [render_catalog_photo(np.eye(28, dtype=np.uint8) * 255, size=300, tint=(110, 30, 30))]
+    photos = [load_image(path) for path, _ in catalog[:12]] + tinted
+    expected = [convert_image(photo, AUTO) for photo in photos]
+    assert convert_image(canvas, AUTO).view == convert_image(busy, AUTO).view == "worn"
+
+    def refuse():
+        raise AssertionError("the detectors were loaded under --background products")
+
+    monkeypatch.setattr(person, "shared_person_models", refuse)
+    assert convert_image(canvas, products).view == "catalog"
+    assert convert_image(busy, products).view == "segmented"
+    for photo, auto in zip(photos, expected, strict=True):
+        conversion = convert_image(photo, products)
+        assert conversion.view == auto.view and np.array_equal(conversion.image, auto.image)
+
+
 def test_product_shots_do_not_load_the_detectors(monkeypatch):
     sample = load_fmnist_test_sample(40, seed=4)
     if sample is None:

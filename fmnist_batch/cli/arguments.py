@@ -89,7 +89,8 @@ def _model_options() -> dict[str, dict]:
             "help": "segment: cut the garment out of its surroundings first (GrabCut); person: cut out the "
             "garment a person wears (no head, skin or second garment; plain when nobody is found); plain: "
             "the dataset's conversion as is; auto: person for photos that show one, else segment unless "
-            "the border is one plain colour (default: %(default)s)",
+            "the border is one plain colour; products: auto without the person check, for folders of "
+            "garments alone (default: %(default)s)",
         },
         "--max-pixels": {
             "type": positive_int,

@@ -19,7 +19,8 @@ Photos of a garment worn by a person (a shop's on-model shots) go through ``find
 catalog background (view "worn"). Under ``background="auto"`` only photos with skin-coloured pixels at the
 top of the subject are checked (``might_show_person``, a fraction of a millisecond), so product shots and
 the dataset's own grey images never load the detectors; ``background="person"`` checks every photo and
-falls back to the plain conversion when it finds nobody.
+falls back to the plain conversion when it finds nobody; ``background="products"`` never checks (a folder
+of garments alone: a pink or tan product shot does not pay for the face detector).
 
 Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented or checked for
 a person) and every step is a module-level function, so worker processes can import and pickle this cheaply.
@@ -60,7 +61,7 @@ def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> tuple[Im
         worn = find_worn_garment(rgb)
         if worn is not None:
             return worn.image, "worn"
-    if background == "segment" or (background == "auto" and not has_plain_background(rgb)):
+    if background == "segment" or (background in ("auto", "products") and not has_plain_background(rgb)):
         garment = segment_garment(rgb, settings.segment_size, settings.cut_size, settings.cut_iterations)
         if garment is not None:
             return garment, "segmented"

@@ -18,7 +18,9 @@ VIEWS = ("catalog", "segmented", "worn")
 #: below the chin (a top, a dress, a coat), so a worn crop is never a shoe, a bag or trousers, whatever
 #: the shape left after the head and skin are cut away looks like to the model.
 VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
-BACKGROUND_CHOICES = ("auto", "plain", "segment", "person")
+#: auto: each photo takes the view that fits it; products: the same without the person check (folders
+#: of garments alone, which then never pay for it); plain, segment, person: that path for every photo
+BACKGROUND_CHOICES = ("auto", "products", "plain", "segment", "person")
 RESAMPLE_CHOICES = ("lanczos", "bicubic", "bilinear", "box", "hamming", "nearest")
 
 
