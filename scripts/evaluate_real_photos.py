@@ -12,6 +12,8 @@ Sets, each evaluated as `fmnist-batch evaluate` does (fmnist_batch.evaluate.eval
 - amateur photos: the validation split of clothing-dataset-small (CC0), under --photos-root;
 - on-model shots: catalog-myntra-dev, a shop catalog's photos, under --photos-root (its licence is not
   stated, so it is not in the repository: only copies kept locally can be measured).
+Each photo set is evaluated twice: as classify reads it by default, and with `--background products`
+(the same reading without the person path), which shows what reading garments on a person adds.
 A set that is not there is skipped with a note. --photos-root defaults to ../shared/real-photos, next to
 the repository; it holds clothing-dataset-small/ (with its mapping.csv) and catalog-myntra-dev/.
 """
@@ -25,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from fmnist_batch import __version__
@@ -80,7 +82,14 @@ def main() -> int:
             print(f"evaluating {photo_set.name} ...", file=sys.stderr, flush=True)
             result = evaluate(folder, mapping=mapping, options=options)
             by_view, seconds = views(folder, mapping, options)
-            sets.append(entry(photo_set, result, by_view, seconds, options.worker_count))
+            record = entry(photo_set, result, by_view, seconds, options.worker_count)
+            products = evaluate(folder, mapping=mapping, options=replace(options, background="products"))
+            record["without_person_path"] = {
+                "accuracy": products.accuracy,
+                "per_class": {_display(f): f.accuracy for f in products.folders},
+                "command": f"{photo_set.command} --background products",
+            }
+            sets.append(record)
 
     result = {
         "generated_by": "python scripts/evaluate_real_photos.py",
@@ -263,10 +272,28 @@ def markdown_table(sets: list[dict]) -> str:
         if any(cells):
             text = [f"{c['photos']} ({c['accuracy']:.3f})" if c else "" for c in cells]
             lines.append(f"| {view} | " + " | ".join(text) + " |")
+    lines += ["", *person_path_table(sets)]
     lines += ["", "| set | photos | ms/photo, model loaded (workers) |", "| --- | ---: | ---: |"]
     for s in sets[1:]:
         lines.append(f"| {s['name']} | {s['photos']:,} | {s['ms_per_photo']:.1f} ({s['workers']}) |")
     return "\n".join(lines)
+
+
+def person_path_table(sets: list[dict]) -> list[str]:
+    """Accuracy of each photo set without the person path (`--background products`) and with it (the
+    default), then per class wherever the two differ."""
+    measured = [s for s in sets if "without_person_path" in s]
+    lines = [
+        "| set or class | without the person path (`--background products`) | default |",
+        "| --- | ---: | ---: |",
+    ]
+    for s in measured:
+        lines.append(f"| {s['name']} | {s['without_person_path']['accuracy']:.3f} | {s['accuracy']:.3f} |")
+        before = s["without_person_path"]["per_class"]
+        for name, after in s["per_class"].items():
+            if before.get(name) != after:
+                lines.append(f"| {s['name']}: {name} | {_cell(before.get(name))} | {_cell(after)} |")
+    return lines
 
 
 def _cell(value: float | None) -> str:

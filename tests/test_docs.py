@@ -158,3 +158,17 @@ def test_the_readme_speed_table_is_the_benchmark_report():
         assert f"| {value:.2f} |" in row, (
             f"{word}: README says {row.split('|')[-2].strip()}, the report {value:.2f}"
         )
+
+
+def test_the_readme_person_path_table_is_the_evaluation_script_output():
+    results = json.loads((DOCS / "real_photos.json").read_text(encoding="utf-8"))
+    (on_model,) = [entry for entry in results["sets"] if entry["key"] == "on_model"]
+    before, after = on_model["without_person_path"], on_model
+    rows = {line.split("|")[1].strip(): line for line in readme().splitlines() if line.startswith("| ")}
+    expected = {"all 360": (before["accuracy"], after["accuracy"])}
+    for name in ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt"):
+        expected[name] = (before["per_class"][name], after["per_class"][name])
+    for name, (without, default) in expected.items():
+        assert rows.get(name, "").endswith(f"| {without:.3f} | {default:.3f} |"), (
+            f"README row {name} is stale"
+        )
