@@ -187,6 +187,54 @@ def test_products_never_checks_for_a_person_and_otherwise_reads_as_auto(astronau
         assert conversion.view == auto.view and np.array_equal(conversion.image, auto.image)
 
 
+def test_skin_coloured_shoes_do_not_load_the_detectors_and_a_person_still_does(astronaut, monkeypatch):
+    """Tan and red footwear passes the skin test where a head would be; lying wider than tall on a plain
+    background (most shoes: a high-heeled sandal can stand as tall as wide), it is still no person. The
+    astronaut on a studio canvas (square) is one."""
+    sample = load_fmnist_test_sample(300, seed=5)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    images, labels = sample
+    footwear = images[np.isin(labels, [CLASS_NAMES.index(n) for n in ("Sandal", "Sneaker")])][:24]
+    photos = [
+        render_catalog_photo(image, size=300, background=WHITE, tint=tint, seed=i)
+        for i, image in enumerate(footwear)
+        for tint in ((110, 30, 30), (150, 100, 60))
+    ]
+    skin_at_top = [
+        photo for photo in photos if person.GATE_MIN_SKIN <= head_skin(photo) < person.GATE_MAX_SKIN
+    ]
+    lying = [photo for photo in skin_at_top if aspect(photo) < 1]
+    assert len(lying) >= 10  # the skin test alone would send these to the face detector
+    assert person.might_show_person(on_studio_canvas(astronaut))
+
+    def refuse():
+        raise AssertionError("the detectors were loaded for a shoe")
+
+    monkeypatch.setattr(person, "shared_person_models", refuse)
+    for photo in lying:
+        assert not person.might_show_person(photo)
+        assert convert_image(photo, AUTO).view == "catalog"
+
+
+def subject_box(photo: Image.Image) -> tuple[Image.Image, tuple[int, int, int, int]]:
+    """The gate's thumbnail of a photo on white, and the box of what is not white on it."""
+    small = photo.resize((person.GATE_SIZE, person.GATE_SIZE), Image.Resampling.NEAREST)
+    return small, small.point(lambda v: 255 if v < 240 else 0).getbbox()
+
+
+def head_skin(photo: Image.Image) -> float:
+    """The skin share of the top of the subject, as might_show_person measures it."""
+    small, (left, top, right, bottom) = subject_box(photo)
+    return person.skin_share(small.crop((left, top, right, top + round(person.GATE_TOP * (bottom - top)))))
+
+
+def aspect(photo: Image.Image) -> float:
+    """Height over width of the subject."""
+    _, (left, top, right, bottom) = subject_box(photo)
+    return (bottom - top) / (right - left)
+
+
 def test_product_shots_do_not_load_the_detectors(monkeypatch):
     sample = load_fmnist_test_sample(40, seed=4)
     if sample is None:

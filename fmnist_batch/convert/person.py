@@ -4,7 +4,8 @@ Shop catalogs photograph apparel on a model: head, arms, legs and a second garme
 trimming to the whole person shows the CNN a person, not a garment (Shirt read right 0 times in 40). So:
 
 1. might_show_person: a cheap test (no model) that lets product shots and the dataset's own grey images
-   through untouched: without skin-coloured pixels in the top of the subject there is no face.
+   through untouched: without skin-coloured pixels in the top of the subject, or with a subject wider
+   than tall, there is no face.
 2. find_worn_garment decides whether the photo shows a person: a face found by BlazeFace with a
    skin-coloured centre and room for a body below it, confirmed by shoulders in the selfie segmentation's
    person mask (person_models.py); anything else gets None and keeps the dataset's conversion exactly.
@@ -48,6 +49,11 @@ GATE_SIZE = 48
 GATE_TOP = 0.4
 GATE_MIN_SKIN = 0.04
 GATE_MAX_SKIN = 0.65
+#: ... and, when trimming finds a border (so the box is the subject, not the frame), a subject at least
+#: as tall as wide: the person path needs a face and two face heights of body below it, so even a
+#: head-and-shoulders shot is ~3.5 face heights tall and ~3 wide (1.33 the least in the on-model
+#: development set), while shoes and most bags are wider than tall.
+GATE_MIN_ASPECT = 1.0
 
 # BlazeFace fires on bags, sandals and printed T-shirts too; a real face must also pass three checks.
 #: (1) Skin: at least this share of the face's centre passes the YCrCb skin rule of Chai & Ngan (1999),
@@ -119,11 +125,11 @@ def skin_share(img: Image.Image) -> float:
 
 
 def might_show_person(img: Image.Image) -> bool:
-    """False when an RGB photo surely shows no face, without any model: the share of the top GATE_TOP of
-    its subject (the box trimming would keep) that is skin-coloured is outside [GATE_MIN_SKIN,
-    GATE_MAX_SKIN). Grey images (the dataset's
-    own) have no skin colour at all; most product shots have none where a head would be. Works on a
-    thumbnail with Pillow's native operations: every photo under background="auto" pays for it."""
+    """False when an RGB photo surely shows no face, without any model: its subject (the box trimming
+    would keep) is wider than tall, or the share of its top GATE_TOP that is skin-coloured is outside
+    [GATE_MIN_SKIN, GATE_MAX_SKIN). Grey images (the dataset's own) have no skin colour at all; most
+    product shots have none where a head would be, and shoes lie wider than tall. Works on a thumbnail
+    with Pillow's native operations: every photo under background="auto" pays for it."""
     # nearest-neighbour subsampling: a share of skin pixels needs no filtering, and it costs the same
     # however large the photo
     small = img
@@ -136,6 +142,9 @@ def might_show_person(img: Image.Image) -> bool:
     if box is None:
         return False
     left, top, right, bottom = box
+    framed = box != (0, 0, *small.size)
+    if framed and bottom - top < GATE_MIN_ASPECT * (right - left):
+        return False
     head = small.crop((left, top, right, top + max(1, round(GATE_TOP * (bottom - top)))))
     return GATE_MIN_SKIN <= skin_share(head) < GATE_MAX_SKIN
 
