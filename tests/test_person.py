@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -314,3 +318,34 @@ def test_a_worn_crop_is_answered_with_a_garment_worn_below_the_chin():
     assert np.allclose(worn.sum(axis=1), 1, atol=1e-5)
     unworn = np.setdiff1d(np.arange(len(CLASS_NAMES)), wearable)
     assert (worn[:, unworn] == 0).all()
+
+
+def test_the_worn_figure_draws_each_person_with_the_answer_classify_gives(astronaut, tmp_path):
+    worn_figure = pytest.importorskip("worn_figure")
+    photos = tmp_path / "photos"
+    (photos / "coat").mkdir(parents=True)
+    (photos / "bag").mkdir()
+    on_studio_canvas(astronaut).save(photos / "coat" / "on-model.jpg", quality=92)
+    render_catalog_photo(np.eye(28, dtype=np.uint8) * 255, size=200).save(photos / "bag" / "product.png")
+    model = load_model()
+    (item,) = worn_figure.readings(worn_figure.folder_photos(photos), model)  # the product shot is left out
+    row = Classifier()(photos / "coat" / "on-model.jpg")
+    assert item["name"] == "coat/on-model.jpg" and item["truth"] == CLASS_NAMES.index("Coat")
+    assert np.array_equal(item["after"][0], convert_path(photos / "coat" / "on-model.jpg").image)
+    assert CLASS_NAMES[item["after"][1]] == row["label"] and row["view"] == "worn"
+
+    out = tmp_path / "figure.png"
+    script = [sys.executable, worn_figure.__file__, str(photos), "-o", str(out)]
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120, env=repo_env())
+    assert done.returncode == 0, done.stderr
+    assert "1 of 2 photos took the person path" in done.stdout
+    assert Image.open(out).size[0] > 3 * worn_figure.TILE
+    (photos / "coat" / "on-model.jpg").unlink()
+    done = subprocess.run(script, capture_output=True, text=True, timeout=120, env=repo_env())
+    assert done.returncode == 1 and "none of the 1 photos shows a person" in done.stderr
+
+
+def repo_env() -> dict[str, str]:
+    """The environment with the repository first on the import path (the script is run as a file)."""
+    root = str(Path(__file__).resolve().parent.parent)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
