@@ -174,7 +174,10 @@ def test_an_interrupted_fresh_run_leaves_the_finished_output_alone(photos, tmp_p
 
 def test_ctrl_c_keeps_the_rows_and_says_how_to_go_on(photos, tmp_path):
     out = tmp_path / "out.csv"
-    process = start(str(photos), "-o", str(out), "--batch-size", "16", "--workers", "2")
+    # paths on stdin, kept open: the run is still going when Ctrl-C comes, however fast it reads photos
+    process = start("-", "-o", str(out), "--batch-size", "4", "--workers", "2", stdin=subprocess.PIPE)
+    process.stdin.write("".join(f"{p}\n" for p in sorted(photos.iterdir())[:40]))
+    process.stdin.flush()
     wait_for(lambda: partial_rows(out) >= 16, process)
     assert kill(process, signal.SIGINT) == 130
     message = process.stderr.read()
