@@ -29,7 +29,7 @@ class ClassifyOptions:
     backend: str = "auto"
     #: LiteRT's file: "auto" (the card's choice), "float" or "int8"
     precision: str = "auto"
-    #: segmented photos go to the photo model the card names (False: to the main model too)
+    #: the views the card gives its photo model (segmented, worn) go to it (False: to the main model too)
     photo_model: bool = True
     #: images per prediction
     batch_size: int = 256

@@ -110,6 +110,21 @@ def _photo_model_rows(card: ModelCard) -> list[tuple[str, str]]:
             f"{verdict}: {decision.segmented_accuracy_photo:.3f} against this model's "
             f"{decision.segmented_accuracy_main:.3f} on the {decision.segmented_photos} segmented "
             f"of {decision.held_out_photos} photos its retrain held out",
+        ),
+        *_worn_rows(card),
+    ]
+
+
+def _worn_rows(card: ModelCard) -> list[tuple[str, str]]:
+    worn = card.worn_decision
+    if worn is None:
+        return []
+    return [
+        (
+            "model for worn garments (decided on on-model photos neither trained on)",
+            f"the {worn.read_by} model: balanced accuracy {worn.balanced_accuracy_photo:.3f} for the photo "
+            f"model against {worn.balanced_accuracy_main:.3f} for this one on the {worn.worn_photos} "
+            f"worn photos of {worn.judged_on}",
         )
     ]
 

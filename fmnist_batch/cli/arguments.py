@@ -106,8 +106,8 @@ def _model_options() -> dict[str, dict]:
         "--no-photo-model": {
             "dest": "photo_model",
             "action": "store_false",
-            "help": "classify segmented photos with the main model too, not with the photo model its card "
-            "names",
+            "help": "classify segmented and worn photos with the main model too, not with the photo model "
+            "its card names",
         },
         "--timeout": {
             "type": positive_float,

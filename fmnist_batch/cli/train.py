@@ -241,7 +241,9 @@ def add_pair_photo_model(sub: argparse._SubParsersAction) -> None:
         "background to PHOTO_MODEL, and everything else (catalog shots, the dataset's images) to the first "
         "model. PHOTO_MODEL must come from `retrain --extra-data`: it is attached only if it is more "
         "accurate than the first model on the real photos that retrain held out and the conversion "
-        "segments. The card records both accuracies either way.",
+        "segments. The card records both accuracies either way. With --worn-photos, the photo model also "
+        "reads the garments cut out of photos of a person if it reads those of DIR better (balanced "
+        "accuracy).",
         epilog="examples:\n"
         "  fmnist-batch retrain --init-from models --augment photo --extra-data photos/train \\\n"
         "      --mapping mapping.csv --epochs 5 --learning-rate 1e-3 --out runs/photo\n"
@@ -255,17 +257,30 @@ def add_pair_photo_model(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cache", metavar="FILE", help="keep the converted photos in this .npz (as retrain --extra-cache)"
     )
+    p.add_argument(
+        "--worn-photos",
+        metavar="DIR",
+        help="labelled photos of garments worn by a person (a folder per class, as evaluate reads) that "
+        "decide which model reads the worn view",
+    )
     p.set_defaults(run=run_pair_photo_model)
 
 
 def run_pair_photo_model(args: argparse.Namespace, env: Environment) -> int:
+    from fmnist_batch.evaluate import EvaluationError
     from fmnist_batch.training import PairingError, pair_with_photo_model
 
     try:
         decision = pair_with_photo_model(
-            args.model, args.photo_model, args.out, workers=args.workers, cache=args.cache, log=env.info
+            args.model,
+            args.photo_model,
+            args.out,
+            workers=args.workers,
+            cache=args.cache,
+            worn_photos=args.worn_photos,
+            log=env.info,
         )
-    except PairingError as e:
+    except (PairingError, EvaluationError) as e:
         env.error(str(e))
         return ExitStatus.USAGE
     env.info(f"wrote {args.out} ({'with' if decision['attached'] else 'without'} a photo model)")

@@ -16,14 +16,14 @@ from fmnist_batch.outputs.rows import make_row
 
 def predict_where(model: Model, images: np.ndarray, ok: np.ndarray, views: np.ndarray) -> np.ndarray:
     """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
-    N x 784 or N x 28 x 28 uint8. Segmented photos go to the card's photo model, the others (catalog
-    shots and garments cut out of photos of a person) to the main model; a view's answer is one of the
-    classes it can show (convert.VIEW_CLASSES)."""
+    N x 784 or N x 28 x 28 uint8. The views the card gives its photo model (segmented photos, and worn
+    ones when its pairing found so) go to it, the others to the main model; a view's answer is one of
+    the classes it can show (convert.VIEW_CLASSES)."""
     ok = np.asarray(ok, dtype=bool)
     probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
     if ok.any():
         chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-        probabilities[ok] = model.predict_proba(chosen, np.asarray(views)[ok] == "segmented")
+        probabilities[ok] = model.predict_proba(chosen, np.isin(np.asarray(views)[ok], model.photo_views))
     return within_view_classes(probabilities, np.asarray(views))
 
 

@@ -27,6 +27,7 @@ from fmnist_batch.model.card_records import (  # the records are part of the car
     Quantization,
     R,
     TrainingRecord,
+    WornDecision,
     _plain,
     _portable,
     file_sha256,
@@ -40,6 +41,12 @@ CARD_FORMAT = "fmnist-batch model card v1"
 SUPPORTED_FORMATS = (CARD_FORMAT,)
 #: The photo model's files go into this subfolder of a paired model.
 PHOTO_FOLDER = "photo"
+#: The views (convert.VIEWS) a photo model may read, and what they are, for the card's reader.
+PHOTO_VIEW_USES = {
+    "segmented": "photos the conversion segments (not one plain background colour at the border)",
+    "worn": "garments the person path cuts out of photos of a person",
+}
+PHOTO_VIEWS = tuple(PHOTO_VIEW_USES)
 #: the keys of the card's preprocessing block that are conversion settings, named as the fields of
 #: fmnist_batch.convert.PreprocessSettings (which the options resolver builds from `conversion()`)
 CONVERSION_KEYS = (
@@ -126,12 +133,15 @@ def _check_preprocessing(prep: Any, files: dict) -> dict[str, Any]:
     }
 
 
-def _check_photo_model(entry: Any) -> dict[str, str] | None:
+def _check_photo_model(entry: Any) -> dict[str, Any] | None:
     if entry is None:
         return None
     if not isinstance(entry, dict) or not {"folder", "card_sha256"} <= set(entry):
         raise ModelError("photo_model needs a folder and a card_sha256")
     _bare_name(entry["folder"], "photo_model.folder")
+    views = entry.get("views", list(PHOTO_VIEWS[:1]))
+    if not isinstance(views, list) or not views or not set(views) <= set(PHOTO_VIEWS):
+        raise ModelError(f"photo_model.views must list some of {', '.join(PHOTO_VIEWS)}, got {views!r}")
     return entry
 
 
@@ -154,8 +164,8 @@ class ModelCard:
     flip_average: bool = False
     #: ... for images whose own top softmax probability is below this; None: for every image
     flip_average_below: float | None = None
-    #: a second model for photos the conversion segmented: {"folder": ..., "card_sha256": ...}
-    photo_model: dict[str, str] | None = None
+    #: a second model for the views of photos it reads best: {"folder", "card_sha256", "views"}
+    photo_model: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"
 
@@ -259,6 +269,18 @@ class ModelCard:
     def photo_model_decision(self) -> PhotoModelDecision | None:
         return self._section(PhotoModelDecision, "photo_model_decision")
 
+    @property
+    def worn_decision(self) -> WornDecision | None:
+        return self._section(WornDecision, "worn_decision")
+
+    @property
+    def photo_views(self) -> tuple[str, ...]:
+        """The views (convert.VIEWS) of the photos the photo model reads; () without one. A card from
+        before the key gives it the segmented photos only."""
+        if self.photo_model is None:
+            return ()
+        return tuple(self.photo_model.get("views", PHOTO_VIEWS[:1]))
+
     def test_accuracy(self, litert_file: str | None) -> float | None:
         """The test accuracy the card records for `litert_file` (None: the Keras model's, which is also
         the answer for a file the card has no figure of)."""
@@ -321,16 +343,21 @@ class ModelCard:
         preprocessing = {**self.raw["preprocessing"], "litert_file": litert_file}
         return self._with(preprocessing=preprocessing, quantization=record)
 
-    def with_photo_model(self, decision: PhotoModelDecision, photo: ModelCard | None) -> ModelCard:
-        """This card with the pairing decision and, when attached, `photo` (a card written into the folder
-        PHOTO_FOLDER beside this one) as its photo model; any earlier photo model is dropped."""
-        card = self._with(photo_model=None, photo_model_decision=decision)
+    def with_photo_model(
+        self, decision: PhotoModelDecision, photo: ModelCard | None, worn: WornDecision | None = None
+    ) -> ModelCard:
+        """This card with the pairing decisions and, when attached, `photo` (a card written into the folder
+        PHOTO_FOLDER beside this one) as its photo model for the segmented photos, and for the worn ones
+        when `worn` says it reads them better; any earlier photo model is dropped."""
+        card = self._with(photo_model=None, photo_model_decision=decision, worn_decision=worn)
         if photo is None:
             return card
+        views = ["segmented", "worn"] if worn is not None and worn.read_by == "photo" else ["segmented"]
         entry = {
             "folder": PHOTO_FOLDER,
             "card_sha256": file_sha256(photo.path),
-            "used_for": "photos the conversion segments (not one plain background colour at the border)",
+            "views": views,
+            "used_for": " and ".join(PHOTO_VIEW_USES[view] for view in views),
         }
         return card._with(photo_model=entry)
 

@@ -207,11 +207,30 @@ def _evaluation(card: ModelCard, photo: ModelCard | None, real_photos: Mapping[s
             photo_metrics = photo.metrics
             lines.append(
                 f"Alone, the photo model would score {_fmt(photo_metrics.test_accuracy)} on the "
-                "Fashion-MNIST test set, which is why it reads only segmented photos."
+                "Fashion-MNIST test set, which is why it reads only photos cut out of their surroundings."
             )
+    lines += _worn_decision(card)
     if real_photos:
         lines += ["", *_real_photo_rows(real_photos)]
     return "\n".join(lines)
+
+
+def _worn_decision(card: ModelCard) -> list[str]:
+    """Which model reads the garments cut out of photos of a person, and why."""
+    worn = card.worn_decision
+    if worn is None:
+        return []
+    reader = "the photo model" if worn.read_by == "photo" else "the main model"
+    return [
+        "",
+        "### Garments worn by a person",
+        "",
+        f"The crops the person path cuts out of photos of a person (the `worn` view) are read by {reader}: "
+        f"on the {worn.worn_photos} photos of `{worn.judged_on}` that take that view (labelled on-model "
+        f"shop photos neither model trained on), its balanced accuracy is the higher, "
+        f"{worn.balanced_accuracy_photo:.3f} for the photo model against {worn.balanced_accuracy_main:.3f} "
+        f"for the main model (accuracy {worn.accuracy_photo:.3f} against {worn.accuracy_main:.3f}).",
+    ]
 
 
 def _real_photo_rows(real_photos: Mapping[str, Any]) -> list[str]:
@@ -286,7 +305,9 @@ def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
     if card.photo_model_decision is not None and photo is not None and photo.training is not None:
         main_out, photo_out = _out_folder(card.training.command), _out_folder(photo.training.command)
         lines.append("# pair them: attached only if better on the photo model's held-out photos")
-        lines.append(f"fmnist-batch pair-photo-model {photo_out} --model {main_out} --out runs/paired")
+        worn = card.worn_decision
+        also = f" --worn-photos {worn.judged_on}" if worn is not None else ""
+        lines.append(f"fmnist-batch pair-photo-model {photo_out} --model {main_out} --out runs/paired{also}")
     lines += [
         "```",
         "",

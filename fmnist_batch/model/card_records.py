@@ -177,6 +177,21 @@ class PhotoModelDecision(_Record):
     attached: bool
 
 
+@dataclass(frozen=True, kw_only=True)
+class WornDecision(_Record):
+    """Which model reads the garments the person path cuts out of photos of a person (the worn view), and
+    the labelled on-model photos that decided it: the model with the higher balanced accuracy on their
+    worn crops (the mean of each folder's accuracy), so no kind of garment is given up for the others."""
+
+    judged_on: str  # the folder of labelled photos, as the card keeps paths (portable_path)
+    worn_photos: int
+    accuracy_main: float
+    accuracy_photo: float
+    balanced_accuracy_main: float
+    balanced_accuracy_photo: float
+    read_by: str  # "main" or "photo"
+
+
 # ---------------------------------------------------------------------------------------------- paths
 
 

@@ -114,10 +114,10 @@ def _photo_precision(precision: str) -> str:
 class Model:
     """A loaded model: `predict_proba(uint8 (N, 28, 28)) -> float32 (N, 10)` calibrated probabilities.
 
-    A card may name a photo model for the photos the conversion segmented; its card and the file it would
-    run are checked at load, so a tampered one fails before any photo is read, but it is loaded the first
-    time predict_proba is told of a segmented photo, so catalog folders never pay for it.
-    `use_photo_model=False` ignores it.
+    A card may name a photo model for the views of photos it reads better (`photo_views`: the segmented
+    ones, and the worn ones when its pairing found so); its card and the file it would run are checked at
+    load, so a tampered one fails before any photo is read, but it is loaded the first time predict_proba
+    is given a row for it, so catalog folders never pay for it. `use_photo_model=False` ignores it.
     """
 
     def __init__(
@@ -214,6 +214,11 @@ class Model:
         return interpreter.get_tensor(self._output).copy()
 
     @property
+    def photo_views(self) -> tuple[str, ...]:
+        """The views (convert.VIEWS) whose rows go to the photo model; () when there is none in use."""
+        return self.card.photo_views if self._use_photo_model else ()
+
+    @property
     def photo_model(self) -> Model | None:
         """The card's model for segmented photos (loaded on first use), or None."""
         if not self._use_photo_model:
@@ -229,17 +234,18 @@ class Model:
             )
         return self._photo_model
 
-    def predict_proba(self, images: np.ndarray, segmented: np.ndarray | None = None) -> np.ndarray:
-        """Calibrated probabilities; rows where `segmented` is set go to the photo model, if there is one."""
-        if segmented is None or not self._use_photo_model or not np.any(segmented):
+    def predict_proba(self, images: np.ndarray, to_photo_model: np.ndarray | None = None) -> np.ndarray:
+        """Calibrated probabilities; rows where `to_photo_model` is set (see photo_views) go to the photo
+        model, if there is one."""
+        if to_photo_model is None or not self._use_photo_model or not np.any(to_photo_model):
             return self._calibrated(images)
-        images, segmented = np.asarray(images), np.asarray(segmented, dtype=bool)
-        if segmented.shape != (len(images),):
-            raise ValueError(f"segmented must have one flag per image, got shape {segmented.shape}")
+        images, chosen = np.asarray(images), np.asarray(to_photo_model, dtype=bool)
+        if chosen.shape != (len(images),):
+            raise ValueError(f"to_photo_model must have one flag per image, got shape {chosen.shape}")
         out = np.empty((len(images), len(CLASS_NAMES)), np.float32)
-        out[segmented] = self.photo_model._calibrated(images[segmented])
-        if not segmented.all():
-            out[~segmented] = self._calibrated(images[~segmented])
+        out[chosen] = self.photo_model._calibrated(images[chosen])
+        if not chosen.all():
+            out[~chosen] = self._calibrated(images[~chosen])
         return out
 
     def _calibrated(self, images: np.ndarray) -> np.ndarray:

@@ -5,6 +5,11 @@ the first model, so its Fashion-MNIST and catalog accuracy are untouched.
 The pairing is decided by numbers the photo model never trained on: the real photos its retrain held out
 (``--extra-data``'s validation fifth), those of them the conversion segments, classified by each model
 through the runtime classify uses. The photo model is attached only if it is the more accurate there.
+
+Given labelled photos of garments worn by a person (``worn_photos``, folders as ``evaluate`` reads them),
+the pairing also decides which model reads the crops the person path cuts out of them: the one with the
+higher balanced accuracy on them, through the same runtime, each answer limited to the classes a worn
+crop can show as classify limits it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ from fmnist_batch.model.card import (
     ModelCard,
     ModelError,
     PhotoModelDecision,
+    WornDecision,
     find_card,
 )
+from fmnist_batch.model.card_records import portable_path
 from fmnist_batch.model.runtime import load_model
 
 
@@ -113,6 +120,69 @@ def _judge(main, photo, photo_card: ModelCard, workers, cache, log) -> PhotoMode
     )
 
 
+def worn_crops(
+    folder: str | os.PathLike, card: ModelCard
+) -> tuple[np.ndarray, list[frozenset[int]], list[str]]:
+    """The 28x28 images of the photos under `folder` that take the worn view, converted as classify
+    converts them with `card`'s settings, with the classes that count as right and the folder of each."""
+    from fmnist_batch.convert import ImageError, convert_path
+    from fmnist_batch.discover import discover
+    from fmnist_batch.evaluate import folder_classes
+    from fmnist_batch.options import ClassifyOptions
+
+    settings = ClassifyOptions().conversion(card.conversion())
+    images, accepted, names = [], [], []
+    for name, classes in folder_classes(Path(folder), None).items():
+        for file in discover([str(Path(folder) / name)]) if classes else ():
+            try:
+                conversion = convert_path(file.path, settings)
+            except ImageError:
+                continue
+            if conversion.view == "worn":
+                images.append(conversion.image)
+                accepted.append(classes)
+                names.append(name)
+    if not images:
+        raise PairingError(f"none of the photos under {folder} shows a person the person path reads")
+    return np.stack(images), accepted, names
+
+
+def judge_worn(main, photo, folder: str | os.PathLike, log) -> WornDecision:
+    """Both models on the worn crops of the labelled photos under `folder`: the photo model reads worn
+    photos if its balanced accuracy there is the higher."""
+    from fmnist_batch.engines.predict import within_view_classes
+
+    main_card = ModelCard.load(find_card(main))
+    images, accepted, names = worn_crops(folder, main_card)
+    views = np.full(len(images), "worn", dtype=object)
+    right = {}
+    for key, source in (("main", main), ("photo", photo)):
+        model = load_model(source, use_photo_model=False, num_threads=1)
+        answers = within_view_classes(model.predict_proba(images), views).argmax(axis=1)
+        right[key] = np.array([int(a) in ok for a, ok in zip(answers, accepted, strict=True)])
+    folders = np.array(names)
+    accuracy = {key: float(hits.mean()) for key, hits in right.items()}
+    balanced = {
+        key: float(np.mean([hits[folders == name].mean() for name in sorted(set(names))]))
+        for key, hits in right.items()
+    }
+    decision = WornDecision(
+        judged_on=portable_path(folder),
+        worn_photos=len(images),
+        accuracy_main=accuracy["main"],
+        accuracy_photo=accuracy["photo"],
+        balanced_accuracy_main=balanced["main"],
+        balanced_accuracy_photo=balanced["photo"],
+        read_by="photo" if balanced["photo"] > balanced["main"] else "main",
+    )
+    log(
+        f"{len(images)} photos under {folder} take the worn view: balanced accuracy "
+        f"{decision.balanced_accuracy_main:.3f} with the main model, {decision.balanced_accuracy_photo:.3f} "
+        f"with the photo model: worn photos go to the {decision.read_by} model"
+    )
+    return decision
+
+
 def pair_with_photo_model(
     main: str | os.PathLike | None,
     photo: str | os.PathLike,
@@ -120,10 +190,12 @@ def pair_with_photo_model(
     *,
     workers: int | None = None,
     cache: str | None = None,
+    worn_photos: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
 ) -> dict:
     """Write `main`'s model into `out` with `photo` as its photo model if that is more accurate on the
-    segmented held-out photos; returns the decision the card records under photo_model_decision."""
+    segmented held-out photos, and for worn photos too if it reads those of `worn_photos` better; returns
+    the decision the card records under photo_model_decision."""
     main_card = ModelCard.load(find_card(main))
     photo_card = ModelCard.load(find_card(photo))
     if photo_card.photo_model is not None:
@@ -138,12 +210,19 @@ def pair_with_photo_model(
         f"{decision.segmented_accuracy_photo:.3f} with {photo_card.path.parent}: "
         + ("photo model attached" if decision.attached else "photo model not attached")
     )
-    _write_paired(main_card, photo_card if decision.attached else None, decision, out)
+    worn = None
+    if decision.attached and worn_photos is not None:
+        worn = judge_worn(main, photo, worn_photos, log)
+    _write_paired(main_card, photo_card if decision.attached else None, decision, out, worn)
     return decision.to_dict()
 
 
 def _write_paired(
-    main_card: ModelCard, photo_card: ModelCard | None, decision: PhotoModelDecision, out: Path
+    main_card: ModelCard,
+    photo_card: ModelCard | None,
+    decision: PhotoModelDecision,
+    out: Path,
+    worn: WornDecision | None = None,
 ) -> None:
     """`main_card`'s model in `out`, with `photo_card`'s in out/PHOTO_FOLDER if given; then loaded as
     classify will load it, so a broken pairing fails here, not in a user's run."""
@@ -154,7 +233,7 @@ def _write_paired(
     if photo_card is not None:
         _copy_model(photo_card, target)
         photo_card = photo_card.write(target)
-    main_card.with_photo_model(decision, photo_card).write(out)
+    main_card.with_photo_model(decision, photo_card, worn).write(out)
     try:
         paired = load_model(out)
         paired.predict_proba(np.zeros((1, 28, 28), np.uint8), np.array([photo_card is not None]))
