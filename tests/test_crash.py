@@ -33,7 +33,16 @@ def classify(*args: str, cwd: Path | None = None, stdin: str | None = None) -> s
 def start(*args: str, cwd: Path | None = None, stdin: int | None = None) -> subprocess.Popen:
     command = [sys.executable, "-m", "fmnist_batch", "classify", *args]
     return subprocess.Popen(
-        command, env=ENV, cwd=cwd, stdin=stdin, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        command,
+        env=ENV,
+        cwd=cwd,
+        stdin=stdin,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        # a run started from a background job inherits SIGINT ignored; these runs stand for one in a
+        # terminal, where Ctrl-C reaches it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -174,7 +183,7 @@ def test_an_interrupted_fresh_run_leaves_the_finished_output_alone(photos, tmp_p
 
 def test_ctrl_c_keeps_the_rows_and_says_how_to_go_on(photos, tmp_path):
     out = tmp_path / "out.csv"
-    # paths on stdin, kept open: the run is still going when Ctrl-C comes, however fast it reads photos
+    # paths on stdin, kept open: the run is surely still going when Ctrl-C comes
     process = start("-", "-o", str(out), "--batch-size", "4", "--workers", "2", stdin=subprocess.PIPE)
     process.stdin.write("".join(f"{p}\n" for p in sorted(photos.iterdir())[:40]))
     process.stdin.flush()
