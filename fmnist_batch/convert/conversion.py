@@ -107,8 +107,9 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     if settings.zero_background and fill < 128:
         grey = zero_background_level(grey, fill)
     pixels = np.array(grey, dtype=np.uint8)
-    # a worn garment is read by the main model, so it is stretched as a catalog shot is; a segmented one
-    # keeps the contrast auto_contrast gave it, which the photo model learnt
+    # a worn garment keeps the photo's own grey levels, as a catalog shot does, and is stretched as one is
+    # (the photo model reads worn crops as well either way); a segmented one keeps the contrast
+    # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
     return Conversion(pixels, view)
