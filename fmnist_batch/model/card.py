@@ -47,6 +47,9 @@ PHOTO_VIEW_USES = {
     "worn": "garments the person path cuts out of photos of a person",
 }
 PHOTO_VIEWS = tuple(PHOTO_VIEW_USES)
+#: What a photo model reads when its card entry lists no views (cards from before the key), and when its
+#: pairing found the main model reads worn crops better.
+SEGMENTED_ONLY = ("segmented",)
 #: the keys of the card's preprocessing block that are conversion settings, named as the fields of
 #: fmnist_batch.convert.PreprocessSettings (which the options resolver builds from `conversion()`)
 CONVERSION_KEYS = (
@@ -139,7 +142,7 @@ def _check_photo_model(entry: Any) -> dict[str, Any] | None:
     if not isinstance(entry, dict) or not {"folder", "card_sha256"} <= set(entry):
         raise ModelError("photo_model needs a folder and a card_sha256")
     _bare_name(entry["folder"], "photo_model.folder")
-    views = entry.get("views", list(PHOTO_VIEWS[:1]))
+    views = entry.get("views", list(SEGMENTED_ONLY))
     if not isinstance(views, list) or not views or not set(views) <= set(PHOTO_VIEWS):
         raise ModelError(f"photo_model.views must list some of {', '.join(PHOTO_VIEWS)}, got {views!r}")
     return entry
@@ -279,7 +282,7 @@ class ModelCard:
         before the key gives it the segmented photos only."""
         if self.photo_model is None:
             return ()
-        return tuple(self.photo_model.get("views", PHOTO_VIEWS[:1]))
+        return tuple(self.photo_model.get("views", SEGMENTED_ONLY))
 
     def test_accuracy(self, litert_file: str | None) -> float | None:
         """The test accuracy the card records for `litert_file` (None: the Keras model's, which is also
@@ -352,7 +355,7 @@ class ModelCard:
         card = self._with(photo_model=None, photo_model_decision=decision, worn_decision=worn)
         if photo is None:
             return card
-        views = ["segmented", "worn"] if worn is not None and worn.read_by == "photo" else ["segmented"]
+        views = list(PHOTO_VIEWS if worn is not None and worn.read_by == "photo" else SEGMENTED_ONLY)
         entry = {
             "folder": PHOTO_FOLDER,
             "card_sha256": file_sha256(photo.path),
