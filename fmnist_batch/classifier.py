@@ -78,7 +78,7 @@ class Classifier:
                 conversion = convert_image(self._decoded(_as_pil(image)), self.conversion)
         except (ImageError, MemoryError) as e:
             return Converted(None, conversion_error(e))
-        return Converted(conversion.image.tobytes(), None, conversion.view)
+        return Converted.of(conversion)
 
     def _decoded(self, image):  # PIL.Image.Image -> PIL.Image.Image
         """An image decoded by the caller, made what decoding a file gives: checked against the pixel

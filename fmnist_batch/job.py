@@ -206,6 +206,7 @@ def load_job_model(options: ClassifyOptions) -> Model:
         options.backend,
         num_threads=1,
         use_photo_model=options.photo_model,
+        use_garment_reader=options.garment_reader,
         precision=options.precision,
     )
 
@@ -217,6 +218,7 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "model_card_sha256": hashlib.sha256(model.card.path.read_bytes()).hexdigest(),
         "model_file": model.litert_file or "keras",
         "photo_model": options.photo_model,
+        "garment_reader": options.garment_reader,
         "top_k": options.top_k,
         "min_confidence": options.min_confidence,
         "conversion": asdict(conversion),

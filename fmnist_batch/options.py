@@ -31,6 +31,8 @@ class ClassifyOptions:
     precision: str = "auto"
     #: the views the card gives its photo model (segmented, worn) go to it (False: to the main model too)
     photo_model: bool = True
+    #: worn rows are also read in colour by the card's garment reader (False: by the 28x28 model alone)
+    garment_reader: bool = True
     #: images per prediction
     batch_size: int = 256
     #: conversion processes; None: the CPU count

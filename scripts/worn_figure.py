@@ -22,8 +22,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from fmnist_batch.convert import PreprocessSettings, convert_image, find_worn_garment, load_image, to_rgb
-from fmnist_batch.engines.predict import predict_where
+from fmnist_batch.convert import (
+    Conversion,
+    PreprocessSettings,
+    convert_image,
+    find_worn_garment,
+    load_image,
+    to_rgb,
+)
+from fmnist_batch.engines.predict import predict_where, stack
+from fmnist_batch.engines.workers import Converted
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_EXTENSIONS
 from fmnist_batch.model.runtime import Model, load_model
 
@@ -77,10 +85,9 @@ def open_photo(photo: Path | Image.Image) -> Image.Image:
     return to_rgb(load_image(photo) if isinstance(photo, Path) else photo)
 
 
-def answer(model: Model, image: np.ndarray, view: str) -> int:
-    """The class classify answers for a 28x28 image of this view."""
-    ok, views = np.array([True]), np.array([view], dtype=object)
-    return int(np.argmax(predict_where(model, image[None], ok, views)[0]))
+def answer(model: Model, conversion: Conversion) -> int:
+    """The class classify answers for a conversion (its 28x28 image, view and colour picture)."""
+    return int(np.argmax(predict_where(model, *stack([Converted.of(conversion)]))[0]))
 
 
 def readings(photos: dict[str, Path | Image.Image], model: Model) -> list[dict]:
@@ -94,15 +101,15 @@ def readings(photos: dict[str, Path | Image.Image], model: Model) -> list[dict]:
         worn = convert_image(img, settings)
         if worn.view != "worn":
             continue
-        before = convert_image(img, plain).image
+        before = convert_image(img, plain)
         parts = Path(name).parts
         out.append(
             {
                 "name": name,
                 "truth": CLASS_BY_KEY.get(_key(parts[-2])) if len(parts) > 1 else None,
                 "region": find_worn_garment(img).region,
-                "before": (before, answer(model, before, "catalog")),
-                "after": (worn.image, answer(model, worn.image, "worn")),
+                "before": (before.image, answer(model, before)),
+                "after": (worn.image, answer(model, worn)),
             }
         )
     return out

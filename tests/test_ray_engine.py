@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 from conftest import make_bad_files, render_photos
+from PIL import Image
+from skimage import data as skimage_data
 
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.engines import ray as ray_engine
@@ -50,12 +52,23 @@ def assert_same_rows(ray_rows: list[dict[str, str]], local_rows: list[dict[str, 
                 assert ray_row[column] == expected, (local_row["path"], column)
 
 
+#: rendered catalog photos in the photos fixture, and one photo of a person (its worn row carries the
+#: garment in colour through Ray to the garment reader)
+RENDERED = 300
+GOOD = RENDERED + 1
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> list[Path]:
-    """A few hundred rendered catalog photos, then the bad files a real folder brings."""
+    """A few hundred rendered catalog photos and a person (scikit-image's astronaut, public domain, on a
+    studio canvas), then the bad files a real folder brings."""
     folder = tmp_path_factory.mktemp("ray")
-    rendered = [path for path, _ in render_photos(folder / "photos", 300, seed=3)]
-    return [*rendered, *make_bad_files(folder / "bad").values()]
+    rendered = [path for path, _ in render_photos(folder / "photos", RENDERED, seed=3)]
+    person = folder / "photos" / "on-model.jpg"
+    canvas = Image.new("RGB", (600, 700), (247, 247, 247))
+    canvas.paste(Image.fromarray(skimage_data.astronaut()), (44, 94))
+    canvas.save(person, quality=92)
+    return [*rendered, person, *make_bad_files(folder / "bad").values()]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +89,7 @@ def ray_session():
 @pytest.mark.slow
 def test_ray_engine_rows_equal_the_local_engine_rows(photos, ray_session, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_engine, "WINDOW", 128)  # several windows, whose order must hold too
-    inputs = [photos[0].parent, *photos[300:]]  # the folder, then the bad files by name
+    inputs = [photos[0].parent, *photos[GOOD:]]  # the folder, then the bad files by name
     local, on_ray = tmp_path / "local.csv", tmp_path / "ray.csv"
     assert classify(*inputs, "-o", local, "-q", "--batch-size", 64)[0] == 1  # bad files: exit 1
     status, err = classify(*inputs, "-o", on_ray, "-q", "--batch-size", 64, "--engine", "ray")
@@ -85,7 +98,8 @@ def test_ray_engine_rows_equal_the_local_engine_rows(photos, ray_session, tmp_pa
     assert len(local_rows) == len(photos)
     assert_same_rows(ray_rows, local_rows)
     errors = [row for row in ray_rows if row["status"] == "error"]
-    assert len(errors) == len(photos) - 300 and all(row["error"] for row in errors)
+    assert len(errors) == len(photos) - GOOD and all(row["error"] for row in errors)
+    assert [row["view"] for row in ray_rows if row["path"].endswith("on-model.jpg")] == ["worn"]
 
 
 @needs_ray

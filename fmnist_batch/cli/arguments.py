@@ -109,6 +109,12 @@ def _model_options() -> dict[str, dict]:
             "help": "classify segmented and worn photos with the main model too, not with the photo model "
             "its card names",
         },
+        "--no-garment-reader": {
+            "dest": "garment_reader",
+            "action": "store_false",
+            "help": "read worn garments with the 28x28 model alone, not also in colour with the garment "
+            "reader its card names (faster, less accurate on photos of a person)",
+        },
         "--timeout": {
             "type": positive_float,
             "default": default("timeout"),

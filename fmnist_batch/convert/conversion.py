@@ -53,19 +53,27 @@ from fmnist_batch.convert.steps import (
 )
 
 
-def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> tuple[Image.Image | None, str]:
-    """The garment cut out of the photo and pasted on the catalog background, and the view that names
-    how (settings.VIEWS); (None, "catalog") when the dataset's conversion takes the photo as it is."""
+@dataclass(frozen=True)
+class _Isolated:
+    """The garment cut out of a photo and pasted on the catalog background (None: the dataset's
+    conversion takes the photo as it is), the view that names how, and a worn garment in colour."""
+
+    garment: Image.Image | None
+    view: str
+    colour: np.ndarray | None = None
+
+
+def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> _Isolated:
     background = settings.background
     if background == "person" or (background == "auto" and might_show_person(rgb)):
         worn = find_worn_garment(rgb)
         if worn is not None:
-            return worn.image, "worn"
+            return _Isolated(worn.image, "worn", worn.colour)
     if background == "segment" or (background in ("auto", "products") and not has_plain_background(rgb)):
         garment = segment_garment(rgb, settings.segment_size, settings.cut_size, settings.cut_iterations)
         if garment is not None:
-            return garment, "segmented"
-    return None, "catalog"
+            return _Isolated(garment, "segmented")
+    return _Isolated(None, "catalog")
 
 
 def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
@@ -78,10 +86,12 @@ def _should_negate(invert: str, background: tuple[int, int, int]) -> bool:
 class Conversion:
     """The 28x28 image, and the view of the garment it was made from (settings.VIEWS): "catalog" (the
     dataset's conversion as is), "segmented" (cut out of a non-catalog background; a model card may name
-    a second model for those) or "worn" (cut out of a photo of a person wearing it)."""
+    a second model for those) or "worn" (cut out of a photo of a person wearing it, which also keeps the
+    garment in colour for the garment reader: garment.square_on_white)."""
 
     image: np.ndarray
     view: str = "catalog"
+    colour: np.ndarray | None = None
 
     @property
     def segmented(self) -> bool:
@@ -91,8 +101,9 @@ class Conversion:
 def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
     rgb = to_rgb(img)
-    garment, view = _isolate_garment(rgb, settings)
-    rgb = garment or rgb
+    isolated = _isolate_garment(rgb, settings)
+    view = isolated.view
+    rgb = isolated.garment or rgb
     background = background_colour(rgb)
     grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
     grey = fit_longest_edge(grey, settings.size, settings.resample)
@@ -112,7 +123,7 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, view)
+    return Conversion(pixels, view, isolated.colour)
 
 
 def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:

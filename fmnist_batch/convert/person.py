@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops
 
+from fmnist_batch.convert.garment import square_on_white
 from fmnist_batch.convert.person_models import Face, PersonModels, shared_person_models
 from fmnist_batch.convert.segment import (
     has_plain_background,
@@ -98,11 +99,13 @@ MIN_REGION_SHARE = 0.02
 
 @dataclass(frozen=True)
 class WornGarment:
-    """The garment a person wears, on the catalog background (an RGB image for convert_image), and the
-    region it was read from: "upper" (the torso garment) or "full" (everything worn below the chin)."""
+    """The garment a person wears, on the catalog background (an RGB image for convert_image), the
+    region it was read from: "upper" (the torso garment) or "full" (everything worn below the chin), and
+    the garment in colour on white for the garment reader (garment.square_on_white)."""
 
     image: Image.Image
     region: str
+    colour: np.ndarray
 
 
 def skin_rule(rgb: np.ndarray) -> np.ndarray:
@@ -357,4 +360,4 @@ def find_worn_garment(img: Image.Image, models: PersonModels | None = None) -> W
     region, mask = sold_garment(rgb, face, person)
     if mask.sum() < MIN_REGION_SHARE * mask.size:
         return None
-    return WornGarment(on_catalog_background(rgb, mask), region)
+    return WornGarment(on_catalog_background(rgb, mask), region, square_on_white(rgb, mask))

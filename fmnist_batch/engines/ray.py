@@ -162,6 +162,7 @@ class RayEngine:
                     "model": model,
                     "backend": self.model.backend,
                     "use_photo_model": options.photo_model,
+                    "use_garment_reader": options.garment_reader,
                     # the file this process runs, also when --model named a .tflite file outright
                     "precision": self.model.precision,
                 },
@@ -181,7 +182,7 @@ class RayEngine:
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
-    ok, view, error."""
+    ok, view, colour (a worn garment's colour picture, b"" for others), error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
     items = [
@@ -189,12 +190,13 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         for path, display in zip(batch["path"], batch["display"], strict=True)
     ]
     converted = convert_here(items, settings)
-    images, ok, views = stack(converted)
+    images, ok, views, colours = stack(converted)
     return {
         "index": batch["index"],
         "image": images,
         "ok": ok,
         "view": np.array([v.encode() for v in views], dtype=object),
+        "colour": np.array([c or b"" for c in colours], dtype=object),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -203,16 +205,27 @@ class Predictor:
     """A Ray actor: loads the model once, then adds `probabilities` (N x 10 float32) to each batch."""
 
     def __init__(
-        self, model: str | None, backend: str, use_photo_model: bool = True, precision: str = "auto"
+        self,
+        model: str | None,
+        backend: str,
+        use_photo_model: bool = True,
+        use_garment_reader: bool = True,
+        precision: str = "auto",
     ):
         self.model = load_model(
-            model, backend, num_threads=1, use_photo_model=use_photo_model, precision=precision
+            model,
+            backend,
+            num_threads=1,
+            use_photo_model=use_photo_model,
+            use_garment_reader=use_garment_reader,
+            precision=precision,
         )
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
-        probabilities = predict_where(self.model, batch["image"], ok, views)
+        colours = [bytes(c) or None for c in batch["colour"]]
+        probabilities = predict_where(self.model, batch["image"], ok, views, colours)
         return {
             "index": batch["index"],
             "probabilities": probabilities,

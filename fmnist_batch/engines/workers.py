@@ -27,7 +27,7 @@ from typing import NamedTuple
 
 from PIL import Image
 
-from fmnist_batch.convert import ImageError, PreprocessSettings, convert_path, save_preview
+from fmnist_batch.convert import Conversion, ImageError, PreprocessSettings, convert_path, save_preview
 
 #: how long past its files' time limits a task may take before its worker is taken for hung
 GRACE_SECONDS = 10.0
@@ -42,6 +42,13 @@ class Converted(NamedTuple):
     error: str | None
     #: the view of the garment the image was made from (convert.VIEWS); "" when it could not be made
     view: str = ""
+    #: a worn garment in colour, GARMENT_INPUT x GARMENT_INPUT x 3 bytes, for the garment reader
+    colour: bytes | None = None
+
+    @classmethod
+    def of(cls, conversion: Conversion) -> Converted:
+        colour = None if conversion.colour is None else conversion.colour.tobytes()
+        return cls(conversion.image.tobytes(), None, conversion.view, colour)
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,7 @@ def convert(item: tuple[str, str]) -> Converted:
             target = preview_path(_worker.preview_dir, display)
             target.parent.mkdir(parents=True, exist_ok=True)
             save_preview(conversion.image, target)
-        return Converted(conversion.image.tobytes(), None, conversion.view)
+        return Converted.of(conversion)
     except FileTimeout:
         return Converted(None, f"took longer than {_worker.timeout:g} s to decode; skipped")
     except Exception as e:  # a bug or an exotic file must cost one row, not the run

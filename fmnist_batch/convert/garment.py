@@ -1,0 +1,29 @@
+"""The colour picture of a worn garment that the garment reader (models/garment) sees.
+
+The 28x28 grey image keeps a garment's outline, which is what Fashion-MNIST's classes are told apart by
+on a flat product shot. Worn, the outline is the wearer's: a zipped sweatshirt, a jacket and a shirt
+share it, and what tells them apart is texture, buttons, a collar, a zip, colour. So the worn path also
+keeps the garment in colour, cut out on white, squared and sized for the reader's input.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+#: the garment reader's input side (EfficientNet-Lite0's own resolution)
+GARMENT_INPUT = 224
+WHITE = (255, 255, 255)
+
+
+def square_on_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The masked pixels of an H x W x 3 uint8 photo on white, cropped to the mask, centred on a white
+    square and resized to GARMENT_INPUT: a GARMENT_INPUT x GARMENT_INPUT x 3 uint8 array."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    cut = np.where(mask[box][..., None], rgb[box], np.uint8(255)).astype(np.uint8)
+    height, width = cut.shape[:2]
+    side = max(height, width)
+    canvas = Image.new("RGB", (side, side), WHITE)
+    canvas.paste(Image.fromarray(cut), ((side - width) // 2, (side - height) // 2))
+    return np.asarray(canvas.resize((GARMENT_INPUT, GARMENT_INPUT), Image.Resampling.BILINEAR))
