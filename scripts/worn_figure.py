@@ -1,6 +1,6 @@
 """Draw a montage of on-model photos: each photo that took the person path, the 28x28 image the plain
 conversion gives it (the whole person) and the one the model now sees (the garment the person wears), each
-with the bundled model's answer.
+with the answer classify gives.
 
 python scripts/worn_figure.py [FOLDER] [-o OUT.png] [--limit 24]
 
@@ -181,7 +181,7 @@ def main() -> None:
         f"On-model photos: {source}.\n"
         "Beside each photo: the 28x28 image the plain conversion gives (the whole person) and the one "
         "the model\nsees through the person path ('worn, full': all worn below the chin; 'worn, upper': "
-        "the torso garment),\neach with the bundled model's answer."
+        "the torso garment),\neach with the answer classify gives."
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     montage(items, title).save(args.output, optimize=True)
