@@ -22,11 +22,12 @@ class GarmentReader:
 
     def __init__(self, path: Path, classes: tuple[str, ...], num_threads: int | None = None):
         self._interpreter = litert.interpreter(path, num_threads)
-        self._input = self._interpreter.get_input_details()[0]
+        with litert.native_stderr_silenced():  # the delegate is built here
+            self._interpreter.allocate_tensors()
+        self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._columns = [CLASS_NAMES.index(name) for name in classes]
-        self.side = int(self._input["shape"][1])
-        self._batch_size = 0
+        self.side = int(self._interpreter.get_input_details()[0]["shape"][1])
 
     def read(self, pictures: np.ndarray) -> np.ndarray:
         pictures = np.asarray(pictures)
@@ -34,20 +35,13 @@ class GarmentReader:
             expected = f"(N, {self.side}, {self.side}, 3)"
             raise ValueError(f"expected pictures of shape {expected}, got {pictures.shape}")
         out = np.zeros((len(pictures), len(CLASS_NAMES)), np.float32)
-        if len(pictures):
-            out[:, self._columns] = self._run(pictures.astype(np.float32))
+        # One picture at a time: as fast per picture as any batch here (11 ms), and a batch's
+        # activations grow with it (a batch of 64 peaks at 0.5 GB, one picture at 74 MB).
+        for i, picture in enumerate(pictures):
+            self._interpreter.set_tensor(self._input, picture[None].astype(np.float32))
+            self._interpreter.invoke()
+            out[i, self._columns] = self._interpreter.get_tensor(self._output)[0]
         return out
-
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        interpreter = self._interpreter
-        if len(x) != self._batch_size:
-            interpreter.resize_tensor_input(self._input["index"], x.shape)
-            with litert.native_stderr_silenced():
-                interpreter.allocate_tensors()
-            self._batch_size = len(x)
-        interpreter.set_tensor(self._input["index"], x)
-        interpreter.invoke()
-        return interpreter.get_tensor(self._output).copy()
 
 
 def joined(model_probabilities: np.ndarray, reader_probabilities: np.ndarray, weight: float) -> np.ndarray:
