@@ -1,6 +1,6 @@
 """Draw a montage of on-model photos: each photo that took the person path, the 28x28 image the plain
-conversion gives it (the whole person) and the one the model now sees (the garment the person wears), each
-with the answer classify gives.
+conversion gives it (the whole person), the one the model now sees (the garment the person wears), each
+with the answer classify gives, and the garment in colour that the garment reader reads.
 
 python scripts/worn_figure.py [FOLDER] [-o OUT.png] [--limit 24]
 
@@ -110,6 +110,7 @@ def readings(photos: dict[str, Path | Image.Image], model: Model) -> list[dict]:
                 "region": find_worn_garment(img).region,
                 "before": (before.image, answer(model, before)),
                 "after": (worn.image, answer(model, worn)),
+                "colour": worn.colour,
             }
         )
     return out
@@ -148,10 +149,17 @@ def draw_group(canvas: Image.Image, x: int, y: int, item: dict) -> None:
         canvas.paste(tile(image), (left, y))
         colour = GREY if item["truth"] is None else (GREEN if label == item["truth"] else RED)
         caption(draw, (left, y + TILE + 4), [f"{title}: {CLASS_NAMES[label]}"], colour)
+    if item.get("colour") is not None:  # what the garment reader sees, beside the worn 28x28 image
+        left = x + 3 * (TILE + PAD)
+        canvas.paste(
+            Image.fromarray(item["colour"]).resize((TILE, TILE), Image.Resampling.LANCZOS), (left, y)
+        )
+        draw.rectangle((left - 1, y - 1, left + TILE, y + TILE), outline=(200, 200, 200))
+        caption(draw, (left, y + TILE + 4), ["in colour, for the reader"], GREY)
 
 
 def montage(items: list[dict], title: str) -> Image.Image:
-    group = 3 * TILE + 3 * PAD
+    group = 4 * TILE + 4 * PAD
     rows = -(-len(items) // COLUMNS)
     header = 76
     canvas = Image.new("RGB", (COLUMNS * group + PAD, header + rows * (TILE + TEXT + PAD)), WHITE)
@@ -181,7 +189,8 @@ def main() -> None:
         f"On-model photos: {source}.\n"
         "Beside each photo: the 28x28 image the plain conversion gives (the whole person) and the one "
         "the model\nsees through the person path ('worn, full': all worn below the chin; 'worn, upper': "
-        "the torso garment),\neach with the answer classify gives."
+        "the torso garment),\neach with the answer classify gives, and the garment in colour that the "
+        "garment reader also reads."
     )
     args.output.parent.mkdir(parents=True, exist_ok=True)
     montage(items, title).save(args.output, optimize=True)

@@ -331,7 +331,9 @@ def test_the_worn_figure_draws_each_person_with_the_answer_classify_gives(astron
     (item,) = worn_figure.readings(worn_figure.folder_photos(photos), model)  # the product shot is left out
     row = Classifier()(photos / "coat" / "on-model.jpg")
     assert item["name"] == "coat/on-model.jpg" and item["truth"] == CLASS_NAMES.index("Coat")
-    assert np.array_equal(item["after"][0], convert_path(photos / "coat" / "on-model.jpg").image)
+    conversion = convert_path(photos / "coat" / "on-model.jpg")
+    assert np.array_equal(item["after"][0], conversion.image)
+    assert np.array_equal(item["colour"], conversion.colour)  # what the garment reader read
     assert CLASS_NAMES[item["after"][1]] == row["label"] and row["view"] == "worn"
 
     out = tmp_path / "figure.png"
