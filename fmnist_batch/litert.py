@@ -37,3 +37,12 @@ def interpreter(path: str | os.PathLike, num_threads: int | None = None) -> Any:
 
     with native_stderr_silenced():
         return Interpreter(model_path=str(Path(path)), num_threads=num_threads)
+
+
+def allocated_interpreter(path: str | os.PathLike, num_threads: int | None = None) -> Any:
+    """interpreter() with its tensors allocated at the file's own input shape, for models always run on
+    one input at a time (the delegate is built here, quietly)."""
+    loaded = interpreter(path, num_threads)
+    with native_stderr_silenced():
+        loaded.allocate_tensors()
+    return loaded

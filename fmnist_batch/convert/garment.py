@@ -16,11 +16,16 @@ GARMENT_INPUT = 224
 WHITE = (255, 255, 255)
 
 
+def mask_box(mask: np.ndarray) -> tuple[slice, slice]:
+    """The bounding box of a non-empty 2-D bool mask, as slices."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def square_on_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The masked pixels of an H x W x 3 uint8 photo on white, cropped to the mask, centred on a white
     square and resized to GARMENT_INPUT: a GARMENT_INPUT x GARMENT_INPUT x 3 uint8 array."""
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    box = mask_box(mask)
     cut = np.where(mask[box][..., None], rgb[box], np.uint8(255)).astype(np.uint8)
     height, width = cut.shape[:2]
     side = max(height, width)

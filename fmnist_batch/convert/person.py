@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops
 
-from fmnist_batch.convert.garment import square_on_white
+from fmnist_batch.convert.garment import mask_box, square_on_white
 from fmnist_batch.convert.person_models import Face, PersonModels, shared_person_models
 from fmnist_batch.convert.segment import (
     has_plain_background,
@@ -339,8 +339,7 @@ def on_catalog_background(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
     """The masked garment's grey levels on the catalog background, cropped to the garment: what the
     dataset's conversion expects to trim, resize and negate."""
     grey = np.asarray(Image.fromarray(rgb).convert("L"), dtype=np.float32)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    box = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+    box = mask_box(mask)
     return paste_on_catalog_background(grey[box], mask[box])
 
 

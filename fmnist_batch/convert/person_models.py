@@ -40,10 +40,7 @@ def person_model_dir() -> Path:
 
 def _interpreter(path: Path):
     """A LiteRT interpreter on one thread: conversion already runs one worker per core."""
-    interpreter = litert.interpreter(path, num_threads=1)
-    with litert.native_stderr_silenced():
-        interpreter.allocate_tensors()
-    return interpreter
+    return litert.allocated_interpreter(path, num_threads=1)
 
 
 @functools.cache

@@ -21,9 +21,7 @@ class GarmentReader:
     """A loaded reader: `read(uint8 (N, S, S, 3)) -> float32 (N, 10)`, 0 for the classes it cannot give."""
 
     def __init__(self, path: Path, classes: tuple[str, ...], num_threads: int | None = None):
-        self._interpreter = litert.interpreter(path, num_threads)
-        with litert.native_stderr_silenced():  # the delegate is built here
-            self._interpreter.allocate_tensors()
+        self._interpreter = litert.allocated_interpreter(path, num_threads)
         self._input = self._interpreter.get_input_details()[0]["index"]
         self._output = self._interpreter.get_output_details()[0]["index"]
         self._columns = [CLASS_NAMES.index(name) for name in classes]
