@@ -121,6 +121,17 @@ def test_a_second_garment_below_the_hips_is_cut_away():
     assert garment[40:110, 35:85].all()
 
 
+def test_nothing_below_the_hem_is_read_as_the_top():
+    # a strip of the top's colour down one leg (a hand, a print, a patch on the jeans), joined to the top
+    rgb, face, mask = drawn_figure(top=(30, 40, 90), bottom=(150, 150, 150))
+    rgb = rgb.copy()
+    rgb[116:150, 40:46] = (30, 40, 90)
+    region, garment = person.sold_garment(rgb, face, mask)
+    assert region == "upper"
+    assert garment[40:110, 35:85].all()
+    assert np.flatnonzero(garment.any(axis=1))[-1] < 117
+
+
 @pytest.mark.parametrize(
     ("case", "bottom", "height"),
     [("a dress: one colour from chest to feet", (30, 40, 90), 160), ("cut off above the hips", None, 100)],

@@ -12,9 +12,9 @@ trimming to the whole person shows the CNN a person, not a garment (Shirt read r
 3. It then cuts out the garment the photo sells, from body geometry measured in face heights: the head
    (and hair) above the chin is dropped, skin is dropped by its colour as sampled on the face (told from
    a skin-coloured garment by which of the two tones it is nearer), and the torso garment is told from
-   a second garment below the hips by colour, seeded from the chest and the lowest part of the body. The
-   region read is "upper" (the torso garment, when a second garment was found) or "full" (everything
-   below the chin: a dress, a long coat, a top cut off above the hips).
+   a second garment below the hips by colour, seeded from the chest and the lowest part of the body, and
+   ends at its hem (above_hem). The region read is "upper" (the torso garment, when a second garment
+   was found) or "full" (everything below the chin: a dress, a long coat, a top cut off above the hips).
 4. The garment's grey levels are pasted on the catalog background (0xFD), so the dataset's steps run
    unchanged.
 
@@ -76,6 +76,8 @@ SURE_PERSON = 0.8
 #: The waist is ~2.5 head heights (~3.1 face-box heights) below the chin and the crotch ~3.8: a second
 #: garment (trousers, a skirt) is seeded only below this many face heights.
 HIPS_BELOW_CHIN = 3.5
+#: ... and trousers or a skirt reach no higher than this (the waist, with slack for a high waistband).
+WAIST_BELOW_CHIN = HIPS_BELOW_CHIN - 1.0
 #: The chest, whose colours seed the torso garment: 0.7 to 1.7 face heights below the chin (below collar
 #: and neck, above any belt), one face height either side of the face's centre.
 CHEST_ROWS = (0.7, 1.7)
@@ -310,12 +312,22 @@ def second_garment(colours: np.ndarray, body: np.ndarray, face: Face) -> np.ndar
     if new.sum() < max(8, MIN_SECOND_GARMENT * len(low_colours)):
         return None
     bottom_centres = kmeans(low_colours[new])
-    # trousers and skirts start at the waist (~3.1 face heights below the chin), never higher
-    candidates = body & band(body.shape, face.chin + (HIPS_BELOW_CHIN - 1) * h, body.shape[0])
+    candidates = body & band(body.shape, face.chin + WAIST_BELOW_CHIN * h, body.shape[0])
     picked = colours[candidates]
     second = np.zeros_like(body)
     second[candidates] = nearest_distance(picked, bottom_centres) < nearest_distance(picked, top_centres)
     return component_with(open_mask(second), low & second)
+
+
+def above_hem(upper: np.ndarray, second: np.ndarray, face: Face) -> np.ndarray:
+    """The torso garment down to its hem, the first row below the waist where the second garment is
+    wider than it. Below the hem, what is joined to the top and nearer its colours (a hand, a light
+    patch of faded jeans, a print on the trousers) would give the top legs the model reads as a dress."""
+    start = max(0, int(face.chin + WAIST_BELOW_CHIN * face.height))
+    wider = np.flatnonzero(second[start:].sum(axis=1) > upper[start:].sum(axis=1))
+    if len(wider) == 0:
+        return upper
+    return upper & ~band(upper.shape, start + wider[0], upper.shape[0])
 
 
 def sold_garment(rgb: np.ndarray, face: Face, person: np.ndarray) -> tuple[str, np.ndarray]:
@@ -329,7 +341,7 @@ def sold_garment(rgb: np.ndarray, face: Face, person: np.ndarray) -> tuple[str, 
     colours = opencv().cvtColor(rgb, opencv().COLOR_RGB2LAB).astype(np.float32)
     second = second_garment(colours, body, face)
     if second is not None:
-        upper = component_with(body & ~second, chest)
+        upper = above_hem(component_with(body & ~second, chest), second, face)
         if upper.sum() >= MIN_REGION_SHARE * upper.size:
             return "upper", upper
     return "full", component_with(body, chest)
