@@ -54,9 +54,10 @@ class Classifier:
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict | list[dict]:
         """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
 
-        A result: {"label", "score", "top_k": [{"label", "score"}, ...], "view", "segmented", "status",
-        "error"}; `view` says what the image was made from (catalog, segmented, worn); a photo that cannot
-        be read gets status "error" and the reason, as in the CLI's rows.
+        A result: {"label", "score", "top_k": [{"label", "score"}, ...], "view", "region", "segmented",
+        "status", "error"}; `view` says what the image was made from (catalog, segmented, worn), `region`
+        which part of a person a worn garment was read from (upper, full; None for other views); a photo
+        that cannot be read gets status "error" and the reason, as in the CLI's rows.
         """
         if isinstance(images, list | tuple):
             return self._classify(list(images))
@@ -155,6 +156,7 @@ def _result(row: dict, conversion: Converted) -> dict:
         "score": row["confidence"],
         "top_k": top_k if row["status"] != "error" else [],
         "view": conversion.view or None,
+        "region": conversion.region or None,
         "segmented": conversion.view == "segmented",
         "status": row["status"],
         "error": row["error"],

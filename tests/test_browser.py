@@ -108,6 +108,22 @@ def test_the_page_classifies_a_dropped_photo(page, server_url, tmp_path):
     assert "the server does not answer" not in page.inner_text("#model")
 
 
+def test_a_photo_of_a_person_says_how_and_where_it_was_read(page, server_url, tmp_path):
+    data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    canvas = Image.new("RGB", (600, 700), "white")  # a studio shot: white all round
+    canvas.paste(Image.fromarray(data.astronaut()), (44, 94))
+    canvas.save(tmp_path / "on-model.jpg", quality=92)
+    path, _ = distinct_photo(tmp_path)
+    page.goto(server_url)
+    page.set_input_files("#files", [str(tmp_path / "on-model.jpg"), path])
+    page.wait_for_selector("#results .card:not(.pending) >> nth=1")
+    worn, catalog = page.locator("#results .card").all()
+    assert worn.locator(".badge.view").inner_text() == "worn · full"  # the garment below her chin
+    assert catalog.locator(".badge.view").count() == 0  # a product shot needs no note
+
+
 LOAD_ICON = """async () => {
     const link = document.querySelector("link[rel~=icon]");
     const icon = new Image();

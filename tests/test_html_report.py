@@ -258,10 +258,12 @@ def test_a_photo_read_as_worn_or_segmented_says_so_and_a_catalog_shot_does_not(t
     paths = [str(p) for p, _ in catalog[:3]]
     report_path = tmp_path / "report.html"
     with HtmlReport(report_path) as report:
-        for path, view in zip(paths, ("catalog", "segmented", "worn"), strict=True):
-            report.add(make_row(path, probabilities, None, **OPTIONS, view=view))
+        for path, view, region in zip(
+            paths, ("catalog", "segmented", "worn"), ("", "", "upper"), strict=True
+        ):
+            report.add(make_row(path, probabilities, None, **OPTIONS, view=view, region=region))
         report.finish()
     text = report_path.read_text()
     check_html(text)
     assert text.count("<span class=view>") == 2
-    assert "<span class=view>worn</span>" in text and "<span class=view>segmented</span>" in text
+    assert "<span class=view>worn · upper</span>" in text and "<span class=view>segmented</span>" in text

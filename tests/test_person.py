@@ -283,17 +283,31 @@ class Captured(Environment):
         super().__init__(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
 
 
+def in_dark_trousers(photo: Image.Image) -> Image.Image:
+    """The photo high on a studio canvas, with dark trousers drawn below it: a second garment."""
+    canvas = on_studio_canvas(photo, top=20)
+    left, right, top = 174, 444, 532
+    middle = (left + right) // 2
+    legs = [(left, top), (right, top), (right - 5, 700), (middle + 8, 700), (middle, top + 40)]
+    ImageDraw.Draw(canvas).polygon([*legs, (middle - 8, 700), (left + 5, 700)], fill=(20, 20, 20))
+    return canvas
+
+
 def test_classify_rows_and_previews_say_worn(astronaut, tmp_path):
     photos = tmp_path / "photos"
     photos.mkdir()
     on_studio_canvas(astronaut).save(photos / "on-model.jpg", quality=92)
+    in_dark_trousers(astronaut).save(photos / "top-and-trousers.jpg", quality=92)
     render_catalog_photo(np.eye(28, dtype=np.uint8) * 255, size=200).save(photos / "product.png")
     previews = tmp_path / "previews"
     args = ["classify", str(photos), "-o", str(tmp_path / "out.csv"), "--save-preprocessed", str(previews)]
     assert main(args, Captured()) == 0
     rows = pd.read_csv(tmp_path / "out.csv", keep_default_na=False).set_index("path")
     views = {path.rsplit("/", 1)[-1]: view for path, view in rows["view"].items()}
-    assert views == {"on-model.jpg": "worn", "product.png": "catalog"}
+    assert views == {"on-model.jpg": "worn", "top-and-trousers.jpg": "worn", "product.png": "catalog"}
+    # which part of the person was read: the top alone when a second garment was left out
+    regions = {path.rsplit("/", 1)[-1]: region for path, region in rows["region"].items()}
+    assert regions == {"on-model.jpg": "full", "top-and-trousers.jpg": "upper", "product.png": ""}
 
     (preview,) = previews.rglob("on-model.jpg.png")
     worn = person.find_worn_garment(to_rgb(load_image(photos / "on-model.jpg")))
@@ -303,11 +317,12 @@ def test_classify_rows_and_previews_say_worn(astronaut, tmp_path):
     assert main([*args, "--background", "person"], Captured()) == 0
     lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert {line["path"].rsplit("/", 1)[-1]: line["view"] for line in lines} == views
+    assert {line["path"].rsplit("/", 1)[-1]: line["region"] or "" for line in lines} == regions
 
 
 def test_the_classifier_says_worn(astronaut):
     result = Classifier()(on_studio_canvas(astronaut))
-    assert result["view"] == "worn" and result["status"] == "ok"
+    assert result["view"] == "worn" and result["region"] == "full" and result["status"] == "ok"
 
 
 def test_a_worn_crop_is_answered_with_a_garment_worn_below_the_chin():

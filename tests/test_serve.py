@@ -83,6 +83,7 @@ def test_catalog_photos_are_classified_right(client, tmp_path):
     response = post(client, [(path.name, path.read_bytes()) for path, _ in photos[:MAX_FILES]])
     labels = [r["label"] for r in response.json()["results"]]
     assert {r["view"] for r in response.json()["results"]} == {"catalog"}  # product shots, read as they are
+    assert {r["region"] for r in response.json()["results"]} == {None}  # no person, no part of one
     truth = [label for _, label in photos[:MAX_FILES]]
     assert labels == truth  # catalog shots: every one right, as classify gets them
 

@@ -67,10 +67,11 @@ def test_row_fields():
         "top2_label",
         "top2_prob",
         "view",
+        "region",
         "status",
         "error",
     ]
-    assert row_fields(0) == ["path", "label", "confidence", "view", "status", "error"]
+    assert row_fields(0) == ["path", "label", "confidence", "view", "region", "status", "error"]
 
 
 @pytest.mark.parametrize(

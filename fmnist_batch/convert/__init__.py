@@ -43,6 +43,7 @@ from fmnist_batch.convert.segment import (
 from fmnist_batch.convert.settings import (
     BACKGROUND_CHOICES,
     INVERT_CHOICES,
+    REGIONS,
     RESAMPLE_CHOICES,
     VIEW_CLASSES,
     VIEWS,
@@ -68,6 +69,7 @@ __all__ = [
     "CATALOG_LEVEL",
     "CONTRAST_LEVELS",
     "INVERT_CHOICES",
+    "REGIONS",
     "RESAMPLE_CHOICES",
     "VIEWS",
     "VIEW_CLASSES",

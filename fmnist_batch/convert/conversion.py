@@ -56,11 +56,13 @@ from fmnist_batch.convert.steps import (
 @dataclass(frozen=True)
 class _Isolated:
     """The garment cut out of a photo and pasted on the catalog background (None: the dataset's
-    conversion takes the photo as it is), the view that names how, and a worn garment in colour."""
+    conversion takes the photo as it is), the view that names how, and for a worn garment the region
+    it was read from and the garment in colour."""
 
     garment: Image.Image | None
     view: str
     colour: np.ndarray | None = None
+    region: str = ""
 
 
 def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> _Isolated:
@@ -68,7 +70,7 @@ def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> _Isolate
     if background == "person" or (background == "auto" and might_show_person(rgb)):
         worn = find_worn_garment(rgb)
         if worn is not None:
-            return _Isolated(worn.image, "worn", worn.colour)
+            return _Isolated(worn.image, "worn", worn.colour, worn.region)
     if background == "segment" or (background in ("auto", "products") and not has_plain_background(rgb)):
         garment = segment_garment(rgb, settings.segment_size, settings.cut_size, settings.cut_iterations)
         if garment is not None:
@@ -87,11 +89,13 @@ class Conversion:
     """The 28x28 image, and the view of the garment it was made from (settings.VIEWS): "catalog" (the
     dataset's conversion as is), "segmented" (cut out of a non-catalog background; a model card may name
     a second model for those) or "worn" (cut out of a photo of a person wearing it, which also keeps the
-    garment in colour for the garment reader: garment.square_on_white)."""
+    garment in colour for the garment reader: garment.square_on_white, and the region of the body it
+    was read from: settings.REGIONS; "" for the other views)."""
 
     image: np.ndarray
     view: str = "catalog"
     colour: np.ndarray | None = None
+    region: str = ""
 
     @property
     def segmented(self) -> bool:
@@ -123,7 +127,7 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, view, isolated.colour)
+    return Conversion(pixels, view, isolated.colour, isolated.region)
 
 
 def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:

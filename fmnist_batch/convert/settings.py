@@ -18,6 +18,10 @@ VIEWS = ("catalog", "segmented", "worn")
 #: below the chin (a top, a dress, a coat), so a worn crop is never a shoe, a bag or trousers, whatever
 #: the shape left after the head and skin are cut away looks like to the model.
 VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
+#: the part of a person a worn garment was read from: "upper" the torso garment (a second garment was
+#: found below it and left out), "full" everything worn below the chin (a dress, a long coat, a top
+#: whose frame ends above the hips, or one over trousers of its own colours)
+REGIONS = ("upper", "full")
 #: auto: each photo takes the view that fits it; products: the same without the person check (folders
 #: of garments alone, which then never pay for it); plain, segment, person: that path for every photo
 BACKGROUND_CHOICES = ("auto", "products", "plain", "segment", "person")

@@ -92,5 +92,11 @@ def predicted_rows(
     for display, conversion, probs, good in zip(displays, converted, probabilities, ok, strict=True):
         probs = probs if good else None
         yield make_row(
-            display, probs, conversion.error, top_k=top_k, min_confidence=min_confidence, view=conversion.view
+            display,
+            probs,
+            conversion.error,
+            top_k=top_k,
+            min_confidence=min_confidence,
+            view=conversion.view,
+            region=conversion.region,
         )

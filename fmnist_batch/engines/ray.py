@@ -107,8 +107,14 @@ class RayEngine:
             indices = batch["index"].tolist()
             if indices != list(range(position, position + len(indices))):
                 raise RuntimeError("Ray Data returned results out of input order")  # preserve_order is set
-            for index, probabilities, ok, error, view in zip(
-                indices, batch["probabilities"], batch["ok"], batch["error"], batch["view"], strict=True
+            for index, probabilities, ok, error, view, region in zip(
+                indices,
+                batch["probabilities"],
+                batch["ok"],
+                batch["error"],
+                batch["view"],
+                batch["region"],
+                strict=True,
             ):
                 message = None if ok else bytes(error).decode(**_TEXT)
                 yield make_row(
@@ -118,6 +124,7 @@ class RayEngine:
                     top_k=self.options.top_k,
                     min_confidence=self.options.min_confidence,
                     view=bytes(view).decode(),
+                    region=bytes(region).decode(),
                 )
             position += len(indices)
             if on_batch:
@@ -182,7 +189,7 @@ class RayEngine:
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
-    ok, view, colour (a worn garment's colour picture, b"" for others), error."""
+    ok, view, region, colour (a worn garment's colour picture, b"" for others), error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
     items = [
@@ -196,6 +203,7 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         "image": images,
         "ok": ok,
         "view": np.array([v.encode() for v in views], dtype=object),
+        "region": np.array([c.region.encode() for c in converted], dtype=object),
         "colour": np.array([c or b"" for c in colours], dtype=object),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
@@ -232,6 +240,7 @@ class Predictor:
             "ok": ok,
             "error": batch["error"],
             "view": batch["view"],
+            "region": batch["region"],
         }
 
 

@@ -44,11 +44,13 @@ class Converted(NamedTuple):
     view: str = ""
     #: a worn garment in colour, GARMENT_INPUT x GARMENT_INPUT x 3 bytes, for the garment reader
     colour: bytes | None = None
+    #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
+    region: str = ""
 
     @classmethod
     def of(cls, conversion: Conversion) -> Converted:
         colour = None if conversion.colour is None else conversion.colour.tobytes()
-        return cls(conversion.image.tobytes(), None, conversion.view, colour)
+        return cls(conversion.image.tobytes(), None, conversion.view, colour, conversion.region)
 
 
 @dataclass(frozen=True)

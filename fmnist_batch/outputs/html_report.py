@@ -126,7 +126,8 @@ class HtmlReport:
             "status": row["status"],
             "error": _text(row.get("error")),
             "ranks": _text(_ranks(row)),
-            "view": row.get("view") or "",
+            # how it was read, for display: the view, and a worn garment's region ("worn · upper")
+            "view": " · ".join(filter(None, (row.get("view"), row.get("region")))),
         }
         self._pending.append((record, future))
         while len(self._pending) > IN_FLIGHT:

@@ -17,7 +17,7 @@ def row_fields(top_k: int) -> list[str]:
     fields = ["path", "label", "confidence"]
     for k in range(1, top_k + 1):
         fields += [f"top{k}_label", f"top{k}_prob"]
-    return [*fields, "view", "status", "error"]
+    return [*fields, "view", "region", "status", "error"]
 
 
 def make_row(
@@ -28,11 +28,13 @@ def make_row(
     top_k: int,
     min_confidence: float = 0.0,
     view: str = "",
+    region: str = "",
 ) -> dict[str, Any]:
     """One output row; `probabilities` is None for a file that could not be converted (`error` says why).
-    `view` is the view of the garment its image was made from (convert.VIEWS), for users to filter on."""
+    `view` is the view of the garment its image was made from (convert.VIEWS), for users to filter on,
+    and `region` the part of a person a worn one was read from (convert.REGIONS)."""
     row: dict[str, Any] = dict.fromkeys(row_fields(top_k))
-    row["path"], row["view"] = display, view or None
+    row["path"], row["view"], row["region"] = display, view or None, region or None
     if probabilities is None:
         row["status"], row["error"] = "error", error
         return row

@@ -34,6 +34,11 @@ _ROW_FIELDS = {
         "what the image was made from: catalog (a product shot as is), segmented (cut out of its "
         "surroundings), worn (the garment a person wears); null for errors",
     ),
+    "region": (
+        ["string", "null"],
+        "for a worn garment, the part of the person it was read from: upper (the top, a second garment "
+        "below it left out) or full (everything worn below the chin); null for other views",
+    ),
     "status": ("string", "ok; uncertain (below the server's --min-confidence); error (not classified)"),
     "error": ("string", "why the file was not classified (empty otherwise): not an image, too large, ..."),
     "preview_png": (["string", "null"], "the 28x28 image the model saw, base64 PNG; null for errors"),
