@@ -234,14 +234,10 @@ class Predictor:
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
         colours = [bytes(c) or None for c in batch["colour"]]
         probabilities = predict_where(self.model, batch["image"], ok, views, colours)
-        return {
-            "index": batch["index"],
-            "probabilities": probabilities,
-            "ok": ok,
-            "error": batch["error"],
-            "view": batch["view"],
-            "region": batch["region"],
-        }
+        # every other column (index, error, view, region, ...) passes through for the rows; the pictures
+        # stay behind, so only what the rows need travels back
+        passed = {name: column for name, column in batch.items() if name not in ("image", "colour")}
+        return passed | {"probabilities": probabilities, "ok": ok}
 
 
 def _quiet_ray_logging() -> None:

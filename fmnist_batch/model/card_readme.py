@@ -12,6 +12,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import Any
 
+from fmnist_batch.convert.garment import GARMENT_INPUT
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.card import ModelCard, Provenance
 
@@ -106,10 +107,11 @@ def _reader_details(card: ModelCard) -> list[str]:
     entry = card.garment_reader
     if entry is None:
         return []
+    side = entry.get("input", GARMENT_INPUT)
     return [
         f"- **Garment reader** (`{entry['folder']}/`): EfficientNet-Lite0 with its ImageNet weights and a "
         f"softmax over {', '.join(entry['classes'])}, fitted on real photos; it reads a worn garment in "
-        f"colour at {entry.get('input', 224)}x{entry.get('input', 224)}, and a worn row's probabilities are "
+        f"colour at {side}x{side}, and a worn row's probabilities are "
         f"the weighted geometric mean of its answer (weight {entry['weight']:g}) and the 28x28 model's. "
         f"Source: {entry.get('source', 'not recorded')}."
     ]
