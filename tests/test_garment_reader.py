@@ -158,3 +158,43 @@ def test_the_build_script_reads_worn_classes_from_the_mapping_and_prefers_the_si
     assert build.one_standard_error([0.85, 0.88, 0.90, 0.89], 200) == 1
     assert build.one_standard_error([0.80, 0.90], 200) == 1
     assert build.one_standard_error([0.90, 0.70], 200) == 0
+
+
+@pytest.mark.filterwarnings("ignore:.*experimental_preserve_all_tensors:UserWarning")
+def test_the_ceiling_script_taps_the_features_the_reader_head_reads(astronaut_on_canvas):
+    ceiling = pytest.importorskip("worn_ceiling")
+    from ai_edge_litert.interpreter import Interpreter
+
+    model = load_model()
+    worn = find_worn_garment(astronaut_on_canvas)
+    pictures = np.stack([worn.colour, worn.colour[:, ::-1], 255 - worn.colour])
+    features = ceiling.reader_features(model.card.garment_reader_file(), pictures)
+    assert features.shape[0] == 3 and not np.allclose(features[0], features[2])
+
+    # the head, read from the file (its weights are float16 constants that a DEQUANTIZE op feeds it):
+    # softmax(features . weights + bias) is the reader's own answer
+    interpreter = Interpreter(str(model.card.garment_reader_file()), experimental_preserve_all_tensors=True)
+    interpreter.allocate_tensors()
+    ops = interpreter._get_ops_details()
+    stored = {int(op["outputs"][0]): int(op["inputs"][0]) for op in ops if op["op_name"] == "DEQUANTIZE"}
+    (head,) = [op for op in ops if op["op_name"] == "FULLY_CONNECTED"]
+    weights, bias = (interpreter.get_tensor(stored.get(int(i), int(i))) for i in head["inputs"][1:])
+    logits = features @ weights.T.astype(np.float32) + bias.astype(np.float32)
+    softmax = np.exp(logits - logits.max(1, keepdims=True))
+    softmax /= softmax.sum(1, keepdims=True)
+    assert np.allclose(softmax, model.garment_reader.read(pictures)[:, WORN], atol=1e-4)
+
+
+def test_the_ceiling_scripts_fitted_head_answers_each_photo_from_the_other_folds():
+    ceiling = pytest.importorskip("worn_ceiling")
+    rng = np.random.default_rng(0)
+    labels = np.repeat(WORN, 12)
+    centres = rng.normal(size=(len(CLASS_NAMES), 16)) * 4
+    features = centres[labels] + rng.normal(size=(len(labels), 16))
+    answers = ceiling.fitted_head(features, labels, c=1.0, folds=4, seed=0)
+    assert answers.shape == (len(labels), len(CLASS_NAMES))
+    assert (np.delete(answers, WORN, axis=1) == 0).all()  # the columns are the classes, not 0..4
+    assert ceiling.right(answers, labels) >= 0.9 * len(labels)
+    # labels unrelated to the features: the held-out folds read them at about chance
+    shuffled = rng.permutation(labels)
+    assert ceiling.right(ceiling.fitted_head(features, shuffled, 1.0, 4, 0), shuffled) < 0.45 * len(labels)
