@@ -32,20 +32,23 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch import litert
-from fmnist_batch.convert.conversion import convert_path
+from fmnist_batch.convert import PreprocessSettings, convert_path
 from fmnist_batch.convert.settings import VIEW_CLASSES
 from fmnist_batch.discover import discover
-from fmnist_batch.engines.predict import within_view_classes
+from fmnist_batch.engines.predict import predict_where
 from fmnist_batch.evaluate import folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.garment_reader import joined
 from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.options import ClassifyOptions
 
 #: the fitted head's inverse regularisation strengths (scikit-learn's C); the best one is reported
 C_GRID = (0.01, 0.03, 0.1, 0.3)
 
 
-def worn_photos(root: Path, mapping: Path | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def worn_photos(
+    root: Path, mapping: Path | None, settings: PreprocessSettings
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(28x28 images, colour pictures, class indices) of the folder's photos that take the worn view."""
     worn = {CLASS_NAMES.index(name) for name in VIEW_CLASSES["worn"]}
     classes = folder_classes(root, read_mapping(mapping) if mapping else None)
@@ -54,7 +57,7 @@ def worn_photos(root: Path, mapping: Path | None) -> tuple[np.ndarray, np.ndarra
         if len(accepted) != 1 or not accepted <= worn:
             continue
         for photo in discover([str(root / folder)]):
-            conversion = convert_path(photo.path)
+            conversion = convert_path(photo.path, settings)
             if conversion.view == "worn" and conversion.colour is not None:
                 images.append(conversion.image)
                 colours.append(conversion.colour)
@@ -88,8 +91,7 @@ def reader_features(reader_file: Path, pictures: np.ndarray) -> np.ndarray:
 
 def bundled_answers(model: Model, images: np.ndarray, colours: np.ndarray) -> dict[str, np.ndarray]:
     """N x 10 probabilities of the photo model (within the worn classes), the reader, and both joined."""
-    views = np.full(len(images), "worn")
-    photo = within_view_classes(model.predict_proba(images, np.isin(views, model.photo_views)), views)
+    photo = predict_where(model, images, np.ones(len(images), bool), np.full(len(images), "worn"))
     reader = model.garment_reader.read(colours)
     return {"photo": photo, "reader": reader, "joined": joined(photo, reader, model.garment_weight)}
 
@@ -139,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model()
     if not model.has_garment_reader:
         raise SystemExit("the bundled model card names no garment reader")
-    images, colours, labels = worn_photos(args.folder, args.mapping)
+    # the conversion classify runs with this model's card
+    settings = ClassifyOptions().conversion(model.card.conversion())
+    images, colours, labels = worn_photos(args.folder, args.mapping, settings)
     bundled = bundled_answers(model, images, colours)
     features = reader_features(model.card.garment_reader_file(), colours)
     print(f"{len(labels)} worn photos in {args.folder}; read right by")
