@@ -21,14 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from fmnist_batch.convert import ImageError, convert_image, convert_path, load_image_bytes, reduce_to
+from fmnist_batch.convert.source import Converted, convert_source
 from fmnist_batch.discover import check_inputs, discover
 from fmnist_batch.engines import engine_factory
 from fmnist_batch.engines.predict import predicted_rows
-from fmnist_batch.engines.workers import Converted, conversion_error
-from fmnist_batch.job import ClassifyJob, JobResult, load_job_model
+from fmnist_batch.job import ClassifyJob, JobResult
 from fmnist_batch.labels import IMAGE_EXTENSIONS
-from fmnist_batch.model.runtime import Model
+from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.options import ClassifyOptions
 
 #: what Classifier(x) takes, one or a list
@@ -49,7 +48,7 @@ class Classifier:
         else:
             self.options = ClassifyOptions.from_keywords(model=model, **options)
             self.model = load_job_model(self.options)
-        self.conversion = self.options.conversion(self.model.card.conversion())
+        self.conversion = self.model.conversion(self.options)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict | list[dict]:
         """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
@@ -70,30 +69,7 @@ class Classifier:
         return [_result(row, c) for row, c in zip(rows, converted, strict=True)]
 
     def _convert(self, image: ImageInput) -> Converted:
-        try:
-            if isinstance(image, str | os.PathLike):
-                conversion = convert_path(image, self.conversion)
-            elif isinstance(image, bytes | bytearray | memoryview):
-                conversion = convert_image(load_image_bytes(bytes(image), self.conversion), self.conversion)
-            else:
-                conversion = convert_image(self._decoded(_as_pil(image)), self.conversion)
-        except (ImageError, MemoryError) as e:
-            return Converted(None, conversion_error(e))
-        return Converted.of(conversion)
-
-    def _decoded(self, image):  # PIL.Image.Image -> PIL.Image.Image
-        """An image decoded by the caller, made what decoding a file gives: checked against the pixel
-        limit, turned upright by its EXIF orientation, box-reduced as large files are."""
-        from PIL import ImageOps
-
-        settings = self.conversion
-        if image.width * image.height > settings.max_pixels:
-            pixels = image.width * image.height
-            raise ImageError(
-                f"image too large: {pixels:,} pixels exceeds the limit of {settings.max_pixels:,}"
-            )
-        upright = ImageOps.exif_transpose(image)  # a copy when it turns, so the caller's image is untouched
-        return reduce_to(upright if upright is not None else image, settings.draft_factor * settings.size)
+        return convert_source(image, self.conversion, self.options.timeout)
 
     def classify_folder(
         self, inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | None = None, **job: Any
@@ -117,30 +93,6 @@ class Classifier:
         files = discover(names, recursive=recursive, extensions=extensions)
         with engine_factory(self.options.engine)(self.options, self.model, self.conversion) as engine:
             yield from engine.run(files)
-
-
-def _as_pil(image: Any):  # -> PIL.Image.Image
-    from PIL import Image
-
-    if isinstance(image, Image.Image):
-        return image
-    if isinstance(image, np.ndarray):
-        return _array_to_pil(image)
-    raise TypeError(
-        f"cannot classify a {type(image).__name__}: give a path, a PIL image, a numpy array or bytes"
-    )
-
-
-def _array_to_pil(array: np.ndarray):  # -> PIL.Image.Image
-    from PIL import Image
-
-    if array.dtype != np.uint8:
-        raise TypeError(f"expected a uint8 array, got {array.dtype} (scale it to 0..255 first)")
-    modes = {2: "L", 3: {1: "L", 3: "RGB", 4: "RGBA"}.get(array.shape[-1])}
-    mode = modes.get(array.ndim)
-    if mode is None:
-        raise TypeError(f"expected an H x W, H x W x 3 or H x W x 4 array, got shape {array.shape}")
-    return Image.fromarray(array[..., 0] if mode == "L" and array.ndim == 3 else array, mode)
 
 
 def _name_of(image: ImageInput) -> str:

@@ -14,13 +14,13 @@ import hashlib
 import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TextIO
 
 from fmnist_batch.discover import STDIN, InputError, InputFile, Shard, check_inputs, discover
 from fmnist_batch.engines import engine_factory
 from fmnist_batch.labels import IMAGE_EXTENSIONS
-from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.outputs.rows import row_fields
 from fmnist_batch.outputs.summary import Summary
@@ -81,7 +81,7 @@ class ClassifyJob:
         (Classifier.classify_folder) is used as it is, else options.model is loaded."""
         self._check()
         model = model or load_job_model(self.options)
-        conversion = self.options.conversion(model.card.conversion())
+        conversion = model.conversion(self.options)
         result = JobResult(Summary(), self.output, model_test_accuracy=model.test_accuracy)
         report = self._open_report(conversion)
         try:
@@ -199,29 +199,18 @@ def _with_files(
         yield file, row
 
 
-def load_job_model(options: ClassifyOptions) -> Model:
-    """The model the options name, every file its card names verified before a photo is read."""
-    return load_model(
-        options.model,
-        options.backend,
-        num_threads=1,
-        use_photo_model=options.photo_model,
-        use_garment_reader=options.garment_reader,
-        precision=options.precision,
-    )
-
-
 def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
     """What shapes a row, recorded with a run's partial output: a resumed run must match it."""
     return {
-        # the card holds the sha256 of every model file, and of the photo model's card
         "model_card_sha256": hashlib.sha256(model.card.path.read_bytes()).hexdigest(),
+        # every model file the run may read (registry.py), person detectors included
+        "models": model.model_hashes,
         "model_file": model.litert_file or "keras",
         "photo_model": options.photo_model,
         "garment_reader": options.garment_reader,
         "top_k": options.top_k,
         "min_confidence": options.min_confidence,
-        "conversion": asdict(conversion),
+        "conversion": conversion.record(),
     }
 
 

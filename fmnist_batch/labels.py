@@ -32,6 +32,11 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
     ".tiff",
 )
 
+#: The classes an image of a view (convert.VIEWS) can show, where not all: the person path cuts out what a
+#: person wears below the chin (a top, a dress, a coat), so a worn crop is never a shoe, a bag or trousers,
+#: whatever the shape left after the head and skin are cut away looks like to the model.
+VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
+
 #: Refuse images with more pixels than this (decompression bombs); about 12,000 x 12,000.
 DEFAULT_MAX_PIXELS = 144_000_000
 

@@ -31,13 +31,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch import litert
 from fmnist_batch.convert import PreprocessSettings, convert_path
 from fmnist_batch.convert.settings import VIEW_CLASSES
 from fmnist_batch.discover import discover
-from fmnist_batch.engines.predict import predict_where
 from fmnist_batch.evaluate import folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model import litert
+from fmnist_batch.model.combine import predict_where
 from fmnist_batch.model.garment_reader import joined
 from fmnist_batch.model.runtime import Model, load_model
 from fmnist_batch.options import ClassifyOptions
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if not model.has_garment_reader:
         raise SystemExit("the bundled model card names no garment reader")
     # the conversion classify runs with this model's card
-    settings = ClassifyOptions().conversion(model.card.conversion())
+    settings = model.conversion(ClassifyOptions())
     images, colours, labels = worn_photos(args.folder, args.mapping, settings)
     bundled = bundled_answers(model, images, colours)
     features = reader_features(model.card.garment_reader_file(), colours)

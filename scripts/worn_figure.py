@@ -30,9 +30,10 @@ from fmnist_batch.convert import (
     load_image,
     to_rgb,
 )
-from fmnist_batch.engines.predict import predict_where, stack
+from fmnist_batch.engines.predict import stack
 from fmnist_batch.engines.workers import Converted
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_EXTENSIONS
+from fmnist_batch.model.combine import predict_where
 from fmnist_batch.model.runtime import Model, load_model
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import io
 import zlib
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -139,3 +140,21 @@ def render_garment_photo(
     scene[silhouette] = np.asarray(colour, dtype=np.float32) * folds[silhouette][:, None]
     scene *= (1 - light_gradient * x / (size - 1))[..., None]
     return Image.fromarray(np.clip(np.rint(scene), 0, 255).astype(np.uint8)), silhouette
+
+
+#: the CC0 amateur photos the maintainers keep beside the repository (CI gets a copy of shared/ too)
+REAL_PHOTOS = Path(__file__).resolve().parent.parent.parent / "shared" / "real-photos"
+
+
+def cc0_photos(split: str, n: int, seed: int = 0) -> list[Path]:
+    """n photos of clothing-dataset-small (CC0), drawn at random from `split`; the test is skipped
+    with the reason where the folder is absent."""
+    import random
+
+    import pytest
+
+    folder = REAL_PHOTOS / "clothing-dataset-small" / split
+    if not folder.is_dir():
+        pytest.skip(f"the CC0 photos are not at {folder}")
+    photos = sorted(p for p in folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    return random.Random(seed).sample(photos, n)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import re
 
 import numpy as np
 import pytest
+from photos import cc0_photos
 from PIL import Image
 
 import fmnist_batch
@@ -50,6 +53,16 @@ def test_every_input_kind_gets_the_cli_rows_answer(clf, catalog, tmp_path):
             assert result["status"] == row["status"] and result["segmented"] in (True, False)
 
 
+def test_a_photo_opened_with_pil_gets_the_cli_rows_answer(clf, tmp_path):
+    photos = cc0_photos("validation", 40, seed=3)  # real JPEGs of every kind: catalog, segmented, worn
+    rows = cli_rows(tmp_path, *map(str, photos))
+    for path, row in zip(photos, rows, strict=True):
+        with Image.open(path) as opened:
+            result = clf(opened)
+        assert (result["label"], result["view"] or "") == (row["label"], row["view"]), path
+        assert result["score"] == pytest.approx(float(row["confidence"]), abs=0.01), path
+
+
 def test_arrays_of_each_shape_are_read_as_their_image(clf, catalog):
     with Image.open(catalog[0][0]) as image:
         rgb = image.convert("RGB")
@@ -64,13 +77,32 @@ def test_a_list_gives_a_list_in_order_and_a_bad_input_an_error_result(clf, catal
     assert results[1]["status"] == "error" and results[1]["label"] is None and results[1]["error"]
 
 
-def test_wrong_input_types_are_refused_with_the_reason(clf):
-    with pytest.raises(TypeError, match="give a path, a PIL image"):
-        clf(42)
-    with pytest.raises(TypeError, match="uint8"):
-        clf(np.zeros((28, 28), np.float32))
-    with pytest.raises(TypeError, match=r"H x W"):
-        clf(np.zeros((2, 28, 28, 3), np.uint8))
+def test_bad_inputs_in_a_list_get_error_results_with_the_reason(clf, catalog):
+    bad = {
+        "give a path, a PIL image": 42,
+        "uint8": np.zeros((28, 28), np.float32),
+        r"H x W": np.zeros((2, 28, 28, 3), np.uint8),
+        r"empty image \(0 x 0": np.zeros((0, 0), np.uint8),
+        r"empty image \(0 x 5": np.zeros((5, 0, 3), np.uint8),
+        r"empty image \(0 x 0 pixels": Image.new("RGB", (0, 0)),
+        "not an image": b"not an image",
+    }
+    good = str(catalog[0][0])
+    results = clf([good, *bad.values(), good])
+    assert results[0] == results[-1] and results[0]["status"] == "ok"
+    for reason, result in zip(bad, results[1:-1], strict=True):
+        assert result["status"] == "error" and result["label"] is None, reason
+        assert re.search(reason, result["error"]), (reason, result["error"])
+
+
+def test_a_fifo_times_out_as_in_the_cli(tmp_path):
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)  # open() blocks until a writer comes, which never does
+    result = Classifier(timeout=0.5)(str(fifo))
+    assert result["status"] == "error" and "took longer than 0.5 s" in result["error"]
+
+
+def test_wrong_keywords_are_refused_with_the_reason():
     with pytest.raises(TypeError, match="unknown classify option"):
         Classifier(colour="red")
     with pytest.raises(TypeError, match=r"fmnist_batch\.Classifier"):

@@ -14,11 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import PreprocessSettings, source
+from fmnist_batch.convert.source import Converted
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines import engine_factory, register_engine, workers
 from fmnist_batch.engines.local import LocalEngine, chunks
-from fmnist_batch.job import load_job_model
+from fmnist_batch.model.runtime import load_job_model
 from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.outputs.rows import make_row
 
@@ -84,19 +85,19 @@ def test_a_file_that_takes_too_long_becomes_an_error_row(catalog, monkeypatch):
     def slow(path, settings):
         threading.Event().wait(5)
 
-    monkeypatch.setattr(workers, "convert_path", slow)
+    monkeypatch.setattr(source, "convert_path", slow)
     settings = workers.WorkerSettings(PreprocessSettings(), None, 0.2)
     result = workers.convert_here([(str(catalog[0][0]), "x.jpg")], settings)
-    assert result == [workers.Converted(None, "took longer than 0.2 s to decode; skipped")]
+    assert result == [Converted(None, "took longer than 0.2 s to decode; skipped")]
 
 
 def test_an_unexpected_exception_costs_one_row_not_the_run(monkeypatch):
     def broken(path, settings):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(workers, "convert_path", broken)
+    monkeypatch.setattr(source, "convert_path", broken)
     result = workers.convert_here([("a.jpg", "a.jpg")], workers.WorkerSettings())
-    assert result == [workers.Converted(None, "unexpected error: ZeroDivisionError: boom")]
+    assert result == [Converted(None, "unexpected error: ZeroDivisionError: boom")]
 
 
 def test_on_batch_is_called_after_each_batch(catalog, model):
@@ -109,7 +110,7 @@ def test_on_batch_is_called_after_each_batch(catalog, model):
 
 
 def _dies_on(marker: str):
-    real = workers.convert_path
+    real = source.convert_path
 
     def convert_path(path, settings):
         if marker in os.path.basename(path):
@@ -130,7 +131,7 @@ def test_a_killed_worker_costs_its_file_one_error_row_and_the_run_goes_on(
 ):
     paths = [p for p, _ in catalog[:60]]
     paths[25] = renamed_copy(paths[25], tmp_path, "killer-")
-    monkeypatch.setattr(workers, "convert_path", _dies_on("killer-"))
+    monkeypatch.setattr(source, "convert_path", _dies_on("killer-"))
     files = files_of(paths)
 
     def run() -> list[dict]:
@@ -144,7 +145,7 @@ def test_a_killed_worker_costs_its_file_one_error_row_and_the_run_goes_on(
 
 
 def test_a_worker_that_never_answers_is_stopped_after_the_time_limit(catalog, model, monkeypatch, tmp_path):
-    real = workers.convert_path
+    real = source.convert_path
 
     def hangs_in_native_code(path, settings):
         if "stuck-" in os.path.basename(path):
@@ -155,7 +156,7 @@ def test_a_worker_that_never_answers_is_stopped_after_the_time_limit(catalog, mo
 
     paths = [p for p, _ in catalog[:40]]
     paths[3] = renamed_copy(paths[3], tmp_path, "stuck-")
-    monkeypatch.setattr(workers, "convert_path", hangs_in_native_code)
+    monkeypatch.setattr(source, "convert_path", hangs_in_native_code)
     monkeypatch.setattr(workers, "GRACE_SECONDS", 1.0)
     files = files_of(paths)
 

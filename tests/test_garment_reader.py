@@ -18,10 +18,10 @@ from fmnist_batch import Classifier
 from fmnist_batch.convert import PreprocessSettings, convert_path, find_worn_garment, load_image, to_rgb
 from fmnist_batch.convert.garment import GARMENT_INPUT, square_on_white
 from fmnist_batch.convert.settings import VIEW_CLASSES
-from fmnist_batch.engines.predict import within_view_classes
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model import runtime
 from fmnist_batch.model.card import ModelCard, ModelError, bundled_model_dir
+from fmnist_batch.model.combine import within_view_classes
 from fmnist_batch.model.garment_reader import joined
 from fmnist_batch.model.runtime import load_model
 
@@ -120,7 +120,7 @@ def test_a_replaced_reader_file_is_refused_when_the_model_loads(tmp_path):
     with pytest.raises(ModelError, match="sha256"):
         load_model(folder)
     reader.unlink()
-    with pytest.raises(ModelError, match="missing"):
+    with pytest.raises(ModelError, match="not found"):
         load_model(folder)
 
 

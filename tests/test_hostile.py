@@ -16,7 +16,7 @@ from PIL import Image
 from fmnist_batch.convert import ImageError, PreprocessSettings, preprocess_path
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import LocalEngine
-from fmnist_batch.job import load_job_model
+from fmnist_batch.model.runtime import load_job_model
 from fmnist_batch.options import ClassifyOptions
 
 REPO = Path(__file__).resolve().parent.parent

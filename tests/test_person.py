@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +28,14 @@ from fmnist_batch.convert import (
     convert_path,
     load_image,
     person,
-    person_models,
     to_rgb,
 )
-from fmnist_batch.convert.person_models import Face
 from fmnist_batch.convert.settings import VIEW_CLASSES
-from fmnist_batch.engines.predict import predict_where
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model import person_models
+from fmnist_batch.model.combine import predict_where
+from fmnist_batch.model.person_models import Face, PersonFiles
+from fmnist_batch.model.registry import bundled_person_files
 from fmnist_batch.model.runtime import load_model
 
 AUTO = PreprocessSettings()
@@ -55,9 +57,8 @@ def on_studio_canvas(photo: Image.Image, size: tuple[int, int] = (600, 700), top
 
 
 @pytest.fixture
-def no_person_models(tmp_path, monkeypatch):
-    """Point the person path at a folder of our choosing; the detectors load again afterwards."""
-    monkeypatch.setattr(person_models, "person_model_dir", lambda: tmp_path)
+def no_person_models(tmp_path):
+    """A folder for person detector files of our choosing; the detectors load again afterwards."""
     person_models.forget_person_models()
     yield tmp_path
     person_models.forget_person_models()
@@ -68,7 +69,7 @@ def test_a_person_on_a_studio_canvas_is_read_as_the_garment_she_wears(astronaut)
     worn = person.find_worn_garment(canvas)
     assert worn is not None and worn.region == "full"  # the photo ends at her waist: no second garment
     work = person.work_copy(canvas)
-    face = person_models.shared_person_models().detect_face(work)
+    face = person_models.shared_person_models(bundled_person_files()).detect_face(work)
     assert worn.image.height <= work.shape[0] - face.chin + 1  # nothing above the chin: no head, no hair
     for settings in (AUTO, PERSON):
         conversion = convert_image(canvas, settings)
@@ -267,13 +268,14 @@ def test_product_shots_do_not_load_the_detectors(monkeypatch):
 
 @pytest.mark.parametrize("broken", ["missing", "not a model"])
 def test_without_usable_model_files_the_person_path_is_off(astronaut, no_person_models, broken):
+    files = PersonFiles(str(no_person_models / "face.tflite"), str(no_person_models / "segment.tflite"))
     if broken == "not a model":
-        for name in (person_models.FACE_MODEL, person_models.SEGMENT_MODEL):
-            (no_person_models / name).write_bytes(b"TFL3 but not really")
-    assert person_models.shared_person_models() is None
+        for name in (files.face, files.segment):
+            Path(name).write_bytes(b"TFL3 but not really")
+    assert person_models.shared_person_models(files) is None
     canvas = on_studio_canvas(astronaut)
     for settings in (AUTO, PERSON):
-        conversion = convert_image(canvas, settings)
+        conversion = convert_image(canvas, replace(settings, person_models=files))
         assert conversion.view == "catalog"
         assert np.array_equal(conversion.image, convert_image(canvas, PLAIN).image)
 

@@ -14,7 +14,7 @@ from photos import render_garment_photo
 
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import PreprocessSettings, convert_image
-from fmnist_batch.engines.predict import predict_where
+from fmnist_batch.model.combine import predict_where
 from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
 
 #: The stand-in photo model is the bundled one at this temperature: nearly uniform probabilities, so a
@@ -147,9 +147,9 @@ def test_the_worn_view_goes_to_the_model_that_reads_worn_photos_better(tmp_path)
     from photos import WHITE, render_catalog_photo
     from PIL import Image
 
-    from fmnist_batch.engines.predict import within_view_classes
     from fmnist_batch.labels import CLASS_NAMES
     from fmnist_batch.model.card import ModelCard
+    from fmnist_batch.model.combine import within_view_classes
     from fmnist_batch.training.photo_model import PairingError, judge_worn, worn_crops
 
     astronaut = Image.fromarray(data.astronaut())

@@ -8,7 +8,7 @@ pytest.importorskip("fastapi", reason="the [serve] extra is not installed")
 pytest.importorskip("python_multipart", reason="the [serve] extra is not installed")
 from fastapi.testclient import TestClient
 
-from fmnist_batch.job import load_job_model
+from fmnist_batch.model.runtime import load_job_model
 from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.serve.app import ServeOptions, create_app
 from fmnist_batch.serve.security import same_origin, split_host

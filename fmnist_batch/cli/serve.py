@@ -108,7 +108,7 @@ def run_serve(args: argparse.Namespace, env: Environment) -> int:
         require(module, "serve")
     import uvicorn
 
-    from fmnist_batch.job import load_job_model
+    from fmnist_batch.model.runtime import load_job_model
     from fmnist_batch.serve.app import ServeOptions, create_app
 
     options = ServeOptions(

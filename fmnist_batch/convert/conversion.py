@@ -68,7 +68,7 @@ class _Isolated:
 def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> _Isolated:
     background = settings.background
     if background == "person" or (background == "auto" and might_show_person(rgb)):
-        worn = find_worn_garment(rgb)
+        worn = find_worn_garment(rgb, settings.person_models, settings.garment_side)
         if worn is not None:
             return _Isolated(worn.image, "worn", worn.colour, worn.region)
     if background == "segment" or (background in ("auto", "products") and not has_plain_background(rgb)):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-#: the garment reader's input side (EfficientNet-Lite0's own resolution)
+#: the garment reader's input side when its card says none (EfficientNet-Lite0's own resolution); the
+#: conversion is told the card's (ConversionSettings.garment_side)
 GARMENT_INPUT = 224
 WHITE = (255, 255, 255)
 
@@ -22,13 +23,13 @@ def mask_box(mask: np.ndarray) -> tuple[slice, slice]:
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def square_on_white(rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def square_on_white(rgb: np.ndarray, mask: np.ndarray, side: int = GARMENT_INPUT) -> np.ndarray:
     """The masked pixels of an H x W x 3 uint8 photo on white, cropped to the mask, centred on a white
-    square and resized to GARMENT_INPUT: a GARMENT_INPUT x GARMENT_INPUT x 3 uint8 array."""
+    square and resized to `side`: a side x side x 3 uint8 array."""
     box = mask_box(mask)
     cut = np.where(mask[box][..., None], rgb[box], np.uint8(255)).astype(np.uint8)
     height, width = cut.shape[:2]
-    side = max(height, width)
-    canvas = Image.new("RGB", (side, side), WHITE)
-    canvas.paste(Image.fromarray(cut), ((side - width) // 2, (side - height) // 2))
-    return np.asarray(canvas.resize((GARMENT_INPUT, GARMENT_INPUT), Image.Resampling.BILINEAR))
+    square = max(height, width)
+    canvas = Image.new("RGB", (square, square), WHITE)
+    canvas.paste(Image.fromarray(cut), ((square - width) // 2, (square - height) // 2))
+    return np.asarray(canvas.resize((side, side), Image.Resampling.BILINEAR))

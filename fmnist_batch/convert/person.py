@@ -30,14 +30,14 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageChops
 
-from fmnist_batch.convert.garment import mask_box, square_on_white
-from fmnist_batch.convert.person_models import Face, PersonModels, shared_person_models
+from fmnist_batch.convert.garment import GARMENT_INPUT, mask_box, square_on_white
 from fmnist_batch.convert.segment import (
     has_plain_background,
     opencv,
     paste_on_catalog_background,
 )
 from fmnist_batch.convert.steps import background_colour, far_channel_table
+from fmnist_batch.model.person_models import Face, PersonFiles, PersonModels, shared_person_models
 
 #: Longest edge at which the person path works (see the module's docstring).
 WORK_SIZE = 160
@@ -355,10 +355,15 @@ def on_catalog_background(rgb: np.ndarray, mask: np.ndarray) -> Image.Image:
     return paste_on_catalog_background(grey[box], mask[box])
 
 
-def find_worn_garment(img: Image.Image, models: PersonModels | None = None) -> WornGarment | None:
+def find_worn_garment(
+    img: Image.Image, models: PersonModels | PersonFiles | None = None, side: int = GARMENT_INPUT
+) -> WornGarment | None:
     """The garment a person in an RGB photo wears, or None when the photo shows no person (or the
-    detectors cannot be loaded). Segmentation runs only after the face passed the cheap checks."""
-    models = models or shared_person_models()
+    detectors cannot be loaded); `models`: the detectors, their files, or None for the bundled ones;
+    `side`: the colour picture's (the garment reader's input). Segmentation runs only after the face
+    passed the cheap checks."""
+    if not isinstance(models, PersonModels):
+        models = shared_person_models(models or bundled_person_files())
     if models is None:
         return None
     rgb = work_copy(img)
@@ -371,4 +376,12 @@ def find_worn_garment(img: Image.Image, models: PersonModels | None = None) -> W
     region, mask = sold_garment(rgb, face, person)
     if mask.sum() < MIN_REGION_SHARE * mask.size:
         return None
-    return WornGarment(on_catalog_background(rgb, mask), region, square_on_white(rgb, mask))
+    return WornGarment(on_catalog_background(rgb, mask), region, square_on_white(rgb, mask, side))
+
+
+def bundled_person_files() -> PersonFiles:
+    """The bundled person detectors, verified against the bundled card (for callers that convert without
+    a model: training, scripts); a run's model hands the conversion its own, verified at load."""
+    from fmnist_batch.model.registry import bundled_person_files as verified
+
+    return verified()

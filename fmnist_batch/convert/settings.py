@@ -6,18 +6,18 @@ importing any of it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE
+from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE, VIEW_CLASSES  # noqa: F401 (re-exported)
+
+if TYPE_CHECKING:
+    from fmnist_batch.model.person_models import PersonFiles
 
 INVERT_CHOICES = ("auto", "always", "never")
 #: what a 28x28 image was made from: a catalog shot as is, a garment cut out of its surroundings, or
 #: the garment a person wears
 VIEWS = ("catalog", "segmented", "worn")
-#: The classes an image of a view can show, where not all: the person path cuts out what a person wears
-#: below the chin (a top, a dress, a coat), so a worn crop is never a shoe, a bag or trousers, whatever
-#: the shape left after the head and skin are cut away looks like to the model.
-VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
 #: the part of a person a worn garment was read from: "upper" the torso garment (a second garment was
 #: found below it and left out), "full" everything worn below the chin (a dress, a long coat, a top
 #: whose frame ends above the hips, or one over trousers of its own colours)
@@ -69,6 +69,12 @@ class PreprocessSettings:
     #: segmented photo's time and the mask need only be right at 28 px (see segment.find_garment).
     cut_size: int = 96
     cut_iterations: int = 2
+    #: the side of the square colour picture of a worn garment, as the card's garment reader wants it
+    garment_side: int = 224
+    #: the person detectors' files, resolved and verified by the model (model/registry.py); None: the
+    #: bundled ones, verified on first use. Which files, not how photos are converted: their sha256 go
+    #: into a run's settings with the other models', so `record()` leaves the paths out.
+    person_models: PersonFiles | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -90,6 +96,14 @@ class PreprocessSettings:
             raise ValueError(f"segment_size must be >= 32, got {self.segment_size}")
         if self.cut_size < 16 or self.cut_iterations < 1:
             raise ValueError(f"cut_size must be >= 16 and cut_iterations >= 1, got {self}")
+        if self.garment_side < 16:
+            raise ValueError(f"garment_side must be >= 16, got {self.garment_side}")
+
+    def record(self) -> dict[str, Any]:
+        """The settings that shape a conversion's result, as plain values (a run's settings, reports)."""
+        record = asdict(self)
+        del record["person_models"]
+        return record
 
 
 #: The default of every ``settings`` parameter (one frozen instance: safe to share as a default value).

@@ -16,6 +16,7 @@ import logging
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,10 +24,11 @@ import numpy as np
 from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import chunks
-from fmnist_batch.engines.predict import predict_where, stack
+from fmnist_batch.engines.predict import stack
 from fmnist_batch.engines.workers import WorkerSettings, convert_here, keep_freed_memory
 from fmnist_batch.labels import IMAGE_SIZE
-from fmnist_batch.model.runtime import Model, load_model
+from fmnist_batch.model.combine import predict_where
+from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.outputs.rows import make_row
 
@@ -150,13 +152,15 @@ class RayEngine:
         # An explicit model is loaded from the card this process verified; the bundled one from each
         # node's own installation.
         model = str(self.model.card.path.resolve()) if options.model is not None else None
+        # ... and so are the bundled person detectors, which each node verifies from its own
+        conversion = self.conversion if model is not None else replace(self.conversion, person_models=None)
         converted = ray.data.from_items(
             items, override_num_blocks=max(1, -(-len(items) // CONVERT_BATCH))
         ).map_batches(
             convert_batch,
             batch_size=CONVERT_BATCH,
             batch_format="numpy",
-            fn_kwargs={"settings": WorkerSettings(self.conversion, preview, options.timeout)},
+            fn_kwargs={"settings": WorkerSettings(conversion, preview, options.timeout)},
         )
         with warnings.catch_warnings():
             # max_restarts can only go through **ray_remote_args, which Ray deprecates without a replacement
@@ -166,12 +170,10 @@ class RayEngine:
                 batch_size=options.batch_size,
                 batch_format="numpy",
                 fn_constructor_kwargs={
-                    "model": model,
-                    "backend": self.model.backend,
-                    "use_photo_model": options.photo_model,
-                    "use_garment_reader": options.garment_reader,
                     # the file this process runs, also when --model named a .tflite file outright
-                    "precision": self.model.precision,
+                    "options": replace(
+                        options, model=model, backend=self.model.backend, precision=self.model.precision
+                    )
                 },
                 compute=ray.data.ActorPoolStrategy(size=self._actors()),
                 num_cpus=PREDICT_CPUS,
@@ -212,22 +214,8 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
 class Predictor:
     """A Ray actor: loads the model once, then adds `probabilities` (N x 10 float32) to each batch."""
 
-    def __init__(
-        self,
-        model: str | None,
-        backend: str,
-        use_photo_model: bool = True,
-        use_garment_reader: bool = True,
-        precision: str = "auto",
-    ):
-        self.model = load_model(
-            model,
-            backend,
-            num_threads=1,
-            use_photo_model=use_photo_model,
-            use_garment_reader=use_garment_reader,
-            precision=precision,
-        )
+    def __init__(self, options: ClassifyOptions):
+        self.model = load_job_model(options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)

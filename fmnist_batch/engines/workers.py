@@ -16,41 +16,24 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
+import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert import Conversion, ImageError, PreprocessSettings, convert_path, save_preview
+from fmnist_batch.convert import PreprocessSettings, save_preview
+from fmnist_batch.convert.source import Converted, conversion_error, convert_source
+from fmnist_batch.labels import IMAGE_SIZE
 
 #: how long past its files' time limits a task may take before its worker is taken for hung
 GRACE_SECONDS = 10.0
 #: a worker that died (killed, or crashed in native code) - the row of the file it was converting
 WORKER_DIED = "the conversion worker died while converting this file (killed, or crashed in a decoder)"
-
-
-class Converted(NamedTuple):
-    """One file's conversion: the 784 bytes of its 28x28 image, or None and why not."""
-
-    data: bytes | None
-    error: str | None
-    #: the view of the garment the image was made from (convert.VIEWS); "" when it could not be made
-    view: str = ""
-    #: a worn garment in colour, GARMENT_INPUT x GARMENT_INPUT x 3 bytes, for the garment reader
-    colour: bytes | None = None
-    #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
-    region: str = ""
-
-    @classmethod
-    def of(cls, conversion: Conversion) -> Converted:
-        colour = None if conversion.colour is None else conversion.colour.tobytes()
-        return cls(conversion.image.tobytes(), None, conversion.view, colour, conversion.region)
 
 
 @dataclass(frozen=True)
@@ -65,14 +48,6 @@ class WorkerSettings:
 _worker = WorkerSettings()
 
 
-class FileTimeout(Exception):
-    pass
-
-
-def _on_alarm(signum: int, frame: object) -> None:
-    raise FileTimeout
-
-
 def configure(settings: WorkerSettings) -> None:
     global _worker
     _worker = settings
@@ -84,63 +59,29 @@ def preview_path(folder: str | os.PathLike, display: str) -> Path:
     return Path(folder, *parts).with_name(Path(display).name + ".png")
 
 
-def conversion_error(error: Exception) -> str:
-    """The one-line reason a photo could not be converted, as its row (or web result) reports it."""
-    if isinstance(error, ImageError):
-        return str(error)
-    if isinstance(error, MemoryError):
-        return "out of memory while decoding the image"
-    return f"unexpected error: {type(error).__name__}: {error}"
-
-
 def convert(item: tuple[str, str]) -> Converted:
-    """(path, display) -> Converted(784 bytes, None, view) or Converted(None, message). Never raises."""
+    """(path, display) -> its Converted (convert_source, with this worker's settings and time limit),
+    its preview written if asked. Never raises."""
     path, display = item
-    # The alarm is armed only where the handler is installed (a worker, or alarm_handler() in the main
-    # thread); Pillow's decoders return to Python between chunks, where it stops a file that takes too long.
-    armed = _worker.timeout is not None and signal.getsignal(signal.SIGALRM) is _on_alarm
-    try:
-        if armed:
-            signal.setitimer(signal.ITIMER_REAL, _worker.timeout)
+    converted = convert_source(path, _worker.conversion, _worker.timeout)
+    if _worker.preview_dir is not None and converted.data is not None:
         try:
-            conversion = convert_path(path, _worker.conversion)
-        finally:
-            if armed:
-                signal.setitimer(signal.ITIMER_REAL, 0)
-        if _worker.preview_dir is not None:
             target = preview_path(_worker.preview_dir, display)
             target.parent.mkdir(parents=True, exist_ok=True)
-            save_preview(conversion.image, target)
-        return Converted.of(conversion)
-    except FileTimeout:
-        return Converted(None, f"took longer than {_worker.timeout:g} s to decode; skipped")
-    except Exception as e:  # a bug or an exotic file must cost one row, not the run
-        return Converted(None, conversion_error(e))
+            save_preview(np.frombuffer(converted.data, np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), target)
+        except Exception as e:  # a preview that cannot be written costs that row, not the run
+            return Converted.failed(conversion_error(e))
+    return converted
 
 
 def convert_chunk(items: Sequence[tuple[str, str]]) -> list[Converted]:
     return [convert(item) for item in items]
 
 
-@contextlib.contextmanager
-def alarm_handler() -> Iterator[None]:
-    """Install the per-file time limit's handler for conversions in this process (only a main thread can
-    handle SIGALRM; elsewhere files convert without the limit)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGALRM, previous)
-
-
 def convert_here(items: Sequence[tuple[str, str]], settings: WorkerSettings) -> list[Converted]:
     """Convert in this process, as a worker would (same settings and time limit)."""
     configure(settings)
-    with alarm_handler():
-        return convert_chunk(items)
+    return convert_chunk(items)
 
 
 # glibc's mallopt parameters
@@ -180,7 +121,6 @@ def _init_worker(settings: WorkerSettings) -> None:
         # A worker whose run was killed exits at once and quietly, instead of finishing its task and
         # printing a BrokenPipeError traceback into the cron mail.
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    signal.signal(signal.SIGALRM, _on_alarm)
     # Ctrl-C is handled once, by the parent, which then stops the pool: a worker must die quietly on it,
     # not run the handler it inherited from the CLI.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -50,6 +50,10 @@ PHOTO_VIEWS = tuple(PHOTO_VIEW_USES)
 #: What a photo model reads when its card entry lists no views (cards from before the key), and when its
 #: pairing found the main model reads worn crops better.
 SEGMENTED_ONLY = ("segmented",)
+#: The person path's detectors (model/person_models.py), each a file of the card's person_models entry.
+PERSON_MODELS = ("face", "segment")
+#: the bundled model's folder of person detectors, which a card may name instead of bringing its own
+PERSON_FOLDER = "person"
 #: the keys of the card's preprocessing block that are conversion settings, named as the fields of
 #: fmnist_batch.convert.PreprocessSettings (which the options resolver builds from `conversion()`)
 CONVERSION_KEYS = (
@@ -148,6 +152,22 @@ def _check_photo_model(entry: Any) -> dict[str, Any] | None:
     return entry
 
 
+def _check_person_models(entry: Any) -> dict[str, Any] | None:
+    """The person detectors entry: {"folder" (beside the card) or "bundled": true, and for each of
+    PERSON_MODELS {"file", "sha256", "input"}, plus "licence" and "source"}."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not all(isinstance(entry.get(name), dict) for name in PERSON_MODELS):
+        raise ModelError(f"person_models needs an entry for each of {', '.join(PERSON_MODELS)}")
+    if entry.get("bundled") is not True:
+        _bare_name(entry.get("folder"), "person_models.folder")
+    for name in PERSON_MODELS:
+        _bare_name(entry[name].get("file"), f"person_models.{name}.file")
+        if not entry[name].get("sha256"):
+            raise ModelError(f"person_models.{name} has no sha256")
+    return entry
+
+
 def _check_garment_reader(entry: Any) -> dict[str, Any] | None:
     """The garment reader entry (model/garment_reader.py): folder, file, sha256, classes, weight."""
     if entry is None:
@@ -188,6 +208,8 @@ class ModelCard:
     #: a colour model that joins the answer for worn garments: {"folder", "file", "sha256", "classes",
     #: "weight"} (model/garment_reader.py)
     garment_reader: dict[str, Any] | None = None
+    #: the person path's detectors: their folder (or the bundled ones) and each file's sha256
+    person_models: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"
 
@@ -215,6 +237,7 @@ class ModelCard:
                 raw=raw,
                 photo_model=_check_photo_model(raw.get("photo_model")),
                 garment_reader=_check_garment_reader(raw.get("garment_reader")),
+                person_models=_check_person_models(raw.get("person_models")),
                 **_check_preprocessing(raw["preprocessing"], files),
             )
         except ModelError as e:
@@ -270,6 +293,26 @@ class ModelCard:
         if file_sha256(path) != self.garment_reader["sha256"]:
             raise ModelError(f"{path} is not the garment reader {self.path} names (its sha256 differs)")
         return path
+
+    def person_file(self, name: str) -> Path:
+        """Where the person detector `name` (PERSON_MODELS) is: in the card's folder of them, or the
+        bundled model's when the card says it uses those, or when it says nothing (a card from before the
+        entry: the bundled card's entry then holds the sha256 to check)."""
+        entry = self.person_models
+        if entry is None:
+            return ModelCard.load(bundled_model_dir() / CARD_FILE).person_file(name)
+        folder = (
+            bundled_model_dir() / PERSON_FOLDER
+            if entry.get("bundled")
+            else self.path.parent / entry["folder"]
+        )
+        return folder / entry[name]["file"]
+
+    def person_sha256(self, name: str) -> str:
+        """The sha256 the person detector `name` must have."""
+        if self.person_models is None:
+            return ModelCard.load(bundled_model_dir() / CARD_FILE).person_sha256(name)
+        return self.person_models[name]["sha256"]
 
     # ------------------------------------------------------------------ accessors
 
@@ -327,7 +370,10 @@ class ModelCard:
         """The conversion settings this model's images were made with, keyed as PreprocessSettings'
         fields: only those the card records (the options resolver fills in the rest)."""
         prep = self.raw["preprocessing"]
-        return {key: prep[key] for key in CONVERSION_KEYS if key in prep}
+        settings = {key: prep[key] for key in CONVERSION_KEYS if key in prep}
+        if self.garment_reader is not None and "input" in self.garment_reader:
+            settings["garment_side"] = int(self.garment_reader["input"])  # the picture its reader wants
+        return settings
 
     def provenance(self, path: str | os.PathLike) -> Provenance:
         """What a model trained from this one (found at `path`) records about where it started."""

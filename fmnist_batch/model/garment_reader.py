@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch import litert
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model import litert
 
 
 class GarmentReader:

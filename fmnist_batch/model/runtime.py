@@ -6,15 +6,17 @@ fallback when LiteRT is not installed. Every model file is checked against the s
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmnist_batch import litert
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.model import litert, registry
 from fmnist_batch.model.card import (
     CARD_FILE,
     HISTORY_FILE,
@@ -24,6 +26,11 @@ from fmnist_batch.model.card import (
     find_card,
 )
 from fmnist_batch.model.garment_reader import GarmentReader
+from fmnist_batch.model.person_models import PersonFiles
+
+if TYPE_CHECKING:
+    from fmnist_batch.convert.settings import PreprocessSettings as ConversionSettings
+    from fmnist_batch.options import ClassifyOptions
 
 BACKENDS = ("auto", "litert", "keras")
 #: Which .tflite file LiteRT runs: the card's choice, the float one (the Keras model's exact twin) or the
@@ -129,6 +136,7 @@ class Model:
         use_photo_model: bool = True,
         precision: str = "auto",
         use_garment_reader: bool = True,
+        with_person: bool = True,
     ):
         self.card = card
         self.backend = backend
@@ -141,29 +149,65 @@ class Model:
             raise ModelError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
         if backend not in BACKENDS[1:]:
             raise ModelError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-        # every file this run may read is checked before the first photo is
-        self._photo_card = self._verified_photo_card() if self._use_photo_model else None
-        with_reader = use_garment_reader and card.garment_reader is not None
-        self._garment_file = card.garment_reader_file() if with_reader else None
-        self._garment_reader: GarmentReader | None = None
         #: the card's files entry LiteRT runs; None with the Keras backend (always the float model)
-        self.litert_file: str | None = None
+        self.litert_file = _litert_file(card, precision) if backend == "litert" else None
+        #: every model file this run may read, as the card declares it (registry.py); all checked here,
+        #: before the first photo is read, and their sha256 recorded with the run's settings
+        self.declared = self._declared(use_garment_reader, with_person)
+        for declared in self.declared:
+            registry.verify(declared)
+        self._photo_card = (
+            ModelCard.load(self._declared_path("photo card")) if self._use_photo_model else None
+        )
+        with_reader = use_garment_reader and card.garment_reader is not None
+        self._garment_file = self._declared_path("garment reader") if with_reader else None
+        self._garment_reader: GarmentReader | None = None
         if backend == "litert":
-            self.litert_file = _litert_file(card, precision)
-            self._init_litert(card.verify(self.litert_file), num_threads)
+            self._init_litert(self._declared_path("main"), num_threads)
         else:
-            self._init_keras(card.verify("keras"))
+            self._init_keras(self._declared_path("main"))
         #: the precision that loads this same file again from the card (another process, a Ray actor)
         self.precision = _PRECISION_OF_FILE.get(self.litert_file or "", precision)
 
-    def _verified_photo_card(self) -> ModelCard:
-        """The photo model's card, after checking it and the file the photo model would run."""
-        photo_card = ModelCard.load(self.card.photo_card())
-        if self.backend == "litert":
-            photo_card.verify(_litert_file(photo_card, _photo_precision(self._precision)))
-        else:
-            photo_card.verify("keras")
-        return photo_card
+    def _declared(self, use_garment_reader: bool, with_person: bool) -> list[registry.DeclaredModel]:
+        card = self.card
+        declared = [registry.network(card, self.litert_file or "keras", "main")]
+        if self._use_photo_model:
+            photo = registry.photo_card(card)
+            photo_card = ModelCard.load(registry.verify(photo))
+            kind = (
+                _litert_file(photo_card, _photo_precision(self._precision)) if self.litert_file else "keras"
+            )
+            declared += [photo, registry.network(photo_card, kind, "photo")]
+        if use_garment_reader and card.garment_reader is not None:
+            declared.append(registry.garment_reader(card))
+        if with_person:
+            declared += registry.person_models(card)
+        return declared
+
+    def _declared_path(self, name: str) -> Path:
+        return next(d.path for d in self.declared if d.name == name)
+
+    @property
+    def model_hashes(self) -> dict[str, str]:
+        """Each model file this run may read -> its sha256 (what --resume compares)."""
+        return {d.name: d.sha256 for d in self.declared}
+
+    def conversion(self, options: ClassifyOptions) -> ConversionSettings:
+        """How photos are converted for this model: `options`' settings resolved against the card's
+        (argument > card > default), with what its models want: the garment reader's picture side and
+        the person detectors' verified files."""
+        settings = options.conversion(self.card.conversion())
+        side = self.card.conversion().get("garment_side", settings.garment_side)
+        return dataclasses.replace(settings, garment_side=side, person_models=self.person_files)
+
+    @property
+    def person_files(self) -> PersonFiles | None:
+        """The person detectors' files, verified (None when this model runs without the person path)."""
+        paths = {d.name: str(d.path) for d in self.declared if d.name.startswith("person ")}
+        if not paths:
+            return None
+        return PersonFiles(face=paths["person face"], segment=paths["person segment"])
 
     @property
     def test_accuracy(self) -> float | None:
@@ -236,6 +280,8 @@ class Model:
                 self._num_threads,
                 use_photo_model=False,
                 precision=_photo_precision(self._precision),
+                use_garment_reader=False,
+                with_person=False,
             )
         return self._photo_model
 
@@ -308,3 +354,15 @@ def load_model(
                 "no model runtime installed: pip install ai-edge-litert (or 'fmnist-batch[train]')"
             )
     return Model(card, backend, num_threads, use_photo_model, precision, use_garment_reader)
+
+
+def load_job_model(options: ClassifyOptions) -> Model:
+    """The model the options name, every file its card names verified before a photo is read."""
+    return load_model(
+        options.model,
+        options.backend,
+        num_threads=1,
+        use_photo_model=options.photo_model,
+        use_garment_reader=options.garment_reader,
+        precision=options.precision,
+    )

@@ -37,8 +37,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from fmnist_batch import __version__
-from fmnist_batch.job import load_job_model
-from fmnist_batch.model.runtime import Model
+from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.serve.conversions import classify_uploads
 from fmnist_batch.serve.docs import (
     API_DESCRIPTION,

@@ -22,9 +22,10 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from fmnist_batch.convert import Conversion, PreprocessSettings, convert_image, load_image_bytes
+from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert.source import Converted, convert_source
 from fmnist_batch.engines.predict import predicted_rows
-from fmnist_batch.engines.workers import Converted, conversion_error
+from fmnist_batch.labels import IMAGE_SIZE
 from fmnist_batch.model.runtime import Model
 from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.serve.uploads import Upload
@@ -47,30 +48,28 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def convert_upload(
-    data: bytes | bytearray, settings: PreprocessSettings
-) -> tuple[Conversion | None, str | None]:
-    """Bytes of one upload -> (its Conversion, None) or (None, a one-line reason). Never raises."""
+def convert_upload(data: bytes | bytearray, settings: PreprocessSettings) -> Converted:
+    """Bytes of one upload -> its Converted (convert_source: the same route and errors as a file's).
+    Never raises."""
     try:
-        return convert_image(load_image_bytes(data, settings), settings), None
-    except Exception as e:  # a bug or an exotic file must cost one result, not the request
-        return None, conversion_error(e)
+        return convert_source(data, settings)
     finally:
         # Every photo, not only large ones: the decoded size is not known here (the decoder reduces large
         # images as it reads them), and trimming takes about a millisecond.
         release_freed_memory()
 
 
-def preview_png(array: np.ndarray) -> str:
-    """The 28x28 image the model saw, as base64 PNG (a few hundred bytes)."""
+def preview_png(data: bytes) -> str:
+    """The 28x28 image the model saw (Converted.data), as base64 PNG (a few hundred bytes)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG", optimize=True)
+    array = np.frombuffer(data, np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
+    Image.fromarray(array).save(buffer, format="PNG", optimize=True)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 async def convert_uploads(
     uploads: list[Upload], settings: PreprocessSettings, slots: asyncio.Semaphore
-) -> list[tuple[Conversion | None, str | None]]:
+) -> list[Converted]:
     """Each upload converted in a worker thread once a conversion slot is free (the waiting is done on the
     event loop, so queued requests hold no thread); each photo's bytes are freed once it is converted."""
     conversions = []
@@ -83,19 +82,16 @@ async def convert_uploads(
 
 def predict_uploads(
     names: list[str],
-    conversions: list[tuple[Conversion | None, str | None]],
+    converted: list[Converted],
     model: Model,
     options: ClassifyOptions,
     lock: threading.Lock,
 ) -> list[dict]:
     """One result per upload, in order: the CSV row's fields plus `preview_png` (None for errors)."""
-    converted = [
-        Converted(None, error) if image is None else Converted.of(image) for image, error in conversions
-    ]
     with lock:  # one interpreter, shared by all requests; it is not thread-safe
         rows = list(predicted_rows(model, names, converted, options.top_k, options.min_confidence))
-    for row, (image, _) in zip(rows, conversions, strict=True):
-        row["preview_png"] = preview_png(image.image) if image is not None else None
+    for row, conversion in zip(rows, converted, strict=True):
+        row["preview_png"] = preview_png(conversion.data) if conversion.data is not None else None
     return rows
 
 
@@ -107,7 +103,7 @@ async def classify_uploads(
     lock: threading.Lock,
 ) -> list[dict]:
     """The results of one request's uploads: converted within the server's slots, then predicted."""
-    settings = options.conversion(model.card.conversion())
+    settings = model.conversion(options)
     conversions = await convert_uploads(uploads, settings, slots)
     names = [upload.filename for upload in uploads]
     return await run_in_threadpool(predict_uploads, names, conversions, model, options, lock)

@@ -154,7 +154,7 @@ def worn_crops(
 def judge_worn(main, photo, folder: str | os.PathLike, log) -> WornDecision:
     """Both models on the worn crops of the labelled photos under `folder`: the photo model reads worn
     photos if its balanced accuracy there is the higher."""
-    from fmnist_batch.engines.predict import within_view_classes
+    from fmnist_batch.model.combine import within_view_classes
 
     main_card = ModelCard.load(find_card(main))
     images, accepted, names = worn_crops(folder, main_card)

@@ -2,9 +2,11 @@
 segmentation, both Apache-2.0 .tflite files vendored in models/person/ and run by LiteRT, the runtime the
 classifier already uses (no mediapipe dependency).
 
-They are loaded once per process and only when a photo could show a person (see person.py), so a folder
-of product shots never pays for them. A missing or unloadable file switches the person path off: the
-photo then gets the conversion it would have had without it.
+Which files a run uses is the model card's to say (`ModelCard.person_files`, verified by the registry
+before any photo is read); the conversion carries their paths (`PersonFiles`) to every worker. They are
+loaded once per process and only when a photo could show a person (see convert/person.py), so a folder
+of product shots never pays for them. A file that cannot be loaded in a worker switches the person path
+off there: the photo then gets the conversion it would have had without it.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch import litert
+from fmnist_batch.model import litert
 
 FACE_MODEL = "face_detection_short_range.tflite"
 SEGMENT_MODEL = "selfie_segmentation.tflite"
@@ -29,13 +31,13 @@ MIN_FACE_SCORE = 0.5
 SEGMENT_INPUT = 256
 
 
-def person_model_dir() -> Path:
-    """models/person/ of the installed package (fmnist_batch/models/person) or of the repository, as
-    model.card.bundled_model_dir finds the main model; not imported from there because a conversion
-    worker would pay ~30 ms to import the card module for one path."""
-    package = Path(__file__).resolve().parent.parent
-    installed = package / "models" / "person"
-    return installed if installed.is_dir() else package.parent / "models" / "person"
+@dataclass(frozen=True)
+class PersonFiles:
+    """The detector files a conversion loads, as paths: picklable, so a worker gets them with its
+    settings. The registry resolves and verifies them (model/registry.py); loading one checks nothing."""
+
+    face: str
+    segment: str
 
 
 def _interpreter(path: Path):
@@ -114,12 +116,12 @@ def _decode_face(
 
 
 class PersonModels:
-    """Both detectors, loaded from ``directory``. A lock serialises calls: an interpreter is not safe to
+    """Both detectors, loaded from their files. A lock serialises calls: an interpreter is not safe to
     invoke from two threads at once (the web app converts uploads in a thread pool)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.face = _interpreter(directory / FACE_MODEL)
-        self.segment = _interpreter(directory / SEGMENT_MODEL)
+    def __init__(self, files: PersonFiles) -> None:
+        self.face = _interpreter(Path(files.face))
+        self.segment = _interpreter(Path(files.segment))
         self._lock = threading.Lock()
 
     def _run(self, interpreter, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -151,25 +153,27 @@ class PersonModels:
         return full[pad_y : pad_y + height, pad_x : pad_x + width]
 
 
-def load_person_models(directory: Path) -> PersonModels | None:
+def load_person_models(files: PersonFiles) -> PersonModels | None:
     """Both detectors, or None when either file is missing, unreadable or not a model LiteRT can run."""
     try:
-        return PersonModels(directory)
+        return PersonModels(files)
     except (OSError, ValueError, RuntimeError, ImportError):
         return None
 
 
-_loaded: dict[int, PersonModels | None] = {}
+_loaded: dict[tuple[int, PersonFiles], PersonModels | None] = {}
 
 
-def shared_person_models() -> PersonModels | None:
-    """This process's detectors, loaded on first use (a failure is remembered too: one attempt per
-    process). Keyed by process id so a forked worker loads its own rather than use its parent's."""
-    pid = os.getpid()
-    if pid not in _loaded:
-        _loaded.clear()
-        _loaded[pid] = load_person_models(person_model_dir())
-    return _loaded[pid]
+def shared_person_models(files: PersonFiles) -> PersonModels | None:
+    """This process's detectors from `files`, loaded on first use (a failure is remembered too: one
+    attempt per process). Keyed by process id so a forked worker loads its own rather than use its
+    parent's (an interpreter is not safe to share across a fork)."""
+    key = (os.getpid(), files)
+    if key not in _loaded:
+        if any(pid != key[0] for pid, _ in _loaded):
+            _loaded.clear()
+        _loaded[key] = load_person_models(files)
+    return _loaded[key]
 
 
 def forget_person_models() -> None:

@@ -1,0 +1,74 @@
+"""Where the models' answers meet: one batch of converted photos -> each row's probabilities.
+
+The main network reads catalog shots, the photo network the views its card gives it (segmented, and worn
+when its pairing found so), a view's answer is kept to the classes it can show (labels.VIEW_CLASSES), and
+a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
+network's (garment_reader.joined). Engines and the web app call `predict_where` and never see how.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, VIEW_CLASSES
+from fmnist_batch.model.garment_reader import joined
+from fmnist_batch.model.runtime import Model
+
+
+def predict_where(
+    model: Model,
+    images: np.ndarray,
+    ok: np.ndarray,
+    views: np.ndarray,
+    colours: Sequence[bytes | None] | None = None,
+) -> np.ndarray:
+    """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
+    N x 784 or N x 28 x 28 uint8. The views the card gives its photo model (segmented photos, and worn
+    ones when its pairing found so) go to it, the others to the main model; a view's answer is one of
+    the classes it can show (convert.VIEW_CLASSES). Worn rows with their garment in colour (`colours`,
+    Converted.colour) are also read by the card's garment reader, if it has one."""
+    ok = np.asarray(ok, dtype=bool)
+    probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
+    if ok.any():
+        chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+        probabilities[ok] = model.predict_proba(chosen, np.isin(np.asarray(views)[ok], model.photo_views))
+    probabilities = within_view_classes(probabilities, np.asarray(views))
+    return read_in_colour(model, probabilities, views, colours)
+
+
+def read_in_colour(
+    model: Model, probabilities: np.ndarray, views: np.ndarray, colours: Sequence[bytes | None] | None
+) -> np.ndarray:
+    """`probabilities` with each worn row that has its colour picture joined with the garment reader's
+    answer (garment_reader.joined); the reader is loaded only when a batch has such a row."""
+    if colours is None or not model.has_garment_reader:
+        return probabilities
+    rows = [
+        i
+        for i, colour in enumerate(colours)
+        if colour is not None and views[i] == "worn" and probabilities[i].any()
+    ]
+    if not rows:
+        return probabilities
+    reader = model.garment_reader
+    side = reader.side
+    pictures = np.stack([np.frombuffer(colours[i], np.uint8).reshape(side, side, 3) for i in rows])
+    probabilities[rows] = joined(probabilities[rows], reader.read(pictures), model.garment_weight)
+    return probabilities
+
+
+def within_view_classes(probabilities: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """Probabilities with the classes a row's view cannot show set to 0 and the rest scaled to sum to 1
+    (rows left all 0, those that did not convert, stay so)."""
+    for view, names in VIEW_CLASSES.items():
+        rows = views == view
+        if not rows.any():
+            continue
+        impossible = np.array([name not in names for name in CLASS_NAMES])
+        kept = probabilities[rows]
+        kept[:, impossible] = 0
+        total = kept.sum(axis=1, keepdims=True)
+        probabilities[rows] = np.divide(kept, total, out=np.zeros_like(kept), where=total > 0)
+    return probabilities
