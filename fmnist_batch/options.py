@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from fmnist_batch.engines import engine_names
 from fmnist_batch.labels import CLASS_NAMES, DEFAULT_MAX_PIXELS
 
 #: the conversion settings a caller may set; None means "the model card's, else the default"
 CONVERSION_KEYS = ("invert", "background", "max_pixels", "trim_tolerance", "sharpen")
-ENGINES = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ class ClassifyOptions:
             raise ValueError("workers must be at least 1")
         if not self.timeout > 0:
             raise ValueError("timeout must be positive")
-        if self.engine not in ENGINES:
-            raise ValueError(f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        if self.engine not in engine_names():  # the registry's: register_engine adds to it
+            raise ValueError(f"engine must be one of {', '.join(engine_names())}, got {self.engine!r}")
         if self.ray_address is not None and self.engine != "ray":
             raise ValueError("ray_address needs engine='ray'")
 

@@ -8,8 +8,9 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+from fmnist_batch.engines import engine_names
 from fmnist_batch.labels import IMAGE_EXTENSIONS
-from fmnist_batch.options import ENGINES, default
+from fmnist_batch.options import default
 
 
 class UsageError(Exception):
@@ -122,7 +123,7 @@ def _model_options() -> dict[str, dict]:
             "help": "per-file conversion time limit; slower files get an error row (default: %(default)s)",
         },
         "--engine": {
-            "choices": ENGINES,
+            "choices": engine_names(),
             "default": default("engine"),
             "help": "local: worker processes on this machine; ray: a Ray cluster, with Ray Data "
             "(pip install '.[ray]') (default: %(default)s)",

@@ -14,6 +14,7 @@ from fmnist_batch.cli.arguments import (
     shard,
 )
 from fmnist_batch.cli.env import CLASSIFY_MEANINGS, Environment, ExitStatus, exit_codes_help
+from fmnist_batch.outputs.formats import format_names
 
 DESCRIPTION = (
     "Classify photos (files, folders, glob patterns, or paths on stdin) with a CNN. Every photo goes "
@@ -50,7 +51,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         "-o", "--output", default="-", metavar="FILE", help="output file, - for stdout (default: -)"
     )
     p.add_argument(
-        "--format", choices=("csv", "jsonl"), help="output format (default: from the name, else csv)"
+        "--format", choices=format_names(), help="output format (default: from the name, else csv)"
     )
     p.add_argument(
         "-0", "--null", action="store_true", help="paths on stdin are NUL-separated (find -print0)"

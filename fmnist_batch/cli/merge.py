@@ -6,6 +6,7 @@ import argparse
 
 from fmnist_batch.cli.arguments import add_discovery_options, extensions, formatter, positive_int
 from fmnist_batch.cli.env import Environment, ExitStatus, exit_codes_help
+from fmnist_batch.outputs.formats import format_names
 
 MERGE_MEANINGS = {
     ExitStatus.OK: "merged; every slice is there and finished (and with --inputs, every file has a row)",
@@ -36,7 +37,7 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
     p.add_argument("output", metavar="OUTPUT", help="the merged output file")
     p.add_argument("shard_outputs", nargs="+", metavar="SHARD", help="the shard runs' output files")
     p.add_argument(
-        "--format", choices=("csv", "jsonl"), help="output format (default: from the name, else csv)"
+        "--format", choices=format_names(), help="output format (default: from the name, else csv)"
     )
     p.add_argument(
         "--shards",

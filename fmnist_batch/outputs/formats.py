@@ -1,7 +1,8 @@
 """Output formats behind one interface, chosen by name or by the output's suffix: CSV and JSON Lines.
 
 A format writes rows (dicts keyed by the row schema, see rows.py) to a text stream and reads a file of
-them back. Adding one is a class here and a line in FORMATS; the writer, resume and merge only ever
+them back. Adding one is a Format subclass and `register_format` (inside the package or from outside it:
+the CLI offers every registered name); the writer, resume and merge only ever
 talk to this interface.
 
 File names that are not valid UTF-8. Python gives each byte it cannot decode as a lone surrogate
@@ -145,6 +146,17 @@ class JsonLinesFormat(Format):
 
 
 FORMATS: dict[str, Format] = {format.name: format for format in (CsvFormat(), JsonLinesFormat())}
+
+
+def register_format(format: Format) -> None:
+    """Make an output format choosable by its name (--format, resolve_format, read_rows, merge)."""
+    FORMATS[format.name] = format
+
+
+def format_names() -> tuple[str, ...]:
+    return tuple(FORMATS)
+
+
 #: for a name without a known suffix, and for stdout
 DEFAULT_FORMAT = "csv"
 
