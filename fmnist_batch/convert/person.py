@@ -7,8 +7,9 @@ trimming to the whole person shows the CNN a person, not a garment (Shirt read r
    through untouched: without skin-coloured pixels in the top of the subject, or with a subject wider
    than tall, there is no face.
 2. find_worn_garment decides whether the photo shows a person: a face found by BlazeFace with a
-   skin-coloured centre and room for a body below it, confirmed by shoulders in the selfie segmentation's
-   person mask (person_models.py); anything else gets None and keeps the dataset's conversion exactly.
+   skin-coloured centre and room for a body below it (down to the hips when the subject ends inside the
+   frame: a boot's shaft reads as a face), confirmed by shoulders in the selfie segmentation's person
+   mask (person_models.py); anything else gets None and keeps the dataset's conversion exactly.
 3. It then cuts out the garment the photo sells, from body geometry measured in face heights: the head
    (and hair) above the chin is dropped, skin is dropped by its colour as sampled on the face (told from
    a skin-coloured garment by which of the two tones it is nearer), and the torso garment is told from
@@ -78,6 +79,16 @@ SURE_PERSON = 0.8
 HIPS_BELOW_CHIN = 3.5
 #: ... and trousers or a skirt reach no higher than this (the waist, with slack for a high waistband).
 WAIST_BELOW_CHIN = HIPS_BELOW_CHIN - 1.0
+#: A subject that ends above the frame's bottom edge, with the plain background below it, is whole: a
+#: person shown whole reaches at least the hips below the chin (standing, seated or kneeling), while a
+#: boot whose shaft reads as a face ends at its sole 2-3 face heights below that "chin". On-model shots
+#: cut off by the frame's bottom edge are not held to it.
+WHOLE_FIGURE_BELOW_CHIN = HIPS_BELOW_CHIN
+#: A subject whose lowest row covers this share of its box's width ends at a cut, not at its outline:
+#: a straight edge spans the whole box (less a few pixels near the background's colour, a white garment
+#: on a white canvas), while an object's underside is rounded (a shoe's toe and heel curve up; its sole
+#: spans at most ~3/4 of the box) and a whole figure ends in its feet.
+CUT_ACROSS = 0.9
 #: The chest, whose colours seed the torso garment: 0.7 to 1.7 face heights below the chin (below collar
 #: and neck, above any belt), one face height either side of the face's centre.
 CHEST_ROWS = (0.7, 1.7)
@@ -172,10 +183,32 @@ def face_centre_box(face: Face, shape: tuple[int, ...]) -> tuple[slice, slice]:
     return rows, cols
 
 
+def subject_bottom(rgb: np.ndarray) -> int:
+    """The row below the subject's lowest pixel, when the plain background shows below it (a product
+    centred on a studio background, or a whole figure); else the frame's height: the subject runs off the
+    bottom edge, there is no plain background to tell it by, or the subject ends at a cut (a picture
+    pasted on a canvas ends at its own straight edge, not where the person does). Pixels count as the
+    subject as in might_show_person."""
+    image = Image.fromarray(rgb)
+    if not has_plain_background(image):
+        return rgb.shape[0]
+    far = np.asarray(image.point(far_channel_table(background_colour(image), round(0.05 * 255)))).any(-1)
+    rows, cols = np.flatnonzero(far.any(axis=1)), np.flatnonzero(far.any(axis=0))
+    if len(rows) == 0:
+        return rgb.shape[0]
+    # the last two rows: resampling blends a cut's last row with the canvas
+    lowest = far[rows[-2:], cols[0] : cols[-1] + 1].mean(axis=1).max()
+    return rgb.shape[0] if lowest >= CUT_ACROSS else int(rows[-1]) + 1
+
+
 def face_is_plausible(rgb: np.ndarray, face: Face) -> bool:
-    """The cheap checks, before segmentation is paid for: room below the chin for a body, and a
-    skin-coloured face centre (rejects most detections on bags, shoes and prints)."""
+    """The cheap checks, before segmentation is paid for: room below the chin for a body (down to the
+    hips when the subject ends inside the frame), and a skin-coloured face centre (rejects most
+    detections on bags, shoes and prints)."""
     if face.height <= 0 or (rgb.shape[0] - face.chin) < MIN_BODY_BELOW * face.height:
+        return False
+    bottom = subject_bottom(rgb)
+    if bottom < rgb.shape[0] and bottom - face.chin < WHOLE_FIGURE_BELOW_CHIN * face.height:
         return False
     rows, cols = face_centre_box(face, rgb.shape)
     return bool(skin_rule(rgb[rows, cols]).mean() >= MIN_FACE_SKIN)
