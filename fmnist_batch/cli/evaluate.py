@@ -40,9 +40,9 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace, env: Environment) -> int:
     import json
 
-    from fmnist_batch.evaluate import evaluate
+    from fmnist_batch.evaluate import evaluate, evaluation_tables
     from fmnist_batch.files import atomic_write
-    from fmnist_batch.outputs.summary import evaluation_tables, print_tables
+    from fmnist_batch.outputs.summary import print_tables
 
     result = evaluate(args.folder, mapping=args.mapping, options=options_from(args))
     if not args.quiet:  # tables are for people: stderr, so stdout can carry the JSON

@@ -6,17 +6,20 @@ yielded as soon as their batch is predicted, in input order.
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.predict import predicted_rows
 from fmnist_batch.engines.workers import ConversionPool, DoneConversion, WorkerSettings, convert_here
 from fmnist_batch.model.runtime import Model
-from fmnist_batch.options import ClassifyOptions
+
+if TYPE_CHECKING:
+    from fmnist_batch.options import ClassifyOptions
 
 #: Below this many files a run converts in-process: starting workers costs more than it saves.
 INLINE_THRESHOLD = 32
@@ -98,7 +101,7 @@ def convert_files(
     model: one Converted per path, in order."""
     settings = WorkerSettings(conversion or PreprocessSettings(), None, timeout)
     items = [(path, path) for path in paths]
-    workers = workers or ClassifyOptions(workers=workers).worker_count
+    workers = workers or os.cpu_count() or 1
     if workers == 1 or len(items) < INLINE_THRESHOLD:
         return convert_here(items, settings)
     pool = ConversionPool(workers, settings, chunksize=max(1, min(16, len(items) // (workers * 4))))

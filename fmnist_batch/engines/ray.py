@@ -29,11 +29,12 @@ from fmnist_batch.engines.workers import WorkerSettings, convert_here, keep_free
 from fmnist_batch.labels import IMAGE_SIZE
 from fmnist_batch.model.combine import predict_where
 from fmnist_batch.model.runtime import Model, load_job_model
-from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.outputs.rows import make_row
 
 if TYPE_CHECKING:
     import ray.data
+
+    from fmnist_batch.options import ClassifyOptions
 
 #: files per Ray Dataset: bounds the memory the file list and the results in flight take on this machine
 WINDOW = 20_000

@@ -11,8 +11,6 @@ from fmnist_batch.labels import CLASS_NAMES
 if TYPE_CHECKING:
     from rich.table import Table
 
-    from fmnist_batch.evaluate import Evaluation
-
 # rich is imported where a table is drawn: a --quiet run from cron never pays for it.
 
 
@@ -86,40 +84,6 @@ class Summary:
 
         console = Console(file=stream, highlight=False, width=80 if not stream.isatty() else None)
         console.print(self.table())
-
-
-def evaluation_tables(evaluation: Evaluation) -> list[Table]:
-    """Per-folder accuracy, then the confusion of folders against predicted classes."""
-    from rich.table import Table
-
-    per_folder = Table(title="accuracy per folder", title_justify="left")
-    for name, justify in (
-        ("folder", "left"),
-        ("counts as right", "left"),
-        ("files", "right"),
-        ("accuracy", "right"),
-    ):
-        per_folder.add_column(name, justify=justify)
-    for f in evaluation.folders:
-        right = ", ".join(CLASS_NAMES[i] for i in sorted(f.accepted))
-        per_folder.add_row(f.name, right, f"{f.files:,}", f"{f.accuracy:.3f}")
-    per_folder.add_section()
-    per_folder.add_row("all", "", f"{evaluation.files:,}", f"{evaluation.accuracy:.3f}")
-    per_folder.add_row("mean of folders", "", "", f"{evaluation.balanced_accuracy:.3f}")
-    for name, count in evaluation.skipped.items():
-        per_folder.add_row(name, "(no class fits: skipped)", f"{count:,}", "")
-
-    confusion = Table(title="confusion: folder (rows) x predicted class (columns)", title_justify="left")
-    confusion.add_column("folder")
-    for name in [*SHORT_NAMES, "error"]:
-        confusion.add_column(name, justify="right")
-    for f, row in zip(evaluation.folders, evaluation.confusion(), strict=True):
-        cells = [
-            f"[bold]{n}[/bold]" if i in f.accepted and n else (str(n) if n else "·")
-            for i, n in enumerate(row)
-        ]
-        confusion.add_row(f.name, *cells)
-    return [per_folder, confusion]
 
 
 def print_tables(tables: list[Table], stream: TextIO) -> None:
