@@ -271,7 +271,7 @@ def test_a_boot_whose_shaft_reads_as_a_face_is_no_person():
         pytest.skip("Debian's dataset-fashion-mnist is not installed")
     cases = [(59035, BROWN, 1.0), (59035, TAN, 1.3), (2846, COGNAC, 1.0), (52924, BEIGE, 1.0)]
     photos = [boot_thumbnail(images[index], tint, stretch) for index, tint, stretch in cases]
-    models = person_models.shared_person_models()
+    models = person_models.shared_person_models(bundled_person_files())
     head_and_shoulders = 0
     for photo in photos:
         rgb = person.work_copy(photo)

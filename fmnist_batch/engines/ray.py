@@ -41,8 +41,8 @@ WINDOW = 20_000
 #: files per conversion task: small enough that a batch keeps every CPU busy, large enough to amortise
 CONVERT_BATCH = 32
 #: CPUs a prediction actor reserves: none. Prediction is a small share of the work (conversion dominates);
-#: an actor holding even a quarter of a CPU keeps a conversion task from starting on that node (measured:
-#: 8 one-second tasks took 9 s beside a 0.25-CPU actor, 7-8 s beside a 0-CPU one, on 2 CPUs).
+#: an actor holding even a quarter of a CPU keeps a conversion task from starting on that node
+#: (docs/cluster.md has the measurement).
 PREDICT_CPUS = 0
 _PIXELS = IMAGE_SIZE * IMAGE_SIZE
 _TEXT = {"encoding": "utf-8", "errors": "surrogateescape"}  # error messages may quote undecodable names
