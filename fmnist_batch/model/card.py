@@ -10,15 +10,31 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Any
 
 from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
+from fmnist_batch.model.card_checks import (  # noqa: F401 (the card's constants are part of its face)
+    CARD_FORMAT,
+    PERSON_MODELS,
+    PHOTO_VIEW_USES,
+    PHOTO_VIEWS,
+    SEGMENTED_ONLY,
+    SUPPORTED_FORMATS,
+    ModelError,
+    check_files,
+    check_format,
+    check_garment_reader,
+    check_person_models,
+    check_photo_model,
+    check_preprocessing,
+    check_temperature,
+    verified_file,
+)
 from fmnist_batch.model.card_records import (  # the records are part of the card's face
     FlipRecord,
     Metrics,
@@ -36,22 +52,8 @@ from fmnist_batch.model.card_records import (  # the records are part of the car
 CARD_FILE = "model_card.json"
 #: the training curves retrain writes beside the model files (not needed for inference)
 HISTORY_FILE = "history.csv"
-#: what a card's "format" says; a reader refuses formats it does not list (a later, different layout)
-CARD_FORMAT = "fmnist-batch model card v1"
-SUPPORTED_FORMATS = (CARD_FORMAT,)
 #: The photo model's files go into this subfolder of a paired model.
 PHOTO_FOLDER = "photo"
-#: The views (convert.VIEWS) a photo model may read, and what they are, for the card's reader.
-PHOTO_VIEW_USES = {
-    "segmented": "photos the conversion segments (not one plain background colour at the border)",
-    "worn": "garments the person path cuts out of photos of a person",
-}
-PHOTO_VIEWS = tuple(PHOTO_VIEW_USES)
-#: What a photo model reads when its card entry lists no views (cards from before the key), and when its
-#: pairing found the main model reads worn crops better.
-SEGMENTED_ONLY = ("segmented",)
-#: The person path's detectors (model/person_models.py), each a file of the card's person_models entry.
-PERSON_MODELS = ("face", "segment")
 #: the bundled model's folder of person detectors, which a card may name instead of bringing its own
 PERSON_FOLDER = "person"
 #: the keys of the card's preprocessing block that are conversion settings, named as the fields of
@@ -67,121 +69,6 @@ CONVERSION_KEYS = (
     "background",
     "segment_size",
 )
-
-
-class ModelError(Exception):
-    """The model cannot be used: missing, truncated, tampered with, or its card is broken."""
-
-
-def _finite(value: Any, what: str) -> float:
-    # bool is an int to Python, but `true` is no number to a card
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ModelError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
-
-
-def _bare_name(value: Any, what: str) -> str:
-    """A file or folder name inside the model folder: a card must not point the runtime elsewhere."""
-    if not isinstance(value, str) or not value or value in (".", "..") or PurePath(value).name != value:
-        raise ModelError(f"{what} must be a plain name inside the model folder, got {value!r}")
-    return value
-
-
-def _check_format(raw: Any) -> None:
-    if not isinstance(raw, dict):
-        raise ModelError("not a JSON object")
-    if "format" not in raw:
-        raise ModelError("no format key: not a card fmnist-batch wrote")
-    if raw["format"] not in SUPPORTED_FORMATS:
-        raise ModelError(
-            f"unsupported format {raw['format']!r}; this fmnist-batch reads {', '.join(SUPPORTED_FORMATS)}"
-        )
-    missing = [key for key in ("class_names", "files", "preprocessing", "temperature") if key not in raw]
-    if missing:
-        raise ModelError(f"missing {', '.join(missing)}")
-    if tuple(raw["class_names"]) != CLASS_NAMES:
-        raise ModelError(f"lists other classes than Fashion-MNIST's: {raw['class_names']}")
-
-
-def _check_files(files: Any) -> dict[str, dict[str, str]]:
-    if not isinstance(files, dict) or not files:
-        raise ModelError("files must name at least one model file")
-    for kind, entry in files.items():
-        if not isinstance(entry, dict):
-            raise ModelError(f"the files entry {kind} is not an object")
-        _bare_name(entry.get("name"), f"the {kind} file's name")
-    return files
-
-
-def _check_temperature(value: Any) -> float:
-    temperature = _finite(value, "temperature")
-    if temperature <= 0:
-        raise ModelError(f"temperature must be positive, got {temperature}")
-    return temperature
-
-
-def _check_preprocessing(prep: Any, files: dict) -> dict[str, Any]:
-    """The parsed inference settings of the preprocessing block."""
-    if not isinstance(prep, dict):
-        raise ModelError("preprocessing is not an object")
-    scale = _finite(prep.get("input_scale"), "input_scale")
-    if scale == 0:
-        raise ModelError("input_scale must not be 0: every image would reach the model as the same input")
-    below = prep.get("flip_average_below")
-    litert_file = str(prep.get("litert_file", "tflite"))  # cards before int8 ran the float file
-    if litert_file not in files:
-        raise ModelError(f"preprocessing.litert_file names {litert_file!r}, which files does not list")
-    return {
-        "input_scale": scale,
-        "input_offset": _finite(prep.get("input_offset", 0.0), "input_offset"),
-        "flip_average": bool(prep.get("flip_average", False)),  # cards before the setting: no
-        "flip_average_below": None if below is None else _finite(below, "flip_average_below"),
-        "litert_file": litert_file,
-    }
-
-
-def _check_photo_model(entry: Any) -> dict[str, Any] | None:
-    if entry is None:
-        return None
-    if not isinstance(entry, dict) or not {"folder", "card_sha256"} <= set(entry):
-        raise ModelError("photo_model needs a folder and a card_sha256")
-    _bare_name(entry["folder"], "photo_model.folder")
-    views = entry.get("views", list(SEGMENTED_ONLY))
-    if not isinstance(views, list) or not views or not set(views) <= set(PHOTO_VIEWS):
-        raise ModelError(f"photo_model.views must list some of {', '.join(PHOTO_VIEWS)}, got {views!r}")
-    return entry
-
-
-def _check_person_models(entry: Any) -> dict[str, Any] | None:
-    """The person detectors entry: {"folder" (beside the card) or "bundled": true, and for each of
-    PERSON_MODELS {"file", "sha256", "input"}, plus "licence" and "source"}."""
-    if entry is None:
-        return None
-    if not isinstance(entry, dict) or not all(isinstance(entry.get(name), dict) for name in PERSON_MODELS):
-        raise ModelError(f"person_models needs an entry for each of {', '.join(PERSON_MODELS)}")
-    if entry.get("bundled") is not True:
-        _bare_name(entry.get("folder"), "person_models.folder")
-    for name in PERSON_MODELS:
-        _bare_name(entry[name].get("file"), f"person_models.{name}.file")
-        if not entry[name].get("sha256"):
-            raise ModelError(f"person_models.{name} has no sha256")
-    return entry
-
-
-def _check_garment_reader(entry: Any) -> dict[str, Any] | None:
-    """The garment reader entry (model/garment_reader.py): folder, file, sha256, classes, weight."""
-    if entry is None:
-        return None
-    if not isinstance(entry, dict) or not {"folder", "file", "sha256", "classes", "weight"} <= set(entry):
-        raise ModelError("garment_reader needs a folder, a file, its sha256, its classes and a weight")
-    _bare_name(entry["folder"], "garment_reader.folder")
-    _bare_name(entry["file"], "garment_reader.file")
-    classes = entry["classes"]
-    if not isinstance(classes, list) or not classes or not set(classes) <= set(CLASS_NAMES):
-        raise ModelError(f"garment_reader.classes must be class names, got {classes!r}")
-    if not 0 <= _finite(entry["weight"], "garment_reader.weight") <= 1:
-        raise ModelError(f"garment_reader.weight must be in [0, 1], got {entry['weight']!r}")
-    return entry
 
 
 # ---------------------------------------------------------------------------------------------- the card
@@ -227,18 +114,18 @@ class ModelCard:
     def from_dict(cls, raw: Any, path: Path) -> ModelCard:
         """Validate `raw` (a card's JSON) as the card at `path`."""
         try:
-            _check_format(raw)
-            files = _check_files(raw["files"])
+            check_format(raw)
+            files = check_files(raw["files"])
             return cls(
                 path=path,
                 class_names=tuple(raw["class_names"]),
-                temperature=_check_temperature(raw["temperature"]),
+                temperature=check_temperature(raw["temperature"]),
                 files=files,
                 raw=raw,
-                photo_model=_check_photo_model(raw.get("photo_model")),
-                garment_reader=_check_garment_reader(raw.get("garment_reader")),
-                person_models=_check_person_models(raw.get("person_models")),
-                **_check_preprocessing(raw["preprocessing"], files),
+                photo_model=check_photo_model(raw.get("photo_model")),
+                garment_reader=check_garment_reader(raw.get("garment_reader")),
+                person_models=check_person_models(raw.get("person_models")),
+                **check_preprocessing(raw["preprocessing"], files),
             )
         except ModelError as e:
             raise ModelError(f"model card {path}: {e}") from None
@@ -255,44 +142,21 @@ class ModelCard:
 
     def verify(self, kind: str) -> Path:
         """The model file of `kind`, after checking it exists and matches the card's sha256."""
-        path = self.model_file(kind)
-        if not path.is_file():
-            raise ModelError(f"model file not found: {path}")
-        expected = self.files[kind].get("sha256")
-        if not expected:
-            raise ModelError(f"model card {self.path} has no sha256 for {path.name}; refusing to load it")
-        digest = file_sha256(path)
-        if digest != expected:
-            raise ModelError(
-                f"{path} does not match its model card (sha256 {digest[:12]}..., "
-                f"card says {expected[:12]}...): the file is truncated, corrupted or was replaced; "
-                "re-export it with `fmnist-batch retrain`"
-            )
-        return path
+        return verified_file(self.model_file(kind), self.files[kind].get("sha256"), f"{kind} model")
 
     def photo_card(self) -> Path:
         """The photo model's card, after checking it is the one this card was exported with."""
         if self.photo_model is None:
             raise ModelError(f"model card {self.path} names no photo model")
         path = self.path.parent / self.photo_model["folder"] / CARD_FILE
-        if not path.is_file():
-            raise ModelError(f"model card {self.path} names a photo model, but {path} is missing")
-        if file_sha256(path) != self.photo_model["card_sha256"]:
-            raise ModelError(
-                f"{path} is not the photo model {self.path} was exported with (its sha256 differs)"
-            )
-        return path
+        return verified_file(path, self.photo_model["card_sha256"], "photo model's card")
 
     def garment_reader_file(self) -> Path:
         """The garment reader's file, after checking it is the one this card names."""
         if self.garment_reader is None:
             raise ModelError(f"model card {self.path} names no garment reader")
         path = self.path.parent / self.garment_reader["folder"] / self.garment_reader["file"]
-        if not path.is_file():
-            raise ModelError(f"model card {self.path} names a garment reader, but {path} is missing")
-        if file_sha256(path) != self.garment_reader["sha256"]:
-            raise ModelError(f"{path} is not the garment reader {self.path} names (its sha256 differs)")
-        return path
+        return verified_file(path, self.garment_reader["sha256"], "garment reader")
 
     def person_file(self, name: str) -> Path:
         """Where the person detector `name` (PERSON_MODELS) is: in the card's folder of them, or the
@@ -370,10 +234,7 @@ class ModelCard:
         """The conversion settings this model's images were made with, keyed as PreprocessSettings'
         fields: only those the card records (the options resolver fills in the rest)."""
         prep = self.raw["preprocessing"]
-        settings = {key: prep[key] for key in CONVERSION_KEYS if key in prep}
-        if self.garment_reader is not None and "input" in self.garment_reader:
-            settings["garment_side"] = int(self.garment_reader["input"])  # the picture its reader wants
-        return settings
+        return {key: prep[key] for key in CONVERSION_KEYS if key in prep}
 
     def provenance(self, path: str | os.PathLike) -> Provenance:
         """What a model trained from this one (found at `path`) records about where it started."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fmnist_batch.model.card import CARD_FILE, PERSON_MODELS, ModelCard, ModelError, bundled_model_dir
-from fmnist_batch.model.card_records import file_sha256
+from fmnist_batch.model.card_checks import verified_file
 from fmnist_batch.model.person_models import PersonFiles
 
 #: what each person detector wants (model/person_models.py letterboxes the photo to it)
@@ -39,17 +39,7 @@ class DeclaredModel:
 
 def verify(model: DeclaredModel) -> Path:
     """The model's path, after checking it exists and has the sha256 its card declares."""
-    if not model.sha256:
-        raise ModelError(f"the card declares no sha256 for {model.path}; refusing to load it")
-    if not model.path.is_file():
-        raise ModelError(f"model file not found: {model.path} (the {model.name} model)")
-    digest = file_sha256(model.path)
-    if digest != model.sha256:
-        raise ModelError(
-            f"{model.path} does not match its model card (sha256 {digest[:12]}..., card says "
-            f"{model.sha256[:12]}...): the {model.name} model's file is truncated, corrupted or was replaced"
-        )
-    return model.path
+    return verified_file(model.path, model.sha256, f"{model.name} model")
 
 
 def network(card: ModelCard, kind: str, name: str) -> DeclaredModel:

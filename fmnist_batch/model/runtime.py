@@ -198,7 +198,7 @@ class Model:
         (argument > card > default), with what its models want: the garment reader's picture side and
         the person detectors' verified files."""
         settings = options.conversion(self.card.conversion())
-        side = self.card.conversion().get("garment_side", settings.garment_side)
+        side = int((self.card.garment_reader or {}).get("input", settings.garment_side))
         return dataclasses.replace(settings, garment_side=side, person_models=self.person_files)
 
     @property
