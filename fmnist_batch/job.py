@@ -117,7 +117,7 @@ class ClassifyJob:
         return HtmlReport(self.report, inputs=list(self.inputs), settings=conversion)
 
     def _write(self, engine, result: JobResult, report, settings: dict) -> None:
-        from fmnist_batch.outputs.shards import write_record
+        from fmnist_batch.outputs.shards import describe_inputs, write_record
         from fmnist_batch.outputs.writer import ResultWriter, resolve_format
 
         fmt = resolve_format(self.output, self.format)
@@ -135,8 +135,9 @@ class ClassifyJob:
         with writer:
             # merge reads which slice an output holds, and whether its run finished, from this record
             record = self.shard is not None and writer.partial is not None
+            inputs = describe_inputs(self.inputs, self.recursive, self.extensions)
             if record:
-                write_record(self.output, self.shard)
+                write_record(self.output, self.shard, inputs=inputs)
             result.notice = writer.notice
             todo = writer.pending(self._discover(result, writer))
             for file, row in _with_files(todo, engine, on_batch=writer.flush):
@@ -149,7 +150,7 @@ class ClassifyJob:
             # read at the end: carried rows whose files changed since were dropped along the way
             result.summary.skipped, result.carried_errors = writer.carried, writer.carried_errors
             if record:
-                write_record(self.output, self.shard, rows=writer.rows)
+                write_record(self.output, self.shard, rows=writer.rows, inputs=inputs)
 
     def _discover(self, result: JobResult, writer) -> Iterator[InputFile]:
         def other_slice(file: InputFile) -> None:
