@@ -10,6 +10,7 @@ files discovered and photos read.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import threading
@@ -17,7 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TextIO
 
-from fmnist_batch.discover import STDIN, InputError, InputFile, Shard, check_inputs, discover
+from fmnist_batch.discover import (
+    STDIN,
+    InputError,
+    InputFile,
+    Shard,
+    check_inputs,
+    discover,
+    glob_root,
+    is_glob,
+)
 from fmnist_batch.engines import engine_factory
 from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.model.runtime import Model, load_model
@@ -108,6 +118,8 @@ class ClassifyJob:
         for destination in destinations:
             if any(_same_file(destination, name) for name in named):
                 raise InputError(f"{destination!r} is one of the inputs; write the results elsewhere")
+        if self.options.save_preprocessed is not None:
+            _check_preview_folder(os.fspath(self.options.save_preprocessed), named)
 
     def _open_report(self, conversion):  # -> HtmlReport | None
         if self.report is None:
@@ -224,6 +236,33 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "min_confidence": options.min_confidence,
         "conversion": asdict(conversion),
     }
+
+
+def _check_preview_folder(folder: str, inputs: Sequence[str]) -> None:
+    """Refuse a --save-preprocessed folder that discovery would walk: the next run, or --resume, would
+    classify the saved previews as photos (a folder of 2 photos would end with 4 rows). A hidden folder is
+    fine: discovery skips hidden names."""
+    real = os.path.realpath(folder)
+    for name in inputs:
+        pattern = is_glob(name) and not os.path.lexists(name)
+        root = glob_root(name) if pattern else name
+        if not pattern and not os.path.isdir(name):
+            continue  # a file named outright: nothing is discovered beside it
+        inside = os.path.relpath(real, os.path.realpath(root or os.curdir))
+        parts = [] if inside == os.curdir else inside.split(os.sep)
+        if parts[:1] == [os.pardir] or any(part.startswith(".") for part in parts):
+            continue  # outside the input, or hidden from discovery
+        first_wildcard = name[len(root) :].lstrip(os.sep).split(os.sep)[0] if pattern else "**"
+        if parts and first_wildcard != "**" and not fnmatch.fnmatchcase(parts[0], first_wildcard):
+            continue  # the pattern never reaches it
+        hidden = os.path.join(
+            os.path.dirname(folder.rstrip(os.sep)), "." + os.path.basename(folder.rstrip(os.sep))
+        )
+        raise InputError(
+            f"--save-preprocessed {folder!r} is inside the input {name!r}, so the next run (or --resume) "
+            f"would classify the saved previews as photos; save them outside the inputs, or in a hidden "
+            f"folder, which discovery skips (e.g. {hidden!r})"
+        )
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -132,7 +132,11 @@ def _model_options() -> dict[str, dict]:
             "help": "the Ray cluster for --engine ray: auto (the one this machine is part of) or HEAD:6379 "
             "(default: $RAY_ADDRESS, else a local Ray with --workers CPUs, for this run)",
         },
-        "--save-preprocessed": {"metavar": "DIR", "help": "also write the 28x28 images the model saw"},
+        "--save-preprocessed": {
+            "metavar": "DIR",
+            "help": "also write the 28x28 images the model saw, as DIR/PHOTO-PATH.png (never through a "
+            "symlink in DIR); a DIR inside an input folder is refused unless hidden (photos/.seen)",
+        },
     }
 
 

@@ -27,7 +27,8 @@ from typing import NamedTuple
 
 from PIL import Image
 
-from fmnist_batch.convert import Conversion, ImageError, PreprocessSettings, convert_path, save_preview
+from fmnist_batch.convert import Conversion, ImageError, PreprocessSettings, convert_path, encode_preview
+from fmnist_batch.files import write_beneath
 
 #: how long past its files' time limits a task may take before its worker is taken for hung
 GRACE_SECONDS = 10.0
@@ -80,8 +81,24 @@ def configure(settings: WorkerSettings) -> None:
 
 def preview_path(folder: str | os.PathLike, display: str) -> Path:
     """Where --save-preprocessed puts the 28x28 image of `display`: its path mirrored under `folder`."""
+    return Path(folder, *preview_parts(display))
+
+
+def preview_parts(display: str) -> list[str]:
+    """The path of `display`'s preview inside the preview folder, as folder names then the file's."""
     parts = [p for p in Path(display).parts if p not in ("/", "..", ".") and not p.endswith(":\\")]
-    return Path(folder, *parts).with_name(Path(display).name + ".png")
+    return [*parts[:-1], Path(display).name + ".png"]
+
+
+def save_preview_of(conversion: Conversion, display: str) -> str | None:
+    """Save what the model saw of `display` under the preview folder; the reason its row gives if that
+    failed (a full disk, a symlink planted in the preview folder: never followed), else None."""
+    parts = preview_parts(display)
+    try:
+        write_beneath(_worker.preview_dir, parts, encode_preview(conversion.image))
+    except OSError as e:
+        return f"cannot save its preview {os.path.join(_worker.preview_dir, *parts)!r}: {e.strerror}"
+    return None
 
 
 def conversion_error(error: Exception) -> str:
@@ -108,9 +125,9 @@ def convert(item: tuple[str, str]) -> Converted:
             if armed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
         if _worker.preview_dir is not None:
-            target = preview_path(_worker.preview_dir, display)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_preview(conversion.image, target)
+            error = save_preview_of(conversion, display)
+            if error is not None:
+                return Converted(None, error)
         return Converted.of(conversion)
     except FileTimeout:
         return Converted(None, f"took longer than {_worker.timeout:g} s to decode; skipped")
