@@ -52,12 +52,13 @@ class JobResult:
 
     @property
     def found_nothing(self) -> bool:
-        return self.summary.total == 0 and not self.summary.skipped and not self.in_other_slices
+        return self.summary.total == 0 and not self.in_other_slices
 
     @property
     def errors(self) -> int:
-        """Files of the output without a label: this run's error rows and those carried over."""
-        return self.summary.errors + self.carried_errors
+        """Files of the output without a label: this run's error rows and those carried over (the
+        summary counts the whole output)."""
+        return self.summary.errors
 
 
 @dataclass
@@ -98,7 +99,8 @@ class ClassifyJob:
             with engine_factory(self.options.engine)(self.options, model, conversion) as engine:
                 self._write(engine, result, report, settings_of(self.options, model, conversion))
             if report is not None:
-                report.finish(result.summary, model_accuracy=model.test_accuracy)
+                # the report shows this run's rows only, so it counts them itself
+                report.finish(skipped=result.summary.carried, model_accuracy=model.test_accuracy)
                 result.report = self.report
         finally:
             if report is not None:
@@ -143,6 +145,7 @@ class ClassifyJob:
             settings=settings,
             retry_errors=self.retry_errors,
             csv_safe=self.csv_safe,
+            on_carried=lambda row: result.summary.add(row, carried=True),
         )
         with writer:
             # merge reads which slice an output holds, and whether its run finished, from this record
@@ -159,8 +162,9 @@ class ClassifyJob:
                     report.add(row)
                 if self.on_row is not None:
                     self.on_row(row)
-            # read at the end: carried rows whose files changed since were dropped along the way
-            result.summary.skipped, result.carried_errors = writer.carried, writer.carried_errors
+            # read at the end: carried rows whose files changed since were dropped along the way (the
+            # carried rows themselves reach the summary when the writer finishes, through on_carried)
+            result.carried_errors = writer.carried_errors
             if record:
                 write_record(self.output, self.shard, rows=writer.rows, inputs=inputs)
 

@@ -361,3 +361,33 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(catalog):
     assert status == 2
     assert "/sys/kernel" in env.stderr.getvalue()
     assert "summary" not in env.stderr.getvalue()
+
+
+def summary_figures(stderr: str) -> dict[str, str]:
+    """The first two cells of each line of the summary table ("│ files │ 21 │" -> {"files": "21"})."""
+    figures = {}
+    for line in stderr.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) > 1 and cells[0]:
+            figures[cells[0]] = cells[1].replace(",", "")
+    return figures
+
+
+def test_a_resumed_run_summarises_the_whole_output_and_says_how_much_was_carried(tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(REPO / "samples", photos)
+    out = tmp_path / "out.csv"
+    status, env = run([photos, "-o", out])
+    assert status == 0
+    before = summary_figures(env.stderr.getvalue())
+    assert before["files"] == "20" and "carried over (--resume)" not in before
+    shutil.copy(photos / "dress" / os.listdir(photos / "dress")[0], photos / "dress" / "late.png")
+    status, env = run([photos, "-o", out, "--resume"])
+    assert status == 0, env.stderr.getvalue()
+    after = summary_figures(env.stderr.getvalue())
+    # every row of the output, carried or new, is counted; the new one is the only one classified now
+    assert after["files"] == "21" == str(len(read_csv(out)))
+    assert after["classified"] == "21"
+    assert after["carried over (--resume)"] == "20" and after["new this run"] == "1"
+    assert after["Dress"] == str(int(before["Dress"]) + 1)
+    assert after["Sneaker"] == before["Sneaker"]

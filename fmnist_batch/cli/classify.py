@@ -164,8 +164,7 @@ def _report(result, args: argparse.Namespace, env: Environment) -> int:
             env.info(f"report: {result.report}")
     if result.errors:
         where = "the error column of " + (args.output if args.output != "-" else "the output")
-        files = summary.total + summary.skipped
-        env.info(f"fmnist-batch: {result.errors:,} of {files:,} files failed; see {where}")
+        env.info(f"fmnist-batch: {result.errors:,} of {summary.total:,} files failed; see {where}")
         return ExitStatus.SOME_FAILED
     return ExitStatus.OK
 
