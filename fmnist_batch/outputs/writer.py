@@ -354,7 +354,9 @@ class ResultWriter:
                 raise OutputError(f"{reason} writing {self.output!r}") from e
             with contextlib.suppress(OSError):
                 self._journal.close()
-            kept = f"{self._kept(self._rows_flushed)} (rerun with --resume to continue)"
+            # Counted in the file: rows written since the last flush may be there too (the buffer spills
+            # as a batch grows) or cut short, and --resume keeps every whole one.
+            kept = f"{self._kept(count_rows(self.partial))} (rerun with --resume to continue)"
             self._release_lock()
             raise OutputError(f"{reason} writing {self.partial!r}; {kept}") from e
         except OutputError:
