@@ -60,7 +60,13 @@ def _model_options() -> dict[str, dict]:
             "metavar": "PATH",
             "help": "model folder, .tflite/.keras file or card (default: bundled)",
         },
-        "--backend": {"choices": BACKENDS, "default": default("backend"), "help": "default: %(default)s"},
+        "--backend": {
+            "choices": BACKENDS,
+            "default": default("backend"),
+            "help": "what runs the model: litert (its .tflite files, no TensorFlow needed) or keras (its "
+            ".keras file, with the train extra); auto: LiteRT when installed, else Keras (default: "
+            "%(default)s)",
+        },
         "--batch-size": {
             "type": positive_int,
             "default": default("batch_size"),
@@ -95,7 +101,7 @@ def _model_options() -> dict[str, dict]:
         "--max-pixels": {
             "type": positive_int,
             "default": default("max_pixels"),
-            "help": "refuse larger images",
+            "help": "refuse larger images, from their header, before decoding (default: %(default)s)",
         },
         "--precision": {
             "choices": PRECISIONS,
