@@ -39,6 +39,14 @@ def test_the_model_readme_is_generated_from_the_cards():
     )
 
 
+def test_the_bundled_models_carry_the_real_photo_figures_of_the_docs():
+    # the installed package has no docs/: the web app quotes these figures from the model folder's copy
+    copy = (REPO / "models" / "real_photos.json").read_text(encoding="utf-8")
+    assert copy == (DOCS / "real_photos.json").read_text(encoding="utf-8"), (
+        "models/real_photos.json is stale: run python scripts/write_model_readme.py"
+    )
+
+
 def test_the_model_readme_holds_no_absolute_path():
     text = (REPO / "models" / "README.md").read_text(encoding="utf-8")
     assert not re.search(r"(?:^|[\s`(=])/(?:work|home|root|tmp|srv|Users)/", text)
