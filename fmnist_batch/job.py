@@ -10,6 +10,7 @@ files discovered and photos read.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import threading
@@ -17,7 +18,16 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from fmnist_batch.discover import STDIN, InputError, InputFile, Shard, check_inputs, discover
+from fmnist_batch.discover import (
+    STDIN,
+    InputError,
+    InputFile,
+    Shard,
+    check_inputs,
+    discover,
+    glob_root,
+    is_glob,
+)
 from fmnist_batch.engines import engine_factory
 from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.model.runtime import Model, load_job_model
@@ -42,12 +52,13 @@ class JobResult:
 
     @property
     def found_nothing(self) -> bool:
-        return self.summary.total == 0 and not self.summary.skipped and not self.in_other_slices
+        return self.summary.total == 0 and not self.in_other_slices
 
     @property
     def errors(self) -> int:
-        """Files of the output without a label: this run's error rows and those carried over."""
-        return self.summary.errors + self.carried_errors
+        """Files of the output without a label: this run's error rows and those carried over (the
+        summary counts the whole output)."""
+        return self.summary.errors
 
 
 @dataclass
@@ -88,7 +99,8 @@ class ClassifyJob:
             with engine_factory(self.options.engine)(self.options, model, conversion) as engine:
                 self._write(engine, result, report, settings_of(self.options, model, conversion))
             if report is not None:
-                report.finish(result.summary, model_accuracy=model.test_accuracy)
+                # the report shows this run's rows only, so it counts them itself
+                report.finish(skipped=result.summary.carried, model_accuracy=model.test_accuracy)
                 result.report = self.report
         finally:
             if report is not None:
@@ -108,6 +120,8 @@ class ClassifyJob:
         for destination in destinations:
             if any(_same_file(destination, name) for name in named):
                 raise InputError(f"{destination!r} is one of the inputs; write the results elsewhere")
+        if self.options.save_preprocessed is not None:
+            _check_preview_folder(os.fspath(self.options.save_preprocessed), named)
 
     def _open_report(self, conversion):  # -> HtmlReport | None
         if self.report is None:
@@ -117,7 +131,7 @@ class ClassifyJob:
         return HtmlReport(self.report, inputs=list(self.inputs), settings=conversion)
 
     def _write(self, engine, result: JobResult, report, settings: dict) -> None:
-        from fmnist_batch.outputs.shards import write_record
+        from fmnist_batch.outputs.shards import describe_inputs, write_record
         from fmnist_batch.outputs.writer import ResultWriter, resolve_format
 
         fmt = resolve_format(self.output, self.format)
@@ -131,12 +145,14 @@ class ClassifyJob:
             settings=settings,
             retry_errors=self.retry_errors,
             csv_safe=self.csv_safe,
+            on_carried=lambda row: result.summary.add(row, carried=True),
         )
         with writer:
             # merge reads which slice an output holds, and whether its run finished, from this record
             record = self.shard is not None and writer.partial is not None
+            inputs = describe_inputs(self.inputs, self.recursive, self.extensions)
             if record:
-                write_record(self.output, self.shard)
+                write_record(self.output, self.shard, inputs=inputs)
             result.notice = writer.notice
             todo = writer.pending(self._discover(result, writer))
             for file, row in _with_files(todo, engine, on_batch=writer.flush):
@@ -146,10 +162,11 @@ class ClassifyJob:
                     report.add(row)
                 if self.on_row is not None:
                     self.on_row(row)
-            # read at the end: carried rows whose files changed since were dropped along the way
-            result.summary.skipped, result.carried_errors = writer.carried, writer.carried_errors
+            # read at the end: carried rows whose files changed since were dropped along the way (the
+            # carried rows themselves reach the summary when the writer finishes, through on_carried)
+            result.carried_errors = writer.carried_errors
             if record:
-                write_record(self.output, self.shard, rows=writer.rows)
+                write_record(self.output, self.shard, rows=writer.rows, inputs=inputs)
 
     def _discover(self, result: JobResult, writer) -> Iterator[InputFile]:
         def other_slice(file: InputFile) -> None:
@@ -212,6 +229,33 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "min_confidence": options.min_confidence,
         "conversion": conversion.record(),
     }
+
+
+def _check_preview_folder(folder: str, inputs: Sequence[str]) -> None:
+    """Refuse a --save-preprocessed folder that discovery would walk: the next run, or --resume, would
+    classify the saved previews as photos (a folder of 2 photos would end with 4 rows). A hidden folder is
+    fine: discovery skips hidden names."""
+    real = os.path.realpath(folder)
+    for name in inputs:
+        pattern = is_glob(name) and not os.path.lexists(name)
+        root = glob_root(name) if pattern else name
+        if not pattern and not os.path.isdir(name):
+            continue  # a file named outright: nothing is discovered beside it
+        inside = os.path.relpath(real, os.path.realpath(root or os.curdir))
+        parts = [] if inside == os.curdir else inside.split(os.sep)
+        if parts[:1] == [os.pardir] or any(part.startswith(".") for part in parts):
+            continue  # outside the input, or hidden from discovery
+        first_wildcard = name[len(root) :].lstrip(os.sep).split(os.sep)[0] if pattern else "**"
+        if parts and first_wildcard != "**" and not fnmatch.fnmatchcase(parts[0], first_wildcard):
+            continue  # the pattern never reaches it
+        hidden = os.path.join(
+            os.path.dirname(folder.rstrip(os.sep)), "." + os.path.basename(folder.rstrip(os.sep))
+        )
+        raise InputError(
+            f"--save-preprocessed {folder!r} is inside the input {name!r}, so the next run (or --resume) "
+            f"would classify the saved previews as photos; save them outside the inputs, or in a hidden "
+            f"folder, which discovery skips (e.g. {hidden!r})"
+        )
 
 
 def _same_file(a: str, b: str) -> bool:

@@ -5,7 +5,8 @@
     python scripts/write_model_readme.py --model runs/paired --real-photos none
 
 The evaluation on each kind of photo comes from the cards and from docs/real_photos.json (written by
-scripts/evaluate_real_photos.py) when it exists.
+scripts/evaluate_real_photos.py) when it exists. That file is also copied into the model folder as
+real_photos.json, so the installed package carries it (the web app shows its real-photo figures).
 """
 
 from __future__ import annotations
@@ -44,12 +45,20 @@ def main() -> int:
     real_photos = None if args.real_photos == "none" else Path(args.real_photos)
     text = render(args.model, real_photos)
     target = args.model / "README.md"
+    figures = real_photos.read_text(encoding="utf-8") if real_photos and real_photos.is_file() else None
+    copy = args.model / "real_photos.json"
     if args.check:
-        if not target.is_file() or target.read_text(encoding="utf-8") != text:
-            print(f"{target} is stale: run python scripts/write_model_readme.py", file=sys.stderr)
-            return 1
-        return 0
+        stale = [
+            path
+            for path, expected in ((target, text), (copy, figures))
+            if expected is not None and (not path.is_file() or path.read_text(encoding="utf-8") != expected)
+        ]
+        for path in stale:
+            print(f"{path} is stale: run python scripts/write_model_readme.py", file=sys.stderr)
+        return 1 if stale else 0
     target.write_text(text, encoding="utf-8")
+    if figures is not None:
+        copy.write_text(figures, encoding="utf-8")
     print(f"wrote {target}")
     return 0
 

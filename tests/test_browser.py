@@ -189,3 +189,16 @@ def test_a_report_opens_from_disk_and_shows_every_file(page, tmp_path):
 
 def slug(label: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in label.lower())
+
+
+def test_the_header_gives_the_real_photo_accuracy_beside_the_dataset_figure(page, server_url):
+    import json
+    from pathlib import Path
+
+    sets = json.loads((Path(__file__).resolve().parent.parent / "docs" / "real_photos.json").read_text())
+    amateur = next(s for s in sets["sets"] if s["key"] == "amateur")["accuracy"]
+    page.goto(server_url)
+    page.wait_for_selector("#model:has-text('test accuracy')")
+    header = page.inner_text("#model")
+    assert "on Fashion-MNIST" in header
+    assert f"{100 * amateur:.1f}% on amateur photos" in header

@@ -361,3 +361,67 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(catalog):
     assert status == 2
     assert "/sys/kernel" in env.stderr.getvalue()
     assert "summary" not in env.stderr.getvalue()
+
+
+def summary_figures(stderr: str) -> dict[str, str]:
+    """The first two cells of each line of the summary table ("│ files │ 21 │" -> {"files": "21"})."""
+    figures = {}
+    for line in stderr.splitlines():
+        cells = [cell.strip() for cell in line.strip("│┃ ").split("│")]
+        if len(cells) > 1 and cells[0]:
+            figures[cells[0]] = cells[1].replace(",", "")
+    return figures
+
+
+def test_a_resumed_run_summarises_the_whole_output_and_says_how_much_was_carried(tmp_path):
+    photos = tmp_path / "photos"
+    shutil.copytree(REPO / "samples", photos)
+    out = tmp_path / "out.csv"
+    status, env = run([photos, "-o", out])
+    assert status == 0
+    before = summary_figures(env.stderr.getvalue())
+    assert before["files"] == "20" and "carried over (--resume)" not in before
+    shutil.copy(photos / "dress" / os.listdir(photos / "dress")[0], photos / "dress" / "late.png")
+    status, env = run([photos, "-o", out, "--resume"])
+    assert status == 0, env.stderr.getvalue()
+    after = summary_figures(env.stderr.getvalue())
+    # every row of the output, carried or new, is counted; the new one is the only one classified now
+    assert after["files"] == "21" == str(len(read_csv(out)))
+    assert after["classified"] == "21"
+    assert after["carried over (--resume)"] == "20" and after["new this run"] == "1"
+    assert after["Dress"] == str(int(before["Dress"]) + 1)
+    assert after["Sneaker"] == before["Sneaker"]
+
+
+def subcommand(name: str):
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    return subparsers.choices[name]
+
+
+@pytest.mark.parametrize("name", ["classify", "serve", "merge", "evaluate"])
+def test_every_option_with_a_default_says_it_in_its_help(name):
+    import argparse
+
+    for action in subcommand(name)._actions:
+        if not action.option_strings or isinstance(action, argparse._HelpAction):
+            continue
+        if action.default in (None, False, True, [], argparse.SUPPRESS):  # flags and unset options
+            continue
+        assert "default" in (action.help or ""), f"{name} {action.option_strings[0]} hides its default"
+
+
+def test_classify_help_says_what_auto_backend_and_exit_2_mean():
+    text = subcommand("classify").format_help()
+    backend = next(a for a in subcommand("classify")._actions if "--backend" in a.option_strings)
+    assert "LiteRT" in backend.help and "Keras" in backend.help  # what auto picks
+    exit_2 = next(line for line in text.splitlines() if line.strip().startswith("2 "))
+    assert "model" in exit_2 and "settings" in exit_2
+    description = subcommand("classify").description
+    assert "segment" in description and "person" in description  # the photos that are not catalog shots
+
+
+def test_serve_help_says_what_allowed_host_defaults_to_on_loopback():
+    allowed = next(a for a in subcommand("serve")._actions if "--allowed-host" in a.option_strings)
+    assert "any name" not in allowed.help.split("default:")[-1].split(";")[0]
+    assert "127.0.0.1" in allowed.help and "localhost" in allowed.help

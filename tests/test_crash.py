@@ -124,8 +124,9 @@ def test_five_kills_that_land_mid_run_then_resume_keep_every_row_once(photos, tm
     rows = final_rows(out)
     assert sorted(rows["path"]) == sorted(str(p) for p in photos.iterdir())
     assert rows["path"].is_unique and (rows["status"] == "ok").all()
-    assert summary_figure(final.stderr, "skipped (resumed)") == len(kept_before_last_kill)
-    assert summary_figure(final.stderr, "files") == 300 - len(kept_before_last_kill)
+    assert summary_figure(final.stderr, "carried over (--resume)") == len(kept_before_last_kill)
+    assert summary_figure(final.stderr, "new this run") == 300 - len(kept_before_last_kill)
+    assert summary_figure(final.stderr, "files") == 300
     by_path = rows.set_index("path")
     for path, row in kept_before_last_kill.items():  # kept as they were, not computed again
         assert by_path.loc[path, "label"] == row["label"]

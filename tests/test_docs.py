@@ -39,6 +39,14 @@ def test_the_model_readme_is_generated_from_the_cards():
     )
 
 
+def test_the_bundled_models_carry_the_real_photo_figures_of_the_docs():
+    # the installed package has no docs/: the web app quotes these figures from the model folder's copy
+    copy = (REPO / "models" / "real_photos.json").read_text(encoding="utf-8")
+    assert copy == (DOCS / "real_photos.json").read_text(encoding="utf-8"), (
+        "models/real_photos.json is stale: run python scripts/write_model_readme.py"
+    )
+
+
 def test_the_model_readme_holds_no_absolute_path():
     text = (REPO / "models" / "README.md").read_text(encoding="utf-8")
     assert not re.search(r"(?:^|[\s`(=])/(?:work|home|root|tmp|srv|Users)/", text)
@@ -172,3 +180,34 @@ def test_the_readme_person_path_table_is_the_evaluation_script_output():
         assert rows.get(name, "").endswith(f"| {without:.3f} | {default:.3f} |"), (
             f"README row {name} is stale"
         )
+
+
+def test_the_web_app_doc_lists_every_serve_option():
+    from fmnist_batch.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if a.choices and isinstance(a.choices, dict))
+    text = (REPO / "docs" / "web-app.md").read_text(encoding="utf-8")
+    table = text[text.index("| --- | --- | --- |") :].split("\n\n")[0]
+    for action in subparsers.choices["serve"]._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag not in (None, "--help"):
+            assert f"`{flag}" in table, f"docs/web-app.md's options table lacks {flag}"
+
+
+def test_git_ignores_what_a_run_leaves_beside_its_output():
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    leftovers = [
+        "samples/.out.csv.settings.json",
+        ".out.csv.settings.json",
+        ".out.csv.lock",
+        "out.csv.partial",
+    ]
+    result = subprocess.run(
+        ["git", "check-ignore", "--no-index", *leftovers], cwd=REPO, capture_output=True, text=True
+    )
+    assert sorted(result.stdout.split()) == sorted(leftovers)

@@ -237,3 +237,69 @@ def test_a_stream_output_is_unaffected(tmp_path):
     with ResultWriter("-", FIELDS, "csv", stdout=stdout, csv_safe=True) as writer:
         writer.write(ok_row(os.fsdecode(b"=caf\xe9.jpg")))
     assert stdout.getvalue().splitlines()[1].startswith("'=caf\\xe9.jpg,Bag,")
+
+
+# --------------------------------------------------------------------------------- --save-preprocessed
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+
+
+def classify(*args: object) -> tuple[int, str]:
+    from fmnist_batch.cli import Environment, main
+
+    env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+    return main(["classify", *map(str, args)], env), env.stderr.getvalue()
+
+
+@pytest.fixture
+def two_photos(tmp_path, monkeypatch) -> Path:
+    """photos/x.webp and photos/y.png (sample catalog photos), the current folder being tmp_path."""
+    from PIL import Image
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "photos").mkdir()
+    with Image.open(SAMPLES / "ankle-boot" / "test-03368.png") as image:
+        image.convert("RGB").save(tmp_path / "photos" / "x.webp")
+    shutil.copy(SAMPLES / "ankle-boot" / "test-03368.png", tmp_path / "photos" / "y.png")
+    return tmp_path
+
+
+def test_a_preview_is_never_written_through_a_symlink_planted_at_its_name(two_photos):
+    victim = two_photos / "victim.txt"
+    victim.write_text("precious")
+    (two_photos / "pre" / "photos").mkdir(parents=True)
+    os.symlink(victim, "pre/photos/x.webp.png")
+    status, err = classify("photos", "-o", "out.csv", "--save-preprocessed", "pre", "-q")
+    assert victim.read_text() == "precious"
+    assert status == 1, err  # the file whose preview could not be saved has an error row
+    rows = {row["path"]: row for row in read_rows("out.csv")}
+    assert rows["photos/x.webp"]["status"] == "error" and "symbolic link" in rows["photos/x.webp"]["error"]
+    assert rows["photos/y.png"]["status"] == "ok"
+    assert not os.path.islink("pre/photos/y.png.png") and os.path.getsize("pre/photos/y.png.png") > 0
+
+
+def test_previews_are_never_written_through_a_planted_folder_link(two_photos):
+    elsewhere = two_photos / "elsewhere"
+    elsewhere.mkdir()
+    (two_photos / "pre").mkdir()
+    os.symlink(elsewhere, "pre/photos")
+    status, err = classify("photos", "-o", "out.csv", "--save-preprocessed", "pre", "-q")
+    assert os.listdir(elsewhere) == []
+    assert status == 1, err
+    errors = [row["error"] for row in read_rows("out.csv")]
+    assert len(errors) == 2 and all("symbolic link" in error for error in errors)
+
+
+def test_a_preview_folder_inside_an_input_is_refused_before_any_work(two_photos):
+    status, err = classify("photos", "-o", "out.csv", "--save-preprocessed", "photos/pre")
+    assert status == 2, err
+    assert "--save-preprocessed" in err and "inside" in err
+    assert not os.path.exists("out.csv") and not os.path.exists("photos/pre")
+
+
+def test_a_hidden_preview_folder_inside_an_input_is_not_classified_on_resume(two_photos):
+    # discovery skips hidden folders, so previews there never become inputs
+    assert classify("photos", "-o", "out.csv", "--save-preprocessed", "photos/.pre", "-q")[0] == 0
+    assert len(list(Path("photos/.pre").rglob("*.png"))) == 2
+    assert classify("photos", "-o", "out.csv", "--resume", "-q")[0] == 0
+    assert sorted(row["path"] for row in read_rows("out.csv")) == ["photos/x.webp", "photos/y.png"]

@@ -194,3 +194,21 @@ def test_python_callers_choose_the_ray_engine_by_name(photos, ray_session):
     on_ray = list(Classifier(engine="ray").classify_folder(folder))
     assert [row["path"] for row in on_ray] == [row["path"] for row in local]
     assert [row["label"] for row in on_ray] == [row["label"] for row in local]
+
+
+@needs_ray
+def test_a_ray_shard_and_a_local_shard_merge_as_two_local_ones(photos, ray_session, tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for path in photos[:10]:
+        (folder / path.name).write_bytes(path.read_bytes())
+    first, second, merged = tmp_path / "l-1.csv", tmp_path / "l-2.csv", tmp_path / "m.csv"
+    assert classify(folder, "--shard", "1/2", "-o", first, "-q")[0] == 0
+    assert classify(folder, "--shard", "2/2", "-o", second, "-q", "--engine", "ray")[0] == 0
+    env = Captured()
+    status = main(["merge", str(merged), str(first), str(second)], env)
+    assert status == 0, env.stderr.getvalue()
+    assert len(read_rows(merged)) == 10
+    # the merged output keeps the settings its rows were made with, whichever engine made them
+    settings = (tmp_path / ".l-1.csv.settings.json").read_text()
+    assert (tmp_path / ".m.csv.settings.json").read_text() == settings

@@ -163,3 +163,28 @@ def test_flushed_rows_are_in_the_partial_for_any_reader(tmp_path):
         # a separate reader, right after flush() returned: every row so far, whole and exact
         assert [row["path"] for row in journal_rows(out + ".partial")] == written
     writer.finish()
+
+
+def test_a_changed_conversion_setting_is_named_alone_one_line_each(tmp_path):
+    import io
+    import shutil
+
+    from fmnist_batch.cli import Environment, main
+
+    photos = tmp_path / "photos"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "samples", photos)
+    out = str(tmp_path / "out.csv")
+
+    def classify(*args: str) -> tuple[int, str]:
+        env = Environment(stdin=io.StringIO(), stdout=io.StringIO(), stderr=io.StringIO())
+        return main(["classify", str(photos), "-o", out, "-q", *args], env), env.stderr.getvalue()
+
+    assert classify()[0] == 0
+    status, err = classify("--resume", "--background", "products", "--min-confidence", "0.5")
+    assert status == 2
+    changed = [line.strip() for line in err.splitlines() if " then, " in line]
+    assert changed == [
+        "conversion.background: 'auto' then, 'products' now",
+        "min_confidence: 0.0 then, 0.5 now",
+    ]
+    assert "sharpen" not in err and "model_card_sha256" not in err and len(err) < 400

@@ -280,3 +280,14 @@ def test_the_api_docs_are_a_page_that_loads_nothing_from_elsewhere(client):
         assert text in page, text
     assert f"curl -F files=@shoe.jpg -F files=@bag.png {BASE_URL}/api/classify" in page
     assert "/docs" not in client.get("/openapi.json").json()["paths"]
+
+
+def test_the_model_answer_gives_the_real_photo_figures_of_the_bundled_models(client):
+    import json
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parent.parent
+    documented = json.loads((repo / "docs" / "real_photos.json").read_text())
+    expected = {s["key"]: s["accuracy"] for s in documented["sets"] if s["key"] in ("amateur", "on_model")}
+    card = client.get("/api/model").json()
+    assert {s["key"]: s["accuracy"] for s in card["real_photos"]} == expected

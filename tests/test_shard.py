@@ -394,7 +394,8 @@ def test_merge_writes_shards_in_their_format(tmp_path, suffix):
         assert rows[0]["confidence"] == 0.5  # numbers stay numbers
         assert all(json.loads(line) for line in Path(merged).read_text().splitlines())
     shards = [f"{name}.{suffix}{tail}" for name in "abc" for tail in ("", RECORD_SUFFIX)]
-    settings = [f".{name}.{suffix}.settings.json" for name in "abc"]  # what each run's rows were made with
+    # what each run's rows were made with, and the merged output's, which is theirs
+    settings = [f".{name}.{suffix}.settings.json" for name in ("a", "b", "c", "labels")]
     assert sorted(os.listdir(tmp_path)) == sorted([*shards, *settings, f"labels.{suffix}"])
 
 
@@ -404,3 +405,53 @@ def test_merge_refuses_a_jsonl_duplicate(tmp_path):
     with pytest.raises(MergeError, match="more than one row"):
         merge(str(tmp_path / "labels.jsonl"), [first, second])
     assert not (tmp_path / "labels.jsonl").exists()
+
+
+# ------------------------------------------------------------------------- merge checks what it joins
+
+
+def test_merge_refuses_shards_made_with_other_settings_naming_each_key(tmp_path):
+    small_photos(tmp_path / "photos", 8)
+    first, second, merged = tmp_path / "l-1.csv", tmp_path / "l-2.csv", tmp_path / "m.csv"
+    strict = ("--background", "products", "--min-confidence", "0.9")
+    assert run("classify", tmp_path / "photos", "--shard", "1/2", "-o", first, "-q", *strict)[0] == 0
+    assert run("classify", tmp_path / "photos", "--shard", "2/2", "-o", second, "-q")[0] == 0
+    status, err = run("merge", merged, first, second)
+    assert status == 2, err
+    lines = err.splitlines()
+    # one line per setting that differs, with both values; nothing about the settings that agree
+    assert any("conversion.background: 'products'" in line and "'auto'" in line for line in lines)
+    assert any("min_confidence" in line and "0.9" in line and "0.0" in line for line in lines)
+    assert "top_k" not in err and "sharpen" not in err
+    assert not merged.exists() and not Path(tmp_path / ".m.csv.settings.json").exists()
+
+
+def test_merge_refuses_shards_of_different_inputs(tmp_path):
+    small_photos(tmp_path / "shirt", 6)
+    small_photos(tmp_path / "dress", 6)
+    first, second, merged = tmp_path / "l-1.csv", tmp_path / "l-2.csv", tmp_path / "m.csv"
+    assert run("classify", tmp_path / "shirt", "--shard", "1/2", "-o", first, "-q")[0] == 0
+    assert run("classify", tmp_path / "dress", "--shard", "2/2", "-o", second, "-q")[0] == 0
+    status, err = run("merge", merged, first, second)
+    assert status == 2, err
+    assert "inputs" in err and "shirt" in err and "dress" in err
+    assert not merged.exists()
+
+
+def test_a_merged_output_keeps_the_shards_settings_for_resume(tmp_path):
+    photos = tmp_path / "photos"
+    small_photos(photos, 8)
+    merged = tmp_path / "m.csv"
+    # an older output of other settings, whose settings record merge must replace
+    assert run("classify", photos, "-o", merged, "-q", "--min-confidence", "0.9")[0] == 0
+    outputs = shard_runs([photos], tmp_path, 2)
+    status, err = run("merge", merged, *outputs)
+    assert status == 0, err
+    sidecar = tmp_path / ".m.csv.settings.json"
+    shards_settings = json.loads((tmp_path / ".labels-1.csv.settings.json").read_text())
+    assert json.loads(sidecar.read_text()) == shards_settings
+    status, err = run("classify", photos, "-o", merged, "--resume", "--min-confidence", "0.9")
+    assert status == 2 and "min_confidence" in err
+    status, err = run("classify", photos, "-o", merged, "--resume")
+    assert status == 0, err
+    assert len(read_csv(merged)) == 8

@@ -415,3 +415,42 @@ def test_the_lock_of_a_killed_run_does_not_block_the_next(tmp_path):
     holder.kill()
     holder.wait(timeout=300)
     ResultWriter(out, row_fields(1), "csv").finish()  # the kernel dropped the dead run's lock
+
+
+def test_a_full_disk_says_how_many_rows_the_partial_really_holds(tmp_path, monkeypatch):
+    """A batch's rows reach the partial in the buffer's pieces before the batch ends; when the disk fills
+    mid-batch, the message must count the rows that made it, as --resume will keep them."""
+    import errno
+    import re
+    import shutil
+
+    from fmnist_batch.job import ClassifyJob
+    from fmnist_batch.outputs import journal
+
+    class FillingFile(io.FileIO):
+        """A file on a disk with `room` bytes left: what fits is written, then ENOSPC."""
+
+        room = 4000
+
+        def write(self, data) -> int:
+            if FillingFile.room <= 0:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            written = super().write(bytes(data)[: FillingFile.room])
+            FillingFile.room -= written
+            return written
+
+    def on_a_filling_disk(fd: int, mode: str) -> io.TextIOWrapper:
+        raw = FillingFile(fd, "w" if mode == "w" else "a")
+        return io.TextIOWrapper(io.BufferedWriter(raw), encoding="ascii", newline="\n")
+
+    photos = tmp_path / "photos"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "samples", photos)
+    out = str(tmp_path / "out.csv")
+    monkeypatch.setattr(journal, "_text_file", on_a_filling_disk)
+    with pytest.raises(OutputError, match="disk full") as caught:
+        ClassifyJob([str(photos)], out).run()
+    kept = int(re.search(r"(\d+) rows kept in", str(caught.value))[1])
+    monkeypatch.undo()
+    resumed = ClassifyJob([str(photos)], out, resume=True).run()
+    assert kept == resumed.summary.carried > 0
+    assert resumed.summary.total == 20

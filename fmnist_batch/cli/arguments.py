@@ -61,7 +61,13 @@ def _model_options() -> dict[str, dict]:
             "metavar": "PATH",
             "help": "model folder, .tflite/.keras file or card (default: bundled)",
         },
-        "--backend": {"choices": BACKENDS, "default": default("backend"), "help": "default: %(default)s"},
+        "--backend": {
+            "choices": BACKENDS,
+            "default": default("backend"),
+            "help": "what runs the model: litert (its .tflite files, no TensorFlow needed) or keras (its "
+            ".keras file, with the train extra); auto: LiteRT when installed, else Keras (default: "
+            "%(default)s)",
+        },
         "--batch-size": {
             "type": positive_int,
             "default": default("batch_size"),
@@ -96,7 +102,7 @@ def _model_options() -> dict[str, dict]:
         "--max-pixels": {
             "type": positive_int,
             "default": default("max_pixels"),
-            "help": "refuse larger images",
+            "help": "refuse larger images, from their header, before decoding (default: %(default)s)",
         },
         "--precision": {
             "choices": PRECISIONS,
@@ -133,7 +139,11 @@ def _model_options() -> dict[str, dict]:
             "help": "the Ray cluster for --engine ray: auto (the one this machine is part of) or HEAD:6379 "
             "(default: $RAY_ADDRESS, else a local Ray with --workers CPUs, for this run)",
         },
-        "--save-preprocessed": {"metavar": "DIR", "help": "also write the 28x28 images the model saw"},
+        "--save-preprocessed": {
+            "metavar": "DIR",
+            "help": "also write the 28x28 images the model saw, as DIR/PHOTO-PATH.png (never through a "
+            "symlink in DIR); a DIR inside an input folder is refused unless hidden (photos/.seen)",
+        },
     }
 
 

@@ -19,10 +19,13 @@ from fmnist_batch.outputs.formats import format_names
 DESCRIPTION = (
     "Classify photos (files, folders, glob patterns, or paths on stdin) with a CNN. Every photo goes "
     "through Fashion-MNIST's own conversion (trim the background, fit the longest edge to 28, sharpen, "
-    "centre, invert, grayscale) and gets one row: path, label, confidence, top-k labels and probabilities, "
-    "status (ok, uncertain, error) and error. Rows are streamed batch by batch into OUTPUT.partial; the "
-    "output is put in place atomically when the run finishes, and an interrupted run keeps its rows in "
-    "the partial file for --resume."
+    "centre, invert, grayscale); a photo that is not a catalog shot is prepared first: a garment on a "
+    "floor, bed or hanger is cut out of its surroundings (segmented), a garment a person wears is cut "
+    "away from the person (worn) and also read in colour by the garment reader (see --background). Each "
+    "photo gets one row: path, label, confidence, top-k labels and probabilities, view (catalog, "
+    "segmented, worn), region, status (ok, uncertain, error) and error. Rows are streamed batch by "
+    "batch into OUTPUT.partial; the output is put in place atomically when the run finishes, and an "
+    "interrupted run keeps its rows in the partial file for --resume."
 )
 EXAMPLES = """examples:
   fmnist-batch classify ./photos -o out.csv
@@ -165,8 +168,7 @@ def _report(result, args: argparse.Namespace, env: Environment) -> int:
             env.info(f"report: {result.report}")
     if result.errors:
         where = "the error column of " + (args.output if args.output != "-" else "the output")
-        files = summary.total + summary.skipped
-        env.info(f"fmnist-batch: {result.errors:,} of {files:,} files failed; see {where}")
+        env.info(f"fmnist-batch: {result.errors:,} of {summary.total:,} files failed; see {where}")
         return ExitStatus.SOME_FAILED
     return ExitStatus.OK
 

@@ -23,7 +23,8 @@ class ExitStatus(IntEnum):
 CLASSIFY_MEANINGS = {
     ExitStatus.OK: "every file classified",
     ExitStatus.SOME_FAILED: "some files failed (their rows say why)",
-    ExitStatus.USAGE: "usage error, or no images found (nothing was written)",
+    ExitStatus.USAGE: "usage error, an unusable model (missing, tampered, unreadable) or output, other "
+    "settings than the run being resumed, or no images found (nothing was written)",
     ExitStatus.TEMPFAIL: "another run holds the output's lock (EX_TEMPFAIL)",
     ExitStatus.INTERRUPTED: "interrupted (finished rows are kept in the partial file; rerun with --resume)",
 }

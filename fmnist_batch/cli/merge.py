@@ -11,9 +11,9 @@ from fmnist_batch.outputs.formats import format_names
 MERGE_MEANINGS = {
     ExitStatus.OK: "merged; every slice is there and finished (and with --inputs, every file has a row)",
     ExitStatus.SOME_FAILED: "merged, with gaps (listed on stderr): a slice missing or unfinished, files "
-    "with no row",
-    ExitStatus.USAGE: "refused, nothing written: a path in two rows, different columns or splits; or a "
-    "usage error",
+    "with no row, a shard whose settings are not recorded",
+    ExitStatus.USAGE: "refused, nothing written: a path in two rows, different columns or splits, shards "
+    "made with other settings or of other inputs; or a usage error",
     ExitStatus.TEMPFAIL: "another run holds the output's lock (EX_TEMPFAIL)",
 }
 
@@ -26,7 +26,9 @@ def add_merge(sub: argparse._SubParsersAction) -> None:
         "K/N -o FILE), shard by shard, into OUTPUT, atomically. A path with more than one row is refused. "
         "Gaps are reported: from the FILE.shard.json record each shard run writes next to its output, a "
         "slice of 1..N that no output holds or whose run did not finish; with --inputs, files that no "
-        "output has a row for.",
+        "output has a row for. Shards made with other settings (model, top-k, min-confidence, conversion) "
+        "or of other inputs are refused, naming what differs; OUTPUT keeps the shards' settings, so "
+        "classify --resume on it refuses other settings.",
         epilog="examples:\n"
         "  fmnist-batch merge labels.csv out/labels-1.csv out/labels-2.csv out/labels-3.csv\n"
         "  fmnist-batch merge labels.csv out/labels-*.csv --shards 3          # expect 3 slices\n"

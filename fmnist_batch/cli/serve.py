@@ -55,8 +55,10 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="NAME",
-        help="also answer requests for this host name (repeatable), e.g. a proxy's; with --host 0.0.0.0 "
-        "only these names and the machine's addresses are answered (default: any name)",
+        help="also answer requests for this host name (repeatable), e.g. a proxy's. Default: none; then "
+        "on 127.0.0.1 only localhost, 127.0.0.1 and [::1] are answered (other names get 400: DNS "
+        "rebinding), and on 0.0.0.0 any name; with --allowed-host on 0.0.0.0, only these names and the "
+        "machine's addresses",
     )
     add_model_options(p, "--model")
     add_limit_options(p)

@@ -10,7 +10,7 @@ crops.
 | segment.py | garments on floors, beds, hangers: GrabCut onto the catalog background |
 | person.py | garments worn by a person: the garment alone, without head, skin or a second garment |
 | person_models.py | the face detector and person segmentation it runs (LiteRT, models/person/) |
-| conversion.py | the steps in order: convert_image, convert_path, save_preview |
+| conversion.py | the steps in order: convert_image, convert_path, save_preview, encode_preview |
 
 The names below are the package's face; import them from here. Nothing heavier than PIL and numpy is
 imported (OpenCV and LiteRT only when a photo is segmented or may show a person), so worker processes
@@ -21,6 +21,7 @@ from fmnist_batch.convert.conversion import (
     Conversion,
     convert_image,
     convert_path,
+    encode_preview,
     preprocess_image,
     preprocess_path,
     save_preview,
@@ -82,6 +83,7 @@ __all__ = [
     "centre_on_canvas",
     "convert_image",
     "convert_path",
+    "encode_preview",
     "find_worn_garment",
     "fit_longest_edge",
     "grabcut_mask",

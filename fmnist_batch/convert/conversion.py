@@ -28,6 +28,7 @@ a person) and every step is a module-level function, so worker processes can imp
 
 from __future__ import annotations
 
+import io
 import os
 from dataclasses import dataclass
 
@@ -146,7 +147,15 @@ def preprocess_path(path: str | os.PathLike, settings: PreprocessSettings = DEFA
 
 
 def save_preview(array: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a preprocessed array as an 8-bit greyscale PNG (what the model saw, for --save-preprocessed)."""
+    """Write a preprocessed array as an 8-bit greyscale PNG (what the model saw)."""
+    with open(path, "wb") as file:
+        file.write(encode_preview(array))
+
+
+def encode_preview(array: np.ndarray) -> bytes:
+    """A preprocessed array as the bytes of an 8-bit greyscale PNG (--save-preprocessed writes them)."""
     if array.ndim != 2:
         raise ValueError(f"expected a 2-D array, got shape {array.shape}")
-    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(path, format="PNG")
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(array, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -26,8 +26,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert import PreprocessSettings, save_preview
-from fmnist_batch.convert.source import Converted, conversion_error, convert_source
+from fmnist_batch.convert import PreprocessSettings, encode_preview
+from fmnist_batch.convert.source import Converted, convert_source
+from fmnist_batch.files import write_beneath
 from fmnist_batch.labels import IMAGE_SIZE
 
 #: how long past its files' time limits a task may take before its worker is taken for hung
@@ -55,8 +56,25 @@ def configure(settings: WorkerSettings) -> None:
 
 def preview_path(folder: str | os.PathLike, display: str) -> Path:
     """Where --save-preprocessed puts the 28x28 image of `display`: its path mirrored under `folder`."""
+    return Path(folder, *preview_parts(display))
+
+
+def preview_parts(display: str) -> list[str]:
+    """The path of `display`'s preview inside the preview folder, as folder names then the file's."""
     parts = [p for p in Path(display).parts if p not in ("/", "..", ".") and not p.endswith(":\\")]
-    return Path(folder, *parts).with_name(Path(display).name + ".png")
+    return [*parts[:-1], Path(display).name + ".png"]
+
+
+def save_preview_of(image: bytes, display: str) -> str | None:
+    """Save what the model saw of `display` under the preview folder; the reason its row gives if that
+    failed (a full disk, a symlink planted in the preview folder: never followed), else None."""
+    parts = preview_parts(display)
+    try:
+        pixels = np.frombuffer(image, np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE)
+        write_beneath(_worker.preview_dir, parts, encode_preview(pixels))
+    except OSError as e:
+        return f"cannot save its preview {os.path.join(_worker.preview_dir, *parts)!r}: {e.strerror}"
+    return None
 
 
 def convert(item: tuple[str, str]) -> Converted:
@@ -65,12 +83,9 @@ def convert(item: tuple[str, str]) -> Converted:
     path, display = item
     converted = convert_source(path, _worker.conversion, _worker.timeout)
     if _worker.preview_dir is not None and converted.data is not None:
-        try:
-            target = preview_path(_worker.preview_dir, display)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            save_preview(np.frombuffer(converted.data, np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE), target)
-        except Exception as e:  # a preview that cannot be written costs that row, not the run
-            return Converted.failed(conversion_error(e))
+        error = save_preview_of(converted.data, display)
+        if error is not None:
+            return Converted.failed(error)
     return converted
 
 

@@ -216,11 +216,12 @@ def journal_rows(path: str) -> Iterator[dict[str, Any]]:
 
 
 def count_rows(path: str) -> int:
-    """The rows in the journal at `path`; 0 if there is none, or it is a symlink or not a journal."""
+    """The rows in the journal at `path`, one a file (a file classified again has a later row that
+    replaces its first); 0 if there is none, or it is a symlink or not a journal."""
     try:
         with JournalReader(path) as reader:
             reader.header()
-            return sum(1 for _ in reader.entries())
+            return len({state.real for _, state in reader.entries()})
     except OutputError:
         return 0
 

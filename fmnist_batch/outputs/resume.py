@@ -91,17 +91,29 @@ def check_header(
 ) -> None:
     """Raise unless a journal's header (`found`) matches this run's columns and settings."""
     check_columns(found["columns"], columns, path)
-    recorded = found.get("settings") or {}
-    keys = sorted(recorded.keys() | settings.keys())
-    differ = [key for key in keys if recorded.get(key) != settings.get(key)]
+    differ = settings_differences(found.get("settings") or {}, settings)
     if differ:
-        described = "; ".join(
-            f"{key}: {_value(recorded, key)} then, {_value(settings, key)} now" for key in differ
-        )
+        # one line a setting, so a changed conversion option is not lost in two dicts of a dozen keys
+        described = "".join(f"\n  {key}: {then} then, {now} now" for key, then, now in differ)
         raise SettingsMismatch(
-            f"cannot resume from {path!r}: its rows were made with other settings ({described}); rerun "
+            f"cannot resume from {path!r}: its rows were made with other settings:{described}\nrerun "
             "with the same settings, or without --resume to start over"
         )
+
+
+def settings_differences(
+    first: Mapping[str, Any], second: Mapping[str, Any], prefix: str = ""
+) -> list[tuple[str, str, str]]:
+    """(key, value in first, value in second) for each setting that differs; the keys of nested settings
+    (the conversion's) are spelled ``conversion.background``."""
+    differ = []
+    for key in sorted(first.keys() | second.keys()):
+        a, b = first.get(key, _NOT_SET), second.get(key, _NOT_SET)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            differ += settings_differences(a, b, f"{prefix}{key}.")
+        elif a != b:
+            differ.append((prefix + key, _shown(a), _shown(b)))
+    return differ
 
 
 def check_columns(found: list[str], columns: list[str], path: str) -> None:
@@ -114,5 +126,8 @@ def check_columns(found: list[str], columns: list[str], path: str) -> None:
         )
 
 
-def _value(settings: Mapping[str, Any], key: str) -> str:
-    return repr(settings[key]) if key in settings else "not set"
+_NOT_SET = object()
+
+
+def _shown(value: object) -> str:
+    return "not set" if value is _NOT_SET else repr(value)

@@ -1,17 +1,26 @@
 """Shard outputs: the record of which slice an output holds, and merging shard outputs into one.
 
 A run with ``--shard K/N -o FILE`` writes ``FILE.shard.json`` next to its output: ``{"shard": "K/N",
-"complete": false, "rows": null}`` when it starts, and ``"complete": true`` with the output's row count
-once every file of its slice has a row. merge() reads these records to tell what is missing.
+"complete": false, "rows": null, "inputs": {...}}`` when it starts, and ``"complete": true`` with the
+output's row count once every file of its slice has a row; ``inputs`` says which files were split (the
+inputs resolved, and how folders were listed). merge() reads these records to tell what is missing, and
+each output's settings record (``.FILE.settings.json``, written by every finished run) to tell that the
+rows were all made the same way.
 
 Gaps (merged output written; the CLI exits 1):
 - a slice of 1..N that no shard output holds;
 - a slice whose run did not finish (``complete`` false), or whose output no longer has the rows its run
   recorded;
 - an output without a record when slices are checked (an output written to stdout and redirected);
-- with ``inputs``, a file the inputs hold that no shard output has a row for.
+- with ``inputs``, a file the inputs hold that no shard output has a row for;
+- an output without a settings record: what its rows were made with cannot be checked, and the merged
+  output gets no settings record (so a later --resume cannot check them either).
 Refusals (nothing written; MergeError, the CLI exits 2): the same path in two rows, shard outputs with
-different columns or formats, records that disagree on N or give one slice twice.
+different columns or formats, records that disagree on N or give one slice twice, outputs made with
+different settings (model, top-k, min-confidence, conversion...) or of different inputs.
+
+The merged output gets the shards' settings record, so --resume on it refuses other settings as it would
+on a classify run's output.
 """
 
 from __future__ import annotations
@@ -22,9 +31,9 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
-from fmnist_batch.discover import InputFile, Shard, discover
+from fmnist_batch.discover import STDIN, InputFile, Shard, discover, glob_root, is_glob
 from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.outputs.destination import (
@@ -32,9 +41,11 @@ from fmnist_batch.outputs.destination import (
     is_device_or_pipe,
     lock_output,
     release_lock,
+    settings_path,
 )
 from fmnist_batch.outputs.errors import OutputError
 from fmnist_batch.outputs.formats import ENCODING, RowWriter, get_format, read_rows, resolve_format
+from fmnist_batch.outputs.resume import settings_differences
 from fmnist_batch.outputs.rows import row_fields
 from fmnist_batch.outputs.writer import PARTIAL_SUFFIX
 
@@ -52,16 +63,38 @@ class ShardRecord:
     shard: Shard
     complete: bool
     rows: int | None
+    #: which files were split (describe_inputs); None in records written before it was kept
+    inputs: dict[str, Any] | None = None
 
 
 def record_path(output: str) -> str:
     return output + RECORD_SUFFIX
 
 
-def write_record(output: str, shard: Shard, *, rows: int | None = None) -> None:
-    """Write (atomically) the record of `output`: unfinished while rows is None, else complete."""
+def describe_inputs(inputs: Sequence[str], recursive: bool, extensions: Sequence[str]) -> dict[str, Any]:
+    """What a shard run split, as merge compares it: each input resolved (``photos``, ``./photos/`` and
+    ``/srv/photos`` are one folder; hosts see the share at the same place), and how folders were listed.
+    Paths listed on stdin are not known here: ``-`` stands for them."""
+    resolved = []
+    for name in inputs:
+        if name == STDIN or not is_glob(name) or os.path.lexists(name):
+            resolved.append(name if name == STDIN else os.path.realpath(name))
+        else:  # a pattern: its folder resolved, its wildcards as given
+            root = glob_root(name)
+            resolved.append(
+                os.path.join(os.path.realpath(root or os.curdir), name[len(root) :].lstrip(os.sep))
+            )
+    exts = sorted({"." + ext.lower().lstrip(".") for ext in extensions})
+    return {"inputs": resolved, "recursive": recursive, "extensions": exts}
+
+
+def write_record(
+    output: str, shard: Shard, *, rows: int | None = None, inputs: dict[str, Any] | None = None
+) -> None:
+    """Write (atomically) the record of `output`: unfinished while rows is None, else complete; `inputs`
+    from describe_inputs()."""
     path = record_path(output)
-    record = {"shard": str(shard), "complete": rows is not None, "rows": rows}
+    record = {"shard": str(shard), "complete": rows is not None, "rows": rows, "inputs": inputs}
     try:
         with atomic_write(path, encoding="utf-8") as file:
             json.dump(record, file)
@@ -76,7 +109,9 @@ def read_record(output: str) -> ShardRecord | None:
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
-        return ShardRecord(Shard.parse(data["shard"]), bool(data["complete"]), data["rows"])
+        return ShardRecord(
+            Shard.parse(data["shard"]), bool(data["complete"]), data["rows"], data.get("inputs")
+        )
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError) as e:
@@ -113,18 +148,28 @@ def merge(
     fmt = resolve_format(output, fmt)
     _check_names(output, shard_outputs, fmt)
     count, records = _read_records(shard_outputs, count)
+    _check_same_inputs(records)
+    settings, unknown = _common_settings(shard_outputs)
     fields, paths, rows_per_output = _scan(shard_outputs)
     report = MergeReport(rows=sum(rows_per_output), count=count)
     if count is not None:
         report.gaps = _slice_gaps(records, rows_per_output, count)
+    report.gaps += unknown
     if inputs is not None:
         found = discover(inputs, recursive=recursive, extensions=extensions, on_warning=on_warning)
         report.gaps += _uncovered(found, paths)
-    _write_merged(output, shard_outputs, fields, fmt, wait)
+    _write_merged(output, shard_outputs, fields, fmt, wait, None if unknown else settings)
     return report
 
 
-def _write_merged(output: str, shard_outputs: Sequence[str], fields: list[str], fmt: str, wait: bool) -> None:
+def _write_merged(
+    output: str,
+    shard_outputs: Sequence[str],
+    fields: list[str],
+    fmt: str,
+    wait: bool,
+    settings: dict[str, Any] | None,
+) -> None:
     if output == "-" or is_device_or_pipe(output):
         # stdout or a pipe is written in place (renaming onto /dev/null would replace it), without a lock
         with _stream(output) as file:
@@ -136,10 +181,23 @@ def _write_merged(output: str, shard_outputs: Sequence[str], fields: list[str], 
     try:
         with atomic_write(output, newline="", **ENCODING) as file:
             _copy_rows(shard_outputs, get_format(fmt).writer(file, fields))
+        _write_settings(output, settings)
     except OSError as e:
         raise OutputError(f"cannot write {output!r}: {e.strerror}") from e
     finally:
         release_lock(output, lock)
+
+
+def _write_settings(output: str, settings: dict[str, Any] | None) -> None:
+    """Keep the shards' settings record beside the merged output, replacing one of an earlier output; with
+    no record to give, remove a stale one, which would vouch for rows it never saw."""
+    path = settings_path(output)
+    if settings is None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    with atomic_write(path, encoding="utf-8") as file:
+        json.dump(settings, file)
 
 
 def _copy_rows(shard_outputs: Sequence[str], write: RowWriter) -> None:
@@ -263,6 +321,64 @@ def _read_records(
             )
         holders[record.shard.index] = name
     return count, records
+
+
+def _check_same_inputs(records: dict[str, ShardRecord | None]) -> None:
+    """MergeError naming what differs when the records say their runs split different inputs (slices of
+    different folders would merge into rows of neither)."""
+    described = {name: record.inputs for name, record in records.items() if record and record.inputs}
+    if len(described) < 2:
+        return
+    (first, expected), *others = described.items()
+    for name, found in others:
+        differ = settings_differences(expected, found)
+        if differ:
+            raise MergeError(
+                f"{first!r} and {name!r} are slices of different inputs:"
+                + _described(differ, first, name)
+                + "\nmerge only the shards of one split: every host must run the same inputs"
+            )
+
+
+def _common_settings(shard_outputs: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
+    """(the settings record the outputs share, gaps for outputs without one); MergeError naming each
+    setting that differs, as rows made with other settings read the same photos differently."""
+    common: dict[str, Any] = {}
+    common_from = ""
+    unknown = []
+    for name in shard_outputs:
+        recorded = _read_settings(name)
+        if recorded is None:
+            unknown.append(
+                f"{name!r} has no settings record ({settings_path(name)!r}), so what its rows were made "
+                "with is unknown; the merged output gets none"
+            )
+        elif not common_from:
+            common, common_from = recorded, name
+        else:
+            differ = settings_differences(common.get("settings") or {}, recorded.get("settings") or {})
+            if differ:
+                raise MergeError(
+                    f"{common_from!r} and {name!r} were made with other settings:"
+                    + _described(differ, common_from, name)
+                    + "\nmerge only the shards of one run; rerun a shard with the others' settings"
+                )
+    return common, unknown
+
+
+def _read_settings(output: str) -> dict[str, Any] | None:
+    try:
+        with open(settings_path(output), encoding="utf-8") as file:
+            return json.load(file)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise MergeError(f"cannot read the settings record of {output!r}: {e}") from e
+
+
+def _described(differ: list[tuple[str, str, str]], first: str, second: str) -> str:
+    # one line a key, so a changed conversion option is not lost among the dozen that agree
+    return "".join(f"\n  {key}: {a} in {first!r}, {b} in {second!r}" for key, a, b in differ)
 
 
 def _slice_gaps(

@@ -27,10 +27,15 @@ class Summary:
         self.confidence_sums: defaultdict[str, float] = defaultdict(float)
         self.uncertain_counts: Counter[str] = Counter()  # per class: below --min-confidence
         self.total = self.ok = self.uncertain = self.errors = 0
-        self.skipped = 0  # already in the output of a previous run (--resume)
+        #: of the rows counted, those carried over from an earlier run (--resume)
+        self.carried = 0
+        #: rows of the output that this summary does not count (a report that saw only this run's rows)
+        self.skipped = 0
 
-    def add(self, row: dict) -> None:
+    def add(self, row: dict, *, carried: bool = False) -> None:
+        """Count a row; `carried`: it comes from an earlier run (--resume), not classified now."""
         self.total += 1
+        self.carried += carried
         status = row["status"]
         if status == "error":
             self.errors += 1
@@ -65,13 +70,16 @@ class Summary:
                 mean = self.confidence_sums[name] / count
                 table.add_row(name, f"{count:,}", f"{share:.1%}", f"{mean:.3f}")
         table.add_section()
-        rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
+        new = self.total - self.carried
+        rate = new / self.elapsed if self.elapsed > 0 else 0.0  # the speed of this run's work alone
         totals = [
             ("files", f"{self.total:,}"),
             ("classified", f"{self.classified:,}"),
             ("uncertain", f"{self.uncertain:,}"),
             ("errors", f"{self.errors:,}"),
         ]
+        if self.carried:
+            totals += [("carried over (--resume)", f"{self.carried:,}"), ("new this run", f"{new:,}")]
         if self.skipped:
             totals.append(("skipped (resumed)", f"{self.skipped:,}"))
         totals += [("elapsed", f"{self.elapsed:.2f} s"), ("images/s", f"{rate:,.1f}")]

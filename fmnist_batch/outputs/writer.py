@@ -59,6 +59,8 @@ class ResultWriter:
       leaves out the files whose rows hold (resume.py).
     - retry_errors=False carries error rows over too, instead of classifying their files again.
     - csv_safe: CSV cells that a spreadsheet would run as formulas get a leading ' (formats.py).
+    - on_carried: called by finish() with each carried-over row that goes into the output, so a summary
+      can cover the whole output, not only this run's rows.
     """
 
     def __init__(
@@ -73,8 +75,10 @@ class ResultWriter:
         settings: Mapping[str, Any] | None = None,
         retry_errors: bool = True,
         csv_safe: bool = False,
+        on_carried: Callable[[dict], None] | None = None,
     ) -> None:
         self.format = get_format(fmt)
+        self._on_carried = on_carried
         self.fmt = self.format.name
         self.output = output
         self.fields = list(fields)
@@ -317,8 +321,12 @@ class ResultWriter:
             reader.header()
             write = self.format.writer(file, self.fields, csv_safe=self.csv_safe)
             for index, (row, state) in enumerate(reader.entries()):
-                if index >= self._new_from or self._carried.counts(index, state.real):
+                if index >= self._new_from:
                     write(row)
+                elif self._carried.counts(index, state.real):
+                    write(row)
+                    if self._on_carried is not None:
+                        self._on_carried(row)
 
     def _gone_message(self) -> str:
         folder = os.path.dirname(os.path.abspath(self.output))
@@ -346,7 +354,9 @@ class ResultWriter:
                 raise OutputError(f"{reason} writing {self.output!r}") from e
             with contextlib.suppress(OSError):
                 self._journal.close()
-            kept = f"{self._kept(self._rows_flushed)} (rerun with --resume to continue)"
+            # Counted in the file: rows written since the last flush may be there too (the buffer spills
+            # as a batch grows) or cut short, and --resume keeps every whole one.
+            kept = f"{self._kept(count_rows(self.partial))} (rerun with --resume to continue)"
             self._release_lock()
             raise OutputError(f"{reason} writing {self.partial!r}; {kept}") from e
         except OutputError:

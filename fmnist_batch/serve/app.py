@@ -46,7 +46,7 @@ from fmnist_batch.serve.docs import (
     health_openapi,
     model_openapi,
 )
-from fmnist_batch.serve.pages import PAGE_HEADERS, favicon_png, page_html, public_card
+from fmnist_batch.serve.pages import PAGE_HEADERS, favicon_png, page_html, public_card, real_photo_figures
 from fmnist_batch.serve.security import RequestGuard
 from fmnist_batch.serve.settings import MEGABYTE, SERVE_MAX_PIXELS, ServeOptions
 from fmnist_batch.serve.uploads import FIELD_NAMES, read_uploads, reject
@@ -122,14 +122,16 @@ def _add_api(app: FastAPI, options: ServeOptions) -> None:
     @app.get("/api/model", summary="The model card", openapi_extra=model_openapi())
     async def model_card(request: Request) -> dict:
         """The card of the model the server runs (its classes, training, metrics), plus "runtime": the
-        backend, the file it runs and that file's test accuracy. Absolute paths are cut to their last part."""
+        backend, the file it runs and that file's test accuracy, and "real_photos": its accuracy on sets
+        of real photos, when they were measured. Absolute paths are cut to their last part."""
         model = request.app.state.model
         runtime = {
             "backend": model.backend,
             "file": model.litert_file or "keras",
             "test_accuracy": model.test_accuracy,
         }
-        return {**public_card(model.card.raw), "runtime": runtime}
+        real_photos = real_photo_figures(model.card.path)
+        return {**public_card(model.card.raw), "runtime": runtime, "real_photos": real_photos}
 
     @app.post(
         "/api/classify", summary="Classify photos", openapi_extra=classify_openapi(options.classify.top_k)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import io
+import json
 import re
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageDraw
@@ -42,6 +44,27 @@ def favicon_png() -> bytes:
     buffer = io.BytesIO()
     img.resize((size, size), Image.Resampling.LANCZOS).save(buffer, format="PNG", optimize=True)
     return buffer.getvalue()
+
+
+#: the kinds of real photo whose accuracy the page quotes beside the dataset's (docs/real_photos.json keys)
+REAL_PHOTO_SETS = ("amateur", "on_model")
+
+
+@functools.cache
+def real_photo_figures(card_path: Path) -> list[dict[str, Any]]:
+    """The accuracy on real photos measured for the models of `card_path`'s folder: the sets of
+    REAL_PHOTO_SETS from its real_photos.json (a copy of docs/real_photos.json that
+    scripts/write_model_readme.py keeps beside the bundled cards); [] for a model measured on none."""
+    try:
+        measured = json.loads((Path(card_path).parent / "real_photos.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    sets = measured.get("sets") if isinstance(measured, dict) else None
+    return [
+        {name: entry[name] for name in ("key", "kind", "name", "photos", "accuracy")}
+        for entry in sets or []
+        if isinstance(entry, dict) and entry.get("key") in REAL_PHOTO_SETS
+    ]
 
 
 def public_card(card: Any) -> Any:
