@@ -24,6 +24,22 @@ def classify(
     >>> for row in classify("photos/"):
     ...     print(row["path"], row["label"], row["confidence"])
     """
+    classifier = _classifier(inputs, options)
+    yield from classifier.classify_folder(inputs, recursive=recursive, extensions=extensions)
+
+
+def classify_dataframe(
+    inputs: Inputs, *, recursive: bool = True, extensions: Sequence[str] = IMAGE_EXTENSIONS, **options: Any
+):
+    """Like `classify`, collected into a pandas DataFrame (one row per file, the output's columns)."""
+    import pandas as pd
+
+    classifier = _classifier(inputs, options)
+    rows = classifier.classify_folder(inputs, recursive=recursive, extensions=extensions)
+    return pd.DataFrame(list(rows), columns=classifier.columns)
+
+
+def _classifier(inputs: Inputs, options: dict[str, Any]):  # -> Classifier
     from fmnist_batch.classifier import Classifier
 
     if not isinstance(inputs, str | os.PathLike) and not _is_iterable_of_paths(inputs):
@@ -31,19 +47,7 @@ def classify(
             f"classify() takes paths, folders or glob patterns, not a {type(inputs).__name__}; "
             "for an image in memory use fmnist_batch.Classifier()(image)"
         )
-    classifier = Classifier(**options)
-    yield from classifier.classify_folder(inputs, recursive=recursive, extensions=extensions)
-
-
-def classify_dataframe(inputs: Inputs, **kwargs: Any):
-    """Like `classify`, collected into a pandas DataFrame (one row per file)."""
-    import pandas as pd
-
-    from fmnist_batch.options import default
-    from fmnist_batch.outputs.rows import row_fields
-
-    columns = row_fields(kwargs.get("top_k", default("top_k")))
-    return pd.DataFrame(list(classify(inputs, **kwargs)), columns=columns)
+    return Classifier(**options)
 
 
 def _is_iterable_of_paths(inputs: object) -> bool:

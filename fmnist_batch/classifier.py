@@ -29,6 +29,7 @@ from fmnist_batch.job import ClassifyJob, JobResult
 from fmnist_batch.labels import IMAGE_EXTENSIONS
 from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.options import ClassifyOptions
+from fmnist_batch.outputs.rows import row_fields
 
 #: what Classifier(x) takes, one or a list
 ImageInput = str | os.PathLike | bytes | np.ndarray | Any  # Any: a PIL.Image.Image
@@ -50,11 +51,18 @@ class Classifier:
             self.model = load_job_model(self.options)
         self.conversion = self.model.conversion(self.options)
 
+    @property
+    def columns(self) -> list[str]:
+        """The columns of this classifier's rows (in_scope among them when its scope judge runs)."""
+        return row_fields(self.options.top_k, self.model.other_below(self.options) is not None)
+
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> dict | list[dict]:
         """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
 
         A result: {"label", "score", "top_k": [{"label", "score"}, ...], "view", "region", "segmented",
-        "status", "error"}; `view` says what the image was made from (catalog, segmented, worn), `region`
+        "status", "error", "in_scope"}; a photo that shows none of the 10 classes has label and status
+        "other" (its top_k still ranks the 10), `in_scope` the scope judge's probability that it shows
+        one of them (absent with other=False); `view` says what the image was made from (catalog, segmented, worn), `region`
         which part of a person a worn garment was read from (upper, full; None for other views); a photo
         that cannot be read gets status "error" and the reason, as in the CLI's rows.
         """
@@ -65,7 +73,7 @@ class Classifier:
     def _classify(self, images: list[ImageInput]) -> list[dict]:
         converted = [self._convert(image) for image in images]
         names = [_name_of(image) for image in images]
-        rows = predicted_rows(self.model, names, converted, self.options.top_k, self.options.min_confidence)
+        rows = predicted_rows(self.model, self.options, names, converted)
         return [_result(row, c) for row, c in zip(rows, converted, strict=True)]
 
     def _convert(self, image: ImageInput) -> Converted:
@@ -103,7 +111,7 @@ def _result(row: dict, conversion: Converted) -> dict:
     """A row as a result: the same label and probabilities, the top-k as a list."""
     ranks = [key[3:-6] for key in row if key.startswith("top") and key.endswith("_label")]
     top_k = [{"label": row[f"top{r}_label"], "score": row[f"top{r}_prob"]} for r in ranks]
-    return {
+    result = {
         "label": row["label"],
         "score": row["confidence"],
         "top_k": top_k if row["status"] != "error" else [],
@@ -113,3 +121,6 @@ def _result(row: dict, conversion: Converted) -> dict:
         "status": row["status"],
         "error": row["error"],
     }
+    if "in_scope" in row:  # the scope judge runs: the probability the photo shows one of the 10 classes
+        result["in_scope"] = row["in_scope"]
+    return result

@@ -97,7 +97,8 @@ class ClassifyJob:
         report = self._open_report(conversion)
         try:
             with engine_factory(self.options.engine)(self.options, model, conversion) as engine:
-                self._write(engine, result, report, settings_of(self.options, model, conversion))
+                fields = row_fields(self.options.top_k, model.other_below(self.options) is not None)
+                self._write(engine, result, report, fields, settings_of(self.options, model, conversion))
             if report is not None:
                 # the report shows this run's rows only, so it counts them itself
                 report.finish(skipped=result.summary.carried, model_accuracy=model.test_accuracy)
@@ -130,14 +131,14 @@ class ClassifyJob:
 
         return HtmlReport(self.report, inputs=list(self.inputs), settings=conversion)
 
-    def _write(self, engine, result: JobResult, report, settings: dict) -> None:
+    def _write(self, engine, result: JobResult, report, fields: list[str], settings: dict) -> None:
         from fmnist_batch.outputs.shards import describe_inputs, write_record
         from fmnist_batch.outputs.writer import ResultWriter, resolve_format
 
         fmt = resolve_format(self.output, self.format)
         writer = ResultWriter(
             self.output,
-            row_fields(self.options.top_k),
+            fields,
             fmt,
             stdout=self.stdout,
             resume=self.resume,
@@ -228,6 +229,8 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "top_k": options.top_k,
         "min_confidence": options.min_confidence,
         "conversion": conversion.record(),
+        # where "other" starts (None: no scope judge, every photo gets one of the 10 classes)
+        **({"other_below": below} if (below := model.other_below(options)) is not None else {}),
     }
 
 

@@ -41,6 +41,11 @@ class ClassifyOptions:
     top_k: int = 3
     #: files below this confidence get status "uncertain"
     min_confidence: float = 0.0
+    #: photos the card's scope judge finds none of the 10 classes are answered "other" (False: every
+    #: photo gets one of the 10, as without a judge)
+    other: bool = True
+    #: answer "other" below this in_scope probability; None: the card's operating point
+    other_threshold: float | None = None
     #: negate photos: "auto" (unless the background is dark), "always" or "never"; None: the card's
     invert: str | None = None
     #: which view each photo takes (convert.BACKGROUND_CHOICES): "auto" (worn when it shows a person, else
@@ -71,6 +76,10 @@ class ClassifyOptions:
             raise ValueError(f"top_k must be between 1 and {len(CLASS_NAMES)}")
         if not 0.0 <= self.min_confidence <= 1.0:
             raise ValueError("min_confidence must be between 0 and 1")
+        if self.other_threshold is not None and not 0.0 <= self.other_threshold <= 1.0:
+            raise ValueError("other_threshold must be between 0 and 1")
+        if self.other_threshold is not None and not self.other:
+            raise ValueError("other_threshold needs other=True")
         if self.workers is not None and self.workers < 1:
             raise ValueError("workers must be at least 1")
         if not self.timeout > 0:

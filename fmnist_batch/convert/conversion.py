@@ -36,6 +36,7 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
+from fmnist_batch.convert.garment import on_white_square
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, PreprocessSettings
@@ -52,6 +53,7 @@ from fmnist_batch.convert.steps import (
     trim_background,
     zero_background_level,
 )
+from fmnist_batch.labels import IMAGE_SIZE
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,9 @@ class Conversion:
     view: str = "catalog"
     colour: np.ndarray | None = None
     region: str = ""
+    #: the whole photo in colour for the scope judge (settings.scope_side); None when no judge reads it
+    #: or the image is already in the dataset's own format (is_dataset_image), which is in scope
+    scope: np.ndarray | None = None
 
     @property
     def segmented(self) -> bool:
@@ -106,6 +111,9 @@ class Conversion:
 def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
     rgb = to_rgb(img)
+    scope = None
+    if settings.scope_side and not is_dataset_image(img):
+        scope = on_white_square(rgb, settings.scope_side)
     isolated = _isolate_garment(rgb, settings)
     view = isolated.view
     rgb = isolated.garment or rgb
@@ -128,7 +136,18 @@ def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTI
     # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, view, isolated.colour, isolated.region)
+    return Conversion(pixels, view, isolated.colour, isolated.region, scope)
+
+
+def is_dataset_image(img: Image.Image) -> bool:
+    """An image already in Fashion-MNIST's own format (28x28 grey): a dataset image, not a product photo,
+    so in scope whatever a photo judge would make of it."""
+    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+        return False
+    if img.mode in ("L", "I;16", "I", "F", "1"):
+        return True
+    bands = img.convert("RGB").split()
+    return bands[0].tobytes() == bands[1].tobytes() == bands[2].tobytes()
 
 
 def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:

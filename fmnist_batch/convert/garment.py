@@ -1,4 +1,5 @@
-"""The colour picture of a worn garment that the garment reader (models/garment) sees.
+"""The colour pictures the colour models read: a worn garment's for the garment reader (models/garment),
+and the whole photo's, squared on white, for the scope judge (models/scope).
 
 The 28x28 grey image keeps a garment's outline, which is what Fashion-MNIST's classes are told apart by
 on a flat product shot. Worn, the outline is the wearer's: a zipped sweatshirt, a jacket and a shirt
@@ -28,8 +29,14 @@ def square_on_white(rgb: np.ndarray, mask: np.ndarray, side: int = GARMENT_INPUT
     square and resized to `side`: a side x side x 3 uint8 array."""
     box = mask_box(mask)
     cut = np.where(mask[box][..., None], rgb[box], np.uint8(255)).astype(np.uint8)
-    height, width = cut.shape[:2]
+    return on_white_square(Image.fromarray(cut), side)
+
+
+def on_white_square(img: Image.Image, side: int) -> np.ndarray:
+    """An RGB image centred on a white square and resized to `side` (bilinear): a side x side x 3 uint8
+    array. The scope judge reads the whole photo so (its picture has no mask to cut by)."""
+    width, height = img.size
     square = max(height, width)
     canvas = Image.new("RGB", (square, square), WHITE)
-    canvas.paste(Image.fromarray(cut), ((square - width) // 2, (square - height) // 2))
+    canvas.paste(img, ((square - width) // 2, (square - height) // 2))
     return np.asarray(canvas.resize((side, side), Image.Resampling.BILINEAR))

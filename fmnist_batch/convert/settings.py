@@ -71,6 +71,9 @@ class PreprocessSettings:
     cut_iterations: int = 2
     #: the side of the square colour picture of a worn garment, as the card's garment reader wants it
     garment_side: int = 224
+    #: the side of the whole photo's square colour picture for the card's scope judge (scope.py); 0: no
+    #: judge reads it, so none is made
+    scope_side: int = 0
     #: the person detectors' files, resolved and verified by the model (model/registry.py); None: the
     #: bundled ones, verified on first use. Which files, not how photos are converted: their sha256 go
     #: into a run's settings with the other models', so `record()` leaves the paths out.
@@ -98,6 +101,8 @@ class PreprocessSettings:
             raise ValueError(f"cut_size must be >= 16 and cut_iterations >= 1, got {self}")
         if self.garment_side < 16:
             raise ValueError(f"garment_side must be >= 16, got {self.garment_side}")
+        if self.scope_side and self.scope_side < 16:
+            raise ValueError(f"scope_side must be 0 (no judge) or >= 16, got {self.scope_side}")
 
     def record(self) -> dict[str, Any]:
         """The settings that shape a conversion's result, as plain values (a run's settings, reports)."""

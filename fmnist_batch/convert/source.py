@@ -39,11 +39,14 @@ class Converted(NamedTuple):
     colour: bytes | None = None
     #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
     region: str = ""
+    #: the whole photo in colour, scope_side x scope_side x 3 bytes, for the scope judge (None: not judged)
+    scope: bytes | None = None
 
     @classmethod
     def of(cls, conversion: Conversion) -> Converted:
         colour = None if conversion.colour is None else conversion.colour.tobytes()
-        return cls(conversion.image.tobytes(), None, conversion.view, colour, conversion.region)
+        scope = None if conversion.scope is None else conversion.scope.tobytes()
+        return cls(conversion.image.tobytes(), None, conversion.view, colour, conversion.region, scope)
 
     @classmethod
     def failed(cls, error: str) -> Converted:

@@ -84,9 +84,7 @@ class LocalEngine:
         self, batch: list[InputFile], conversion: Any, on_batch: Callable[[], None] | None
     ) -> Iterator[dict]:
         displays = [f.display for f in batch]
-        yield from predicted_rows(
-            self.model, displays, conversion.get(), self.options.top_k, self.options.min_confidence
-        )
+        yield from predicted_rows(self.model, self.options, displays, conversion.get())
         if on_batch:
             on_batch()
 

@@ -4,41 +4,64 @@ and the others get their error; every engine and the web app make their rows her
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
-from fmnist_batch.engines.workers import Converted
+from fmnist_batch.convert.source import Converted
 from fmnist_batch.labels import IMAGE_SIZE
-from fmnist_batch.model.combine import predict_where
+from fmnist_batch.model.combine import answer
 from fmnist_batch.model.runtime import Model
-from fmnist_batch.outputs.rows import make_row
+from fmnist_batch.outputs.rows import Scope, make_row
+
+if TYPE_CHECKING:
+    from fmnist_batch.options import ClassifyOptions
 
 
-def stack(converted: Sequence[Converted]) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bytes | None]]:
-    """(images N x 784 uint8, ok, views, colours) of a batch of conversions."""
+class Batch(NamedTuple):
+    """A batch of conversions as the models take it (model.combine.answer's arguments)."""
+
+    images: np.ndarray  # N x 784 uint8
+    ok: np.ndarray
+    views: np.ndarray
+    colours: list[bytes | None]
+    scopes: list[bytes | None]
+
+
+def stack(converted: Sequence[Converted]) -> Batch:
+    """A batch of conversions, stacked."""
     images = np.zeros((len(converted), IMAGE_SIZE * IMAGE_SIZE), np.uint8)
     for i, conversion in enumerate(converted):
         if conversion.data is not None:
             images[i] = np.frombuffer(conversion.data, np.uint8)
     ok = np.array([c.data is not None for c in converted], dtype=bool)
     views = np.array([c.view for c in converted], dtype=object)
-    return images, ok, views, [c.colour for c in converted]
+    return Batch(images, ok, views, [c.colour for c in converted], [c.scope for c in converted])
+
+
+def scope_of(in_scope: float, below: float | None) -> Scope | None:
+    """A row's Scope: None without a judge (no in_scope column), else what it said (NaN: not read)."""
+    if below is None:
+        return None
+    return Scope(None if np.isnan(in_scope) else float(in_scope), below)
 
 
 def predicted_rows(
-    model: Model, displays: Sequence[str], converted: Sequence[Converted], top_k: int, min_confidence: float
+    model: Model, options: ClassifyOptions, displays: Sequence[str], converted: Sequence[Converted]
 ) -> Iterator[dict]:
-    """One row per file, in order: predicted if it converted, its error otherwise."""
-    images, ok, views, colours = stack(converted)
-    probabilities = predict_where(model, images, ok, views, colours)
-    for display, conversion, probs, good in zip(displays, converted, probabilities, ok, strict=True):
-        probs = probs if good else None
+    """One row per file, in order: answered if it converted, its error otherwise."""
+    batch = stack(converted)
+    answers = answer(model, *batch)
+    below = model.other_below(options)
+    rows = zip(displays, converted, answers.probabilities, answers.in_scope, batch.ok, strict=True)
+    for display, conversion, probabilities, in_scope, good in rows:
         yield make_row(
             display,
-            probs,
+            probabilities if good else None,
             conversion.error,
-            top_k=top_k,
-            min_confidence=min_confidence,
+            top_k=options.top_k,
+            min_confidence=options.min_confidence,
             view=conversion.view,
             region=conversion.region,
+            scope=scope_of(in_scope, below),
         )

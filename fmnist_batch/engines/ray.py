@@ -24,10 +24,10 @@ import numpy as np
 from fmnist_batch.convert import PreprocessSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import chunks
-from fmnist_batch.engines.predict import stack
+from fmnist_batch.engines.predict import scope_of, stack
 from fmnist_batch.engines.workers import WorkerSettings, convert_here, keep_freed_memory
 from fmnist_batch.labels import IMAGE_SIZE
-from fmnist_batch.model.combine import predict_where
+from fmnist_batch.model.combine import answer
 from fmnist_batch.model.runtime import Model, load_job_model
 from fmnist_batch.outputs.rows import make_row
 
@@ -110,9 +110,11 @@ class RayEngine:
             indices = batch["index"].tolist()
             if indices != list(range(position, position + len(indices))):
                 raise RuntimeError("Ray Data returned results out of input order")  # preserve_order is set
-            for index, probabilities, ok, error, view, region in zip(
+            below = self.model.other_below(self.options)
+            for index, probabilities, in_scope, ok, error, view, region in zip(
                 indices,
                 batch["probabilities"],
+                batch["in_scope"],
                 batch["ok"],
                 batch["error"],
                 batch["view"],
@@ -128,6 +130,7 @@ class RayEngine:
                     min_confidence=self.options.min_confidence,
                     view=bytes(view).decode(),
                     region=bytes(region).decode(),
+                    scope=scope_of(in_scope, below),
                 )
             position += len(indices)
             if on_batch:
@@ -200,14 +203,15 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         for path, display in zip(batch["path"], batch["display"], strict=True)
     ]
     converted = convert_here(items, settings)
-    images, ok, views, colours = stack(converted)
+    stacked = stack(converted)
     return {
         "index": batch["index"],
-        "image": images,
-        "ok": ok,
-        "view": np.array([v.encode() for v in views], dtype=object),
+        "image": stacked.images,
+        "ok": stacked.ok,
+        "view": np.array([v.encode() for v in stacked.views], dtype=object),
         "region": np.array([c.region.encode() for c in converted], dtype=object),
-        "colour": np.array([c or b"" for c in colours], dtype=object),
+        "colour": np.array([c or b"" for c in stacked.colours], dtype=object),
+        "scope": np.array([s or b"" for s in stacked.scopes], dtype=object),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -222,11 +226,13 @@ class Predictor:
         ok = batch["ok"].astype(bool)
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
         colours = [bytes(c) or None for c in batch["colour"]]
-        probabilities = predict_where(self.model, batch["image"], ok, views, colours)
+        scopes = [bytes(s) or None for s in batch["scope"]]
+        answers = answer(self.model, batch["image"], ok, views, colours, scopes)
         # every other column (index, error, view, region, ...) passes through for the rows; the pictures
         # stay behind, so only what the rows need travels back
-        passed = {name: column for name, column in batch.items() if name not in ("image", "colour")}
-        return passed | {"probabilities": probabilities, "ok": ok}
+        pictures = ("image", "colour", "scope")
+        passed = {name: column for name, column in batch.items() if name not in pictures}
+        return passed | {"probabilities": answers.probabilities, "in_scope": answers.in_scope, "ok": ok}
 
 
 def _quiet_ray_logging() -> None:

@@ -32,6 +32,7 @@ from fmnist_batch.model.card_checks import (  # noqa: F401 (the card's constants
     check_person_models,
     check_photo_model,
     check_preprocessing,
+    check_scope_judge,
     check_temperature,
     verified_file,
 )
@@ -97,6 +98,9 @@ class ModelCard:
     garment_reader: dict[str, Any] | None = None
     #: the person path's detectors: their folder (or the bundled ones) and each file's sha256
     person_models: dict[str, Any] | None = None
+    #: the judge of whether a photo shows one of the 10 classes at all: {"folder", "file", "sha256",
+    #: "side", "threshold", ...} (model/scope_judge.py)
+    scope_judge: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"
 
@@ -125,6 +129,7 @@ class ModelCard:
                 photo_model=check_photo_model(raw.get("photo_model")),
                 garment_reader=check_garment_reader(raw.get("garment_reader")),
                 person_models=check_person_models(raw.get("person_models")),
+                scope_judge=check_scope_judge(raw.get("scope_judge")),
                 **check_preprocessing(raw["preprocessing"], files),
             )
         except ModelError as e:

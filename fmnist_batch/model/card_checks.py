@@ -155,3 +155,20 @@ def verified_file(path: Path, sha256: str | None, what: str) -> Path:
             f"the {what}'s file is truncated, corrupted or was replaced"
         )
     return path
+
+
+def check_scope_judge(entry: Any) -> dict[str, Any] | None:
+    """The scope judge entry (model/scope_judge.py): folder, file, sha256, its input side and the
+    operating point (the in_scope below which a photo is answered other)."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not {"folder", "file", "sha256", "side", "threshold"} <= set(entry):
+        raise ModelError("scope_judge needs a folder, a file, its sha256, its input side and a threshold")
+    _bare_name(entry["folder"], "scope_judge.folder")
+    _bare_name(entry["file"], "scope_judge.file")
+    side = entry["side"]
+    if isinstance(side, bool) or not isinstance(side, int) or not 16 <= side <= 1024:
+        raise ModelError(f"scope_judge.side must be a whole number of pixels, got {side!r}")
+    if not 0 <= _finite(entry["threshold"], "scope_judge.threshold") <= 1:
+        raise ModelError(f"scope_judge.threshold must be in [0, 1], got {entry['threshold']!r}")
+    return entry

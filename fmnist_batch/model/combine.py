@@ -1,20 +1,55 @@
-"""Where the models' answers meet: one batch of converted photos -> each row's probabilities.
+"""Where the models' answers meet: one batch of converted photos -> each row's probabilities and in_scope.
 
 The main network reads catalog shots, the photo network the views its card gives it (segmented, and worn
 when its pairing found so), a view's answer is kept to the classes it can show (labels.VIEW_CLASSES), and
 a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
-network's (garment_reader.joined). Engines and the web app call `predict_where` and never see how.
+network's (garment_reader.joined). The scope judge reads each photo's whole picture for in_scope. Engines
+and the web app call `answer` and never see how.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, VIEW_CLASSES
 from fmnist_batch.model.garment_reader import joined
 from fmnist_batch.model.runtime import Model
+
+
+class Answers(NamedTuple):
+    """A batch's answers: N x 10 calibrated probabilities (rows that did not convert stay 0) and N
+    in_scope probabilities (NaN where the judge did not read the photo: no judge in use, no picture)."""
+
+    probabilities: np.ndarray
+    in_scope: np.ndarray
+
+
+def answer(
+    model: Model,
+    images: np.ndarray,
+    ok: np.ndarray,
+    views: np.ndarray,
+    colours: Sequence[bytes | None] | None = None,
+    scopes: Sequence[bytes | None] | None = None,
+) -> Answers:
+    """Every model's answer for a batch (see predict_where and judge_scope)."""
+    return Answers(predict_where(model, images, ok, views, colours), judge_scope(model, ok, scopes))
+
+
+def judge_scope(model: Model, ok: np.ndarray, scopes: Sequence[bytes | None] | None) -> np.ndarray:
+    """in_scope of each converted photo with a picture for the scope judge (Converted.scope), NaN for the
+    others; the judge is loaded only when a batch has such a photo."""
+    in_scope = np.full(len(ok), np.nan, np.float32)
+    rows = [i for i, picture in enumerate(scopes or ()) if picture is not None and ok[i]]
+    if not rows or model.scope_judge is None:
+        return in_scope
+    side = model.scope_judge.side
+    pictures = np.stack([np.frombuffer(scopes[i], np.uint8).reshape(side, side, 3) for i in rows])
+    in_scope[rows] = model.scope_judge.read(pictures)
+    return in_scope
 
 
 def predict_where(

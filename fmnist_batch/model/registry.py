@@ -79,6 +79,20 @@ def garment_reader(card: ModelCard) -> DeclaredModel:
     )
 
 
+def scope_judge(card: ModelCard) -> DeclaredModel:
+    entry = card.scope_judge
+    if entry is None:
+        raise ModelError(f"model card {card.path} names no scope judge")
+    side = entry["side"]
+    return DeclaredModel(
+        "scope judge",
+        card.path.parent / entry["folder"] / entry["file"],
+        entry["sha256"],
+        entry.get("licence", ""),
+        entry.get("input", f"RGB {side}x{side}, the whole photo squared on white, float32 0..255"),
+    )
+
+
 def person_model(card: ModelCard, name: str) -> DeclaredModel:
     """The person detector `name` (face, segment): the card's own, or the bundled ones it names."""
     entry = (card.person_models or {}).get(name, {})

@@ -27,6 +27,7 @@ from fmnist_batch.model.card import (
 )
 from fmnist_batch.model.garment_reader import GarmentReader
 from fmnist_batch.model.person_models import PersonFiles
+from fmnist_batch.model.scope_judge import ScopeJudge
 
 if TYPE_CHECKING:
     from fmnist_batch.convert.settings import PreprocessSettings as ConversionSettings
@@ -137,6 +138,7 @@ class Model:
         precision: str = "auto",
         use_garment_reader: bool = True,
         with_person: bool = True,
+        use_scope_judge: bool = True,
     ):
         self.card = card
         self.backend = backend
@@ -153,6 +155,7 @@ class Model:
         self.litert_file = _litert_file(card, precision) if backend == "litert" else None
         #: every model file this run may read, as the card declares it (registry.py); all checked here,
         #: before the first photo is read, and their sha256 recorded with the run's settings
+        self._use_scope_judge = use_scope_judge and card.scope_judge is not None
         self.declared = self._declared(use_garment_reader, with_person)
         for declared in self.declared:
             registry.verify(declared)
@@ -162,6 +165,7 @@ class Model:
         with_reader = use_garment_reader and card.garment_reader is not None
         self._garment_file = self._declared_path("garment reader") if with_reader else None
         self._garment_reader: GarmentReader | None = None
+        self._scope_judge: ScopeJudge | None = None
         if backend == "litert":
             self._init_litert(self._declared_path("main"), num_threads)
         else:
@@ -183,6 +187,8 @@ class Model:
             declared.append(registry.garment_reader(card))
         if with_person:
             declared += registry.person_models(card)
+        if self._use_scope_judge:
+            declared.append(registry.scope_judge(card))
         return declared
 
     def _declared_path(self, name: str) -> Path:
@@ -199,7 +205,9 @@ class Model:
         the person detectors' verified files."""
         settings = options.conversion(self.card.conversion())
         side = int((self.card.garment_reader or {}).get("input", settings.garment_side))
-        return dataclasses.replace(settings, garment_side=side, person_models=self.person_files)
+        return dataclasses.replace(
+            settings, garment_side=side, person_models=self.person_files, scope_side=self.scope_side
+        )
 
     @property
     def person_files(self) -> PersonFiles | None:
@@ -282,6 +290,7 @@ class Model:
                 precision=_photo_precision(self._precision),
                 use_garment_reader=False,
                 with_person=False,
+                use_scope_judge=False,
             )
         return self._photo_model
 
@@ -298,6 +307,34 @@ class Model:
             except (ValueError, RuntimeError) as e:
                 raise ModelError(f"cannot load {self._garment_file}: {e}") from None
         return self._garment_reader
+
+    @property
+    def scope_judge(self) -> ScopeJudge | None:
+        """The card's judge of whether a photo shows one of the 10 classes (loaded on first use), or None
+        when it has none or it is not in use."""
+        if not self._use_scope_judge:
+            return None
+        if self._scope_judge is None:
+            path = self._declared_path("scope judge")
+            try:
+                self._scope_judge = ScopeJudge(path, self._num_threads)
+            except (ValueError, RuntimeError) as e:
+                raise ModelError(f"cannot load {path}: {e}") from None
+        return self._scope_judge
+
+    @property
+    def scope_side(self) -> int:
+        """The side of the picture the scope judge reads; 0 when no judge is in use."""
+        return int(self.card.scope_judge["side"]) if self._use_scope_judge else 0
+
+    def other_below(self, options: ClassifyOptions) -> float | None:
+        """The in_scope below which a photo is answered "other": the option, else the card's operating
+        point; None when no judge is in use (every photo gets one of the 10 classes)."""
+        if not self._use_scope_judge:
+            return None
+        if options.other_threshold is not None:
+            return options.other_threshold
+        return float(self.card.scope_judge["threshold"])
 
     @property
     def has_garment_reader(self) -> bool:
@@ -334,11 +371,13 @@ def load_model(
     use_photo_model: bool = True,
     precision: str = "auto",
     use_garment_reader: bool = True,
+    use_scope_judge: bool = True,
 ) -> Model:
     """Load a model (folder, file or card; default the bundled one) with LiteRT, or Keras as a fallback;
     `use_photo_model=False` classifies segmented photos with it too, ignoring the card's photo model;
     `precision` picks LiteRT's file (auto: the card's; the Keras fallback is always float);
-    `use_garment_reader=False` reads worn garments without the card's garment reader."""
+    `use_garment_reader=False` reads worn garments without the card's garment reader;
+    `use_scope_judge=False` gives every photo one of the 10 classes, without the card's scope judge."""
     card = ModelCard.load(find_card(model))
     if precision == "auto" and model is not None and Path(model).suffix == ".tflite":
         # a .tflite file named outright is the one to run
@@ -353,7 +392,15 @@ def load_model(
             raise ModelError(
                 "no model runtime installed: pip install ai-edge-litert (or 'fmnist-batch[train]')"
             )
-    return Model(card, backend, num_threads, use_photo_model, precision, use_garment_reader)
+    return Model(
+        card,
+        backend,
+        num_threads,
+        use_photo_model,
+        precision,
+        use_garment_reader,
+        use_scope_judge=use_scope_judge,
+    )
 
 
 def load_job_model(options: ClassifyOptions) -> Model:
@@ -365,4 +412,5 @@ def load_job_model(options: ClassifyOptions) -> Model:
         use_photo_model=options.photo_model,
         use_garment_reader=options.garment_reader,
         precision=options.precision,
+        use_scope_judge=options.other,
     )

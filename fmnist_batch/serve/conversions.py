@@ -89,7 +89,7 @@ def predict_uploads(
 ) -> list[dict]:
     """One result per upload, in order: the CSV row's fields plus `preview_png` (None for errors)."""
     with lock:  # one interpreter, shared by all requests; it is not thread-safe
-        rows = list(predicted_rows(model, names, converted, options.top_k, options.min_confidence))
+        rows = list(predicted_rows(model, options, names, converted))
     for row, conversion in zip(rows, converted, strict=True):
         row["preview_png"] = preview_png(conversion.data) if conversion.data is not None else None
     return rows
