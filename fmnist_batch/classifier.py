@@ -60,11 +60,12 @@ class Classifier:
         """Classify one photo (-> a result dict) or a list of them (-> a list, in order).
 
         A result: {"label", "score", "top_k": [{"label", "score"}, ...], "view", "region", "segmented",
-        "status", "error", "in_scope"}; a photo that shows none of the 10 classes has label and status
-        "other" (its top_k still ranks the 10), `in_scope` the scope judge's probability that it shows
-        one of them (absent with other=False); `view` says what the image was made from (catalog, segmented, worn), `region`
-        which part of a person a worn garment was read from (upper, full; None for other views); a photo
-        that cannot be read gets status "error" and the reason, as in the CLI's rows.
+        "status", "error", "in_scope"}. A photo that shows none of the 10 classes has label and status
+        "other" (its top_k still ranks the 10); `in_scope` is the scope judge's probability that the photo
+        shows one of them (absent with other=False). `view` says what the image was made from (catalog,
+        segmented, worn), `region` which part of a person a worn garment was read from (upper, full; None
+        for other views); a photo that cannot be read gets status "error" and the reason, as in the CLI's
+        rows.
         """
         if isinstance(images, list | tuple):
             return self._classify(list(images))

@@ -122,6 +122,19 @@ def _model_options() -> dict[str, dict]:
             "help": "read worn garments with the 28x28 model alone, not also in colour with the garment "
             "reader its card names (faster, less accurate on photos of a person)",
         },
+        "--other-threshold": {
+            "type": probability,
+            "metavar": "P",
+            "help": "answer 'other' (none of the 10 classes) below this in_scope probability; higher "
+            "catches more out-of-scope products and loses more in-scope ones (default: the operating "
+            "point the model card records)",
+        },
+        "--no-other": {
+            "dest": "other",
+            "action": "store_false",
+            "help": "give every photo one of the 10 classes, without the card's scope judge: no 'other' "
+            "answers and no in_scope column",
+        },
         "--timeout": {
             "type": positive_float,
             "default": default("timeout"),

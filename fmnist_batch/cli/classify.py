@@ -90,7 +90,7 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     add_model_options(
         p, "--engine", "--ray-address", "--model", "--backend", "--batch-size", "--workers", "--top-k",
         "--min-confidence", "--invert", "--background", "--max-pixels", "--precision", "--no-photo-model",
-        "--no-garment-reader", "--timeout", "--save-preprocessed",
+        "--no-garment-reader", "--other-threshold", "--no-other", "--timeout", "--save-preprocessed",
     )  # fmt: skip
     p.add_argument(
         "--report",

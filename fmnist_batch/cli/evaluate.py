@@ -32,7 +32,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="print no tables (only errors)")
     add_model_options(
         p, "--model", "--workers", "--invert", "--background", "--precision", "--no-photo-model",
-        "--no-garment-reader",
+        "--no-garment-reader", "--other-threshold", "--no-other",
     )  # fmt: skip
     p.set_defaults(run=run_evaluate)
 

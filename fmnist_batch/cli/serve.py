@@ -63,7 +63,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     add_model_options(p, "--model")
     add_limit_options(p)
     add_model_options(p, "--top-k", "--min-confidence", "--background", "--precision", "--no-photo-model",
-        "--no-garment-reader")  # fmt: skip
+        "--no-garment-reader", "--other-threshold", "--no-other")  # fmt: skip
     p.set_defaults(run=run_serve)
 
 

@@ -7,6 +7,7 @@ from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, TextIO
 
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.outputs.rows import OTHER
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -26,7 +27,7 @@ class Summary:
         self.counts: Counter[str] = Counter()
         self.confidence_sums: defaultdict[str, float] = defaultdict(float)
         self.uncertain_counts: Counter[str] = Counter()  # per class: below --min-confidence
-        self.total = self.ok = self.uncertain = self.errors = 0
+        self.total = self.ok = self.uncertain = self.other = self.errors = 0
         #: of the rows counted, those carried over from an earlier run (--resume)
         self.carried = 0
         #: rows of the output that this summary does not count (a report that saw only this run's rows)
@@ -41,6 +42,7 @@ class Summary:
             self.errors += 1
             return
         self.ok += status == "ok"
+        self.other += status == OTHER
         if status == "uncertain":
             self.uncertain += 1
             self.uncertain_counts[row["label"]] += 1
@@ -63,12 +65,14 @@ class Summary:
         table.add_column("files", justify="right")
         table.add_column("share", justify="right")
         table.add_column("mean confidence", justify="right")
-        for name in CLASS_NAMES:
+        answered = self.classified + self.other
+        for name in (*CLASS_NAMES, OTHER):
             count = self.counts[name]
             if count:
-                share = count / self.classified
+                share = count / answered
                 mean = self.confidence_sums[name] / count
-                table.add_row(name, f"{count:,}", f"{share:.1%}", f"{mean:.3f}")
+                shown = "other (none of the 10)" if name == OTHER else name
+                table.add_row(shown, f"{count:,}", f"{share:.1%}", f"{mean:.3f}")
         table.add_section()
         new = self.total - self.carried
         rate = new / self.elapsed if self.elapsed > 0 else 0.0  # the speed of this run's work alone
@@ -76,6 +80,7 @@ class Summary:
             ("files", f"{self.total:,}"),
             ("classified", f"{self.classified:,}"),
             ("uncertain", f"{self.uncertain:,}"),
+            *([("other", f"{self.other:,}")] if self.other else []),
             ("errors", f"{self.errors:,}"),
         ]
         if self.carried:
