@@ -148,3 +148,15 @@ def test_options_resolve_conversion_settings_argument_then_card_then_default():
     assert ClassifyOptions(invert="always").conversion(card).invert == "always"
     assert ClassifyOptions().conversion(card).trim_tolerance == 0.1
     assert ClassifyOptions().conversion({}).trim_tolerance == 0.05
+
+
+@pytest.mark.parametrize(
+    ("size", "colour"), [((600, 800), (224, 172, 140)), ((20000, 1), (255, 255, 255)), ((1, 1), (0, 0, 0))]
+)
+def test_a_blank_or_uniform_image_is_never_a_confident_class(size, colour, tmp_path):
+    path = tmp_path / "blank.png"
+    Image.new("RGB", size, colour).save(path)
+    plain = Classifier(other=False, min_confidence=0.0)(str(path))
+    assert plain["status"] == "uncertain" and plain["label"] in CLASS_NAMES
+    rows = cli_rows(tmp_path, str(path), "--no-other", "--min-confidence", "0")
+    assert rows[0]["status"] == "uncertain"

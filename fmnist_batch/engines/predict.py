@@ -53,8 +53,10 @@ def predicted_rows(
     batch = stack(converted)
     answers = answer(model, *batch)
     below = model.other_below(options)
-    rows = zip(displays, converted, answers.probabilities, answers.in_scope, batch.ok, strict=True)
-    for display, conversion, probabilities, in_scope, good in rows:
+    rows = zip(
+        displays, converted, answers.probabilities, answers.in_scope, answers.blank, batch.ok, strict=True
+    )
+    for display, conversion, probabilities, in_scope, blank, good in rows:
         yield make_row(
             display,
             probabilities if good else None,
@@ -64,4 +66,5 @@ def predicted_rows(
             view=conversion.view,
             region=conversion.region,
             scope=scope_of(in_scope, below),
+            blank=bool(blank),
         )

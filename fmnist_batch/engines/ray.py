@@ -111,32 +111,28 @@ class RayEngine:
             if indices != list(range(position, position + len(indices))):
                 raise RuntimeError("Ray Data returned results out of input order")  # preserve_order is set
             below = self.model.other_below(self.options)
-            for index, probabilities, in_scope, ok, error, view, region in zip(
-                indices,
-                batch["probabilities"],
-                batch["in_scope"],
-                batch["ok"],
-                batch["error"],
-                batch["view"],
-                batch["region"],
-                strict=True,
-            ):
-                message = None if ok else bytes(error).decode(**_TEXT)
-                yield make_row(
-                    window[index].display,
-                    probabilities if ok else None,
-                    message,
-                    top_k=self.options.top_k,
-                    min_confidence=self.options.min_confidence,
-                    view=bytes(view).decode(),
-                    region=bytes(region).decode(),
-                    scope=scope_of(in_scope, below),
-                )
+            for i, index in enumerate(indices):
+                yield self._row(window[index].display, batch, i, below)
             position += len(indices)
             if on_batch:
                 on_batch()
         if position != len(window):
             raise RuntimeError(f"Ray Data returned {position} results for {len(window)} files")
+
+    def _row(self, display: str, batch: dict[str, np.ndarray], i: int, below: float | None) -> dict:
+        """The row of the batch's `i`th file, made as the local engine makes it (outputs.rows)."""
+        ok = bool(batch["ok"][i])
+        return make_row(
+            display,
+            batch["probabilities"][i] if ok else None,
+            None if ok else bytes(batch["error"][i]).decode(**_TEXT),
+            top_k=self.options.top_k,
+            min_confidence=self.options.min_confidence,
+            view=bytes(batch["view"][i]).decode(),
+            region=bytes(batch["region"][i]).decode(),
+            scope=scope_of(batch["in_scope"][i], below),
+            blank=bool(batch["blank"][i]),
+        )
 
     def _dataset(self, window: list[InputFile]) -> ray.data.Dataset:
         """The window's files -> converted in tasks -> predicted on the actor pool, in input order."""
@@ -232,7 +228,12 @@ class Predictor:
         # stay behind, so only what the rows need travels back
         pictures = ("image", "colour", "scope")
         passed = {name: column for name, column in batch.items() if name not in pictures}
-        return passed | {"probabilities": answers.probabilities, "in_scope": answers.in_scope, "ok": ok}
+        answered = {
+            "probabilities": answers.probabilities,
+            "in_scope": answers.in_scope,
+            "blank": answers.blank,
+        }
+        return passed | answered | {"ok": ok}
 
 
 def _quiet_ray_logging() -> None:

@@ -20,11 +20,13 @@ from fmnist_batch.model.runtime import Model
 
 
 class Answers(NamedTuple):
-    """A batch's answers: N x 10 calibrated probabilities (rows that did not convert stay 0) and N
-    in_scope probabilities (NaN where the judge did not read the photo: no judge in use, no picture)."""
+    """A batch's answers: N x 10 calibrated probabilities (rows that did not convert stay 0), N in_scope
+    probabilities (NaN where the judge did not read the photo: no judge in use, no picture), and which
+    photos show nothing at all (see shows_nothing)."""
 
     probabilities: np.ndarray
     in_scope: np.ndarray
+    blank: np.ndarray
 
 
 def answer(
@@ -36,13 +38,27 @@ def answer(
     scopes: Sequence[bytes | None] | None = None,
 ) -> Answers:
     """Every model's answer for a batch (see predict_where and judge_scope)."""
-    return Answers(predict_where(model, images, ok, views, colours), judge_scope(model, ok, scopes))
+    blank = shows_nothing(images, ok)
+    probabilities = predict_where(model, images, ok, views, colours)
+    return Answers(probabilities, judge_scope(model, ok & ~blank, scopes, blank), blank)
 
 
-def judge_scope(model: Model, ok: np.ndarray, scopes: Sequence[bytes | None] | None) -> np.ndarray:
-    """in_scope of each converted photo with a picture for the scope judge (Converted.scope), NaN for the
-    others; the judge is loaded only when a batch has such a photo."""
+def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """The converted photos whose 28x28 image is one flat value: a blank or uniform photo (a white page,
+    a 1x1 pixel, a skin-coloured fill) trims to nothing, and no garment converts so. The models would still
+    name a class for it; its row says it is not one (uncertain, or other where a judge runs)."""
+    flat = np.asarray(images).reshape(len(ok), -1)
+    return np.asarray(ok, dtype=bool) & (flat.max(axis=1, initial=0) == flat.min(axis=1, initial=0))
+
+
+def judge_scope(
+    model: Model, ok: np.ndarray, scopes: Sequence[bytes | None] | None, blank: np.ndarray
+) -> np.ndarray:
+    """in_scope of each converted photo with a picture for the scope judge (Converted.scope), 0 for one
+    that shows nothing, NaN for the others; the judge is loaded only when a batch has a photo for it."""
     in_scope = np.full(len(ok), np.nan, np.float32)
+    if model.scope_side:
+        in_scope[blank] = 0.0
     rows = [i for i, picture in enumerate(scopes or ()) if picture is not None and ok[i]]
     if not rows or model.scope_judge is None:
         return in_scope

@@ -35,12 +35,14 @@ def make_row(
     view: str = "",
     region: str = "",
     scope: Scope | None = None,
+    blank: bool = False,
 ) -> dict[str, Any]:
     """One output row; `probabilities` is None for a file that could not be converted (`error` says why).
     `view` is the view of the garment its image was made from (convert.VIEWS), for users to filter on,
     and `region` the part of a person a worn one was read from (convert.REGIONS). With a `scope` (the
     judge runs), a photo whose in_scope is below its operating point is labelled OTHER, with confidence
-    1 - in_scope; its top-k still ranks the 10 classes."""
+    1 - in_scope; its top-k still ranks the 10 classes. A `blank` photo (one flat colour: nothing to
+    classify) is never a confident class: uncertain, or other where a judge runs."""
     row: dict[str, Any] = dict.fromkeys(row_fields(top_k, scope is not None))
     row["path"], row["view"], row["region"] = display, view or None, region or None
     if probabilities is None:
@@ -52,7 +54,7 @@ def make_row(
     for rank, index in enumerate(order, start=1):
         row[f"top{rank}_label"] = CLASS_NAMES[index]
         row[f"top{rank}_prob"] = float(probabilities[index])
-    row["status"] = "ok" if confidence >= min_confidence else "uncertain"
+    row["status"] = "ok" if confidence >= min_confidence and not blank else "uncertain"
     row["error"] = ""
     if scope is not None and scope.in_scope is not None:
         row["in_scope"] = scope.in_scope
