@@ -227,7 +227,7 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "photo_model": options.photo_model,
         "garment_reader": options.garment_reader,
         "top_k": options.top_k,
-        "min_confidence": options.min_confidence,
+        "min_confidence": model.min_confidence(options),
         "conversion": conversion.record(),
         # where "other" starts (None: no scope judge, every photo gets one of the 10 classes)
         **({"other_below": below} if (below := model.other_below(options)) is not None else {}),

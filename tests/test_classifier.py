@@ -160,3 +160,29 @@ def test_a_blank_or_uniform_image_is_never_a_confident_class(size, colour, tmp_p
     assert plain["status"] == "uncertain" and plain["label"] in CLASS_NAMES
     rows = cli_rows(tmp_path, str(path), "--no-other", "--min-confidence", "0")
     assert rows[0]["status"] == "uncertain"
+
+
+def test_the_default_min_confidence_is_the_cards_and_zero_gives_none(tmp_path):
+    from fmnist_batch.model.card import ModelCard, bundled_model_dir
+
+    record = ModelCard.load(bundled_model_dir() / "model_card.json").uncertain_below
+    assert record is not None and 0 < record.value < 1 and "wrong" in record.rule
+    photos = cc0_photos("validation", 30, seed=5)
+    default = cli_rows(tmp_path, *map(str, photos), "--no-other")
+    zero = cli_rows(tmp_path, *map(str, photos), "--no-other", "--min-confidence", "0")
+    assert [r["label"] for r in default] == [r["label"] for r in zero]
+    assert {r["status"] for r in zero} == {"ok"}
+    for row in default:
+        assert row["status"] == ("uncertain" if float(row["confidence"]) < record.value else "ok")
+    assert any(row["status"] == "uncertain" for row in default)
+
+
+def test_uncertain_below_is_where_answers_become_more_often_wrong_than_right():
+    from fmnist_batch.training.choose import uncertain_below
+
+    confidence = np.array([0.2, 0.3, 0.42, 0.45, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99])
+    right = np.array([0, 0, 1, 0, 1, 1, 1, 1, 0, 1], bool)
+    # below 0.45: 1 of 3 right; below 0.5: 1 of 4; below 0.55: 2 of 5 (still < half); below 0.75: 3 of 6
+    # (half: not less); above, more and more right. No answer falls between 0.5 and 0.7, so the rule takes
+    assert uncertain_below(confidence, right)[:2] == (0.7, 0.4)  # the grid's last value before 0.7
+    assert uncertain_below(confidence, np.ones(10, bool))[0] == 0.0

@@ -75,7 +75,7 @@ def test_catalog_photos_are_classified_one_row_each_in_order(catalog, tmp_path):
     assert status == 0, env.stderr.getvalue()
     rows = read_csv(out)
     assert rows["path"].tolist() == [str(path) for path, _ in catalog]  # sorted, as given, never the stem
-    assert (rows["status"] == "ok").all()
+    assert rows["status"].isin(["ok", "uncertain"]).all()  # every file classified
     assert (rows["label"] == rows["top1_label"]).all()
     assert (rows["top1_prob"] >= rows["top2_prob"]).all() and (rows["top2_prob"] >= rows["top3_prob"]).all()
     assert ((rows["confidence"] > 0) & (rows["confidence"] <= 1)).all()
@@ -98,7 +98,7 @@ def test_bad_files_get_error_rows_with_reasons_and_exit_1(tmp_path):
         assert row["label"] == "", kind
     assert "empty" in rows.loc[str(bad["empty"]), "error"]
     assert "too large" in rows.loc[str(bad["bomb"]), "error"]
-    assert (rows["status"] == "ok").sum() == 1
+    assert (rows["status"] != "error").sum() == 1
     assert "errors" in env.stderr.getvalue()
 
 
@@ -108,7 +108,7 @@ def test_names_with_commas_quotes_newlines_and_unicode_round_trip_through_pandas
     assert status == 0
     rows = read_csv(out)
     assert sorted(rows["path"]) == sorted(str(p) for p in nasty_names)
-    assert (rows["status"] == "ok").all()
+    assert (rows["status"] != "error").all()
 
 
 def test_rendered_catalog_photos_are_classified_as_their_test_images_are_labelled(tmp_path):
@@ -206,7 +206,7 @@ def test_pipeline_stdin_list_to_stdout_quietly(catalog, tmp_path):
     assert result.stderr == "fmnist-batch: 1 of 6 files failed; see the error column of the output\n"
     rows = pd.read_csv(io.StringIO(result.stdout), keep_default_na=False)
     assert rows["path"].tolist() == paths
-    assert rows["status"].tolist() == ["ok"] * 5 + ["error"]
+    assert (rows["status"] != "error").tolist() == [True] * 5 + [False]
 
 
 def test_nul_separated_stdin_keeps_names_with_newlines(nasty_names):

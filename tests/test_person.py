@@ -377,7 +377,7 @@ def test_classify_rows_and_previews_say_worn(astronaut, tmp_path):
 
 def test_the_classifier_says_worn(astronaut):
     result = Classifier()(on_studio_canvas(astronaut))
-    assert result["view"] == "worn" and result["region"] == "full" and result["status"] == "ok"
+    assert result["view"] == "worn" and result["region"] == "full" and result["status"] != "error"
 
 
 def test_a_worn_crop_is_answered_with_a_garment_worn_below_the_chin():

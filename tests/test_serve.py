@@ -70,7 +70,7 @@ def test_several_photos_at_once_get_the_same_rows_as_classify(client, catalog_ph
     expected = list(classify([str(tmp_path / name) for name, _ in catalog_photos[:MAX_FILES]], workers=1))
     for result, row in zip(results, expected, strict=True):
         assert list(result) == FIELDS
-        assert result["status"] == "ok" and result["error"] == ""
+        assert result["status"] == row["status"] != "error" and result["error"] == ""
         assert result["label"] == row["label"] and result["top3_label"] == row["top3_label"]
         assert result["confidence"] == pytest.approx(row["confidence"], abs=1e-5)
         preview = Image.open(io.BytesIO(base64.b64decode(result["preview_png"])))
@@ -101,7 +101,7 @@ def test_bad_files_get_an_error_result_and_good_ones_still_classify(client, cata
     for name in ("empty.jpg", "notes.jpg", "truncated.jpg"):
         assert results[name]["status"] == "error" and results[name]["label"] is None
         assert results[name]["preview_png"] is None
-    assert results[catalog_photos[0][0]]["status"] == "ok"
+    assert results[catalog_photos[0][0]]["status"] != "error"
 
 
 def test_too_many_pixels_is_refused_from_the_header(client):
@@ -166,7 +166,7 @@ def test_the_server_keeps_serving_after_bad_requests(client, catalog_photos):
         "/api/classify", content=b"--zz\r\n", headers={"content-type": "multipart/form-data; boundary=zz"}
     )
     response = post(client, [catalog_photos[1]])
-    assert response.status_code == 200 and response.json()["results"][0]["status"] == "ok"
+    assert response.status_code == 200 and response.json()["results"][0]["status"] != "error"
 
 
 def test_a_photo_in_a_field_named_file_is_classified_too(client, catalog_photos):
@@ -174,7 +174,7 @@ def test_a_photo_in_a_field_named_file_is_classified_too(client, catalog_photos)
     response = client.post("/api/classify", files={"file": (name, data)})  # curl -F file=@photo.jpg
     assert response.status_code == 200
     (result,) = response.json()["results"]
-    assert result["path"] == name and result["status"] == "ok"
+    assert result["path"] == name and result["status"] != "error"
 
 
 def test_health_and_model(client):

@@ -52,7 +52,7 @@ def predicted_rows(
     """One row per file, in order: answered if it converted, its error otherwise."""
     batch = stack(converted)
     answers = answer(model, *batch)
-    below = model.other_below(options)
+    below, min_confidence = model.other_below(options), model.min_confidence(options)
     rows = zip(
         displays, converted, answers.probabilities, answers.in_scope, answers.blank, batch.ok, strict=True
     )
@@ -62,7 +62,7 @@ def predicted_rows(
             probabilities if good else None,
             conversion.error,
             top_k=options.top_k,
-            min_confidence=options.min_confidence,
+            min_confidence=min_confidence,
             view=conversion.view,
             region=conversion.region,
             scope=scope_of(in_scope, below),

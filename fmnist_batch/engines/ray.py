@@ -127,7 +127,7 @@ class RayEngine:
             batch["probabilities"][i] if ok else None,
             None if ok else bytes(batch["error"][i]).decode(**_TEXT),
             top_k=self.options.top_k,
-            min_confidence=self.options.min_confidence,
+            min_confidence=self.model.min_confidence(self.options),
             view=bytes(batch["view"][i]).decode(),
             region=bytes(batch["region"][i]).decode(),
             scope=scope_of(batch["in_scope"][i], below),

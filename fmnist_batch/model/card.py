@@ -44,6 +44,7 @@ from fmnist_batch.model.card_records import (  # the records are part of the car
     Quantization,
     R,
     TrainingRecord,
+    UncertainBelow,
     WornDecision,
     _plain,
     _portable,
@@ -218,6 +219,15 @@ class ModelCard:
     @property
     def worn_decision(self) -> WornDecision | None:
         return self._section(WornDecision, "worn_decision")
+
+    @property
+    def uncertain_below(self) -> UncertainBelow | None:
+        """How the default --min-confidence was chosen (None: a card without one: 0)."""
+        return self._section(UncertainBelow, "min_confidence")
+
+    def with_uncertain_below(self, record: UncertainBelow) -> ModelCard:
+        """This card with `record` as its default --min-confidence."""
+        return self._with(min_confidence=record)
 
     @property
     def photo_views(self) -> tuple[str, ...]:

@@ -192,6 +192,19 @@ class WornDecision(_Record):
     read_by: str  # "main" or "photo"
 
 
+@dataclass(frozen=True, kw_only=True)
+class UncertainBelow(_Record):
+    """The default --min-confidence: the confidence below which answers are wrong more often than right,
+    measured on labelled photos of a licence the project may use (never the Fashion-MNIST test set)."""
+
+    value: float
+    rule: str
+    chosen_on: str  # the folder of labelled photos, as the card keeps paths (portable_path)
+    photos: int
+    accuracy_below: float  # of the answers below value
+    share_below: float  # of all answers
+
+
 # ---------------------------------------------------------------------------------------------- paths
 
 

@@ -327,6 +327,14 @@ class Model:
         """The side of the picture the scope judge reads; 0 when no judge is in use."""
         return int(self.card.scope_judge["side"]) if self._use_scope_judge else 0
 
+    def min_confidence(self, options: ClassifyOptions) -> float:
+        """The confidence below which a row is "uncertain": the option, else the card's (chosen on
+        labelled real photos: model_card.json's min_confidence), else 0."""
+        if options.min_confidence is not None:
+            return options.min_confidence
+        record = self.card.uncertain_below
+        return record.value if record is not None else 0.0
+
     def other_below(self, options: ClassifyOptions) -> float | None:
         """The in_scope below which a photo is answered "other": the option, else the card's operating
         point; None when no judge is in use (every photo gets one of the 10 classes)."""

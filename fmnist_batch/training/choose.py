@@ -116,3 +116,19 @@ def int8_is_chosen(setting: str, accuracy_float: float, accuracy_int8: float) ->
     """Whether LiteRT runs the int8 file: always with "on"; with "auto" when its validation accuracy
     through the runtime is within INT8_TOLERANCE of the float file's."""
     return setting == "on" or accuracy_int8 >= accuracy_float - INT8_TOLERANCE
+
+
+#: the confidences uncertain_below tries: a coarse grid, so a few hundred labelled photos choose it
+UNCERTAIN_GRID = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def uncertain_below(confidence: np.ndarray, correct: np.ndarray) -> tuple[float, float, float]:
+    """The default --min-confidence: the largest confidence on UNCERTAIN_GRID below which the answers
+    are, together, right less often than wrong (0 when none is); with their accuracy and share."""
+    confidence, correct = np.asarray(confidence, dtype=float), np.asarray(correct, dtype=bool)
+    chosen, accuracy, share = 0.0, float("nan"), 0.0
+    for value in UNCERTAIN_GRID:
+        below = confidence < value
+        if below.any() and correct[below].mean() < 0.5:
+            chosen, accuracy, share = value, float(correct[below].mean()), float(below.mean())
+    return chosen, accuracy, share
