@@ -30,10 +30,10 @@ from fmnist_batch.convert import (
     load_image,
     to_rgb,
 )
+from fmnist_batch.convert.source import Converted
 from fmnist_batch.engines.predict import stack
-from fmnist_batch.engines.workers import Converted
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_EXTENSIONS
-from fmnist_batch.model.combine import predict_where
+from fmnist_batch.model import combine
 from fmnist_batch.model.runtime import Model, load_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,7 +88,7 @@ def open_photo(photo: Path | Image.Image) -> Image.Image:
 
 def answer(model: Model, conversion: Conversion) -> int:
     """The class classify answers for a conversion (its 28x28 image, view and colour picture)."""
-    return int(np.argmax(predict_where(model, *stack([Converted.of(conversion)]))[0]))
+    return int(np.argmax(combine.answer(model, *stack([Converted.of(conversion)])).probabilities[0]))
 
 
 def readings(photos: dict[str, Path | Image.Image], model: Model) -> list[dict]:

@@ -80,11 +80,11 @@ def test_segmented_rows_go_to_the_photo_model_and_the_rest_to_the_main_one(paire
 def test_a_photo_model_other_than_the_cards_is_refused_at_load(paired):
     photo_card = paired / "photo" / "model_card.json"
     photo_card.write_text(photo_card.read_text().replace(f"{FLAT}", "1.5"))
-    with pytest.raises(ModelError, match="not the photo model"):
+    with pytest.raises(ModelError, match="does not match its model card"):
         load_model(paired)
     load_model(paired, use_photo_model=False)  # still usable without it
     shutil.rmtree(paired / "photo")
-    with pytest.raises(ModelError, match="is missing"):
+    with pytest.raises(ModelError, match="not found"):
         load_model(paired)
 
 

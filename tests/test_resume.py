@@ -185,6 +185,6 @@ def test_a_changed_conversion_setting_is_named_alone_one_line_each(tmp_path):
     changed = [line.strip() for line in err.splitlines() if " then, " in line]
     assert changed == [
         "conversion.background: 'auto' then, 'products' now",
-        "min_confidence: 0.0 then, 0.5 now",
+        "min_confidence: 0.55 then, 0.5 now",  # the card's default, then the option
     ]
     assert "sharpen" not in err and "model_card_sha256" not in err and len(err) < 400

@@ -421,7 +421,7 @@ def test_merge_refuses_shards_made_with_other_settings_naming_each_key(tmp_path)
     lines = err.splitlines()
     # one line per setting that differs, with both values; nothing about the settings that agree
     assert any("conversion.background: 'products'" in line and "'auto'" in line for line in lines)
-    assert any("min_confidence" in line and "0.9" in line and "0.0" in line for line in lines)
+    assert any("min_confidence" in line and "0.9" in line and "0.55" in line for line in lines)
     assert "top_k" not in err and "sharpen" not in err
     assert not merged.exists() and not Path(tmp_path / ".m.csv.settings.json").exists()
 
