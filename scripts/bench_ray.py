@@ -7,7 +7,8 @@
 Writes docs/bench_ray.md and docs/bench_ray.json. Each engine runs --runs times (the median is shown), and
 once more on one photo, to separate the fixed start-up cost from the cost per photo. The Ray runs start a
 local Ray with --workers CPUs and stop it inside the timed process, as a cron job on one machine would.
-Corpus rendering, process timing and memory sampling are scripts/benchmark.py's.
+Corpus rendering, process timing and memory sampling are the package scripts/bench/'s, as for
+scripts/benchmark.py.
 """
 
 from __future__ import annotations
@@ -22,21 +23,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-SCRIPTS = Path(__file__).resolve().parent
-sys.path.insert(0, str(SCRIPTS))
-
-from benchmark import (  # noqa: E402 (a sibling script, found through the path set just above)
-    REPO,
-    Measurement,
-    build_corpus,
-    child_env,
-    classify_command,
-    log,
-    machine_info,
-    run_measured,
-    warm_page_cache,
-    write_report,
-)
+from bench import REPO, log
+from bench.corpus import build_corpus, warm_page_cache
+from bench.measure import Measurement, machine_info, run_measured
+from bench.methods import child_env, classify_command
+from bench.report import write_report
 
 ENGINES = ("local", "ray")
 
@@ -155,25 +146,20 @@ def render_markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    args = parse_args(argv)
-    import ray
-
-    machine = machine_info()
-    command = shlex.join(["python", "scripts/bench_ray.py", *(sys.argv[1:] if argv is None else argv)])
+def photos_to_time(args: argparse.Namespace) -> tuple[Path, int, str]:
+    """The folder both engines are given, its photo count, and how the report describes it."""
     if args.photos is not None:
         photos_dir = args.photos
         count = sum(1 for p in photos_dir.rglob("*") if p.is_file())
-        corpus = f"the folder {photos_dir}"
-    else:
-        manifest = build_corpus(args.corpus_dir, args.n, args.seed, args.workers)
-        photos_dir, count = args.corpus_dir / "photos", manifest["n"]
-        corpus = f"{manifest['jpeg']} JPEG and {manifest['png']} PNG catalog photos, 500-1,100 px, rendered"
-    warm_page_cache(photos_dir)
-    env = child_env(args.corpus_dir.parent / "pycache")
-    env.pop("RAY_ADDRESS", None)  # each Ray run starts its own local Ray
-    one_photo = str(next(p for p in sorted(photos_dir.rglob("*")) if p.is_file()))
+        return photos_dir, count, f"the folder {photos_dir}"
+    manifest = build_corpus(args.corpus_dir, args.n, args.seed, args.workers)
+    corpus = f"{manifest['jpeg']} JPEG and {manifest['png']} PNG catalog photos, 500-1,100 px, rendered"
+    return args.corpus_dir / "photos", manifest["n"], corpus
 
+
+def run_engines(args: argparse.Namespace, photos_dir: Path, count: int, env: dict) -> tuple[dict, dict]:
+    """Each engine's median run and one-photo run, and how far their rows differ."""
+    one_photo = str(next(p for p in sorted(photos_dir.rglob("*")) if p.is_file()))
     engines: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="fmnist-bench-ray-") as tmp:
         work = Path(tmp)
@@ -200,11 +186,33 @@ def main(argv: Sequence[str] | None = None) -> None:
                 "peak_rss_tree_mb": max(m.peak_rss_tree_mb for m in runs[engine]),
                 "max_processes": max(m.max_processes for m in runs[engine]),
             }
-        agreed = agreement(work / "local.csv", work / "ray.csv")
+        return engines, agreement(work / "local.csv", work / "ray.csv")
 
+
+def overhead(engines: dict, count: int) -> dict:
+    """Ray's extra wall time: in all, as a ratio, its fixed start-up (the one-photo runs) and per photo."""
     local, on_ray = engines["local"], engines["ray"]
     startup = on_ray["one_photo_s"] - local["one_photo_s"]
     total = on_ray["wall_s"] - local["wall_s"]
+    return {
+        "total_s": total,
+        "ratio": on_ray["wall_s"] / local["wall_s"],
+        "startup_s": startup,
+        "per_photo_ms": 1000 * (total - startup) / count,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    import ray
+
+    machine = machine_info()
+    command = shlex.join(["python", "scripts/bench_ray.py", *(sys.argv[1:] if argv is None else argv)])
+    photos_dir, count, corpus = photos_to_time(args)
+    warm_page_cache(photos_dir)
+    env = child_env(args.corpus_dir.parent / "pycache")
+    env.pop("RAY_ADDRESS", None)  # each Ray run starts its own local Ray
+    engines, agreed = run_engines(args, photos_dir, count, env)
     report = {
         "machine": machine,
         "settings": {
@@ -216,12 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             "ray": ray.__version__,
         },
         "engines": engines,
-        "overhead": {
-            "total_s": total,
-            "ratio": on_ray["wall_s"] / local["wall_s"],
-            "startup_s": startup,
-            "per_photo_ms": 1000 * (total - startup) / count,
-        },
+        "overhead": overhead(engines, count),
         "agreement": agreed,
     }
     write_report(args.out, render_markdown(report), report)

@@ -16,8 +16,9 @@ import json
 import sys
 from pathlib import Path
 
+from card_readme import render_model_readme  # scripts/card_readme.py, beside this script
+
 from fmnist_batch.model.card import CARD_FILE, ModelCard
-from fmnist_batch.model.card_readme import render_model_readme
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,5 @@
-"""Test helper (not a test module): catalog photos rendered from the Fashion-MNIST test set.
+"""Test helper (not a test module): catalog photos rendered from the Fashion-MNIST test set, photos of a
+garment on clutter, and the small images and comparisons the conversion's tests share.
 
 The rendering lives in synth (the sample folder and the benchmark use it too).
 """
@@ -18,10 +19,15 @@ from fmnist_batch.training.data import DEBIAN_DIR, DatasetError, load_dataset
 
 __all__ = [
     "CATALOG_GREY",
+    "NAVY",
     "WHITE",
     "cluttered_background",
+    "correlation",
+    "first_row",
+    "garment_array",
     "garment_silhouette",
     "load_fmnist_test_sample",
+    "photo_with_box",
     "png_claiming_size",
     "render_catalog_photo",
     "render_garment_photo",
@@ -140,6 +146,34 @@ def render_garment_photo(
     scene[silhouette] = np.asarray(colour, dtype=np.float32) * folds[silhouette][:, None]
     scene *= (1 - light_gradient * x / (size - 1))[..., None]
     return Image.fromarray(np.clip(np.rint(scene), 0, 255).astype(np.uint8)), silhouette
+
+
+# --- small images and comparisons (test_steps, test_decode, test_segment, test_conversion) -----------
+
+NAVY = (30, 40, 90)
+
+
+def garment_array() -> np.ndarray:
+    """A 28x28 dataset-like garment: bright, textured, taller than wide, black background."""
+    array = np.zeros((28, 28), dtype=np.uint8)
+    array[:, 7:21] = 120
+    array[4:24, 9:19] = 230
+    array[::3, 7:21] = 60  # stripes, so orientation and scale errors show
+    return array
+
+
+def photo_with_box(size=(100, 80), box=(10, 20, 40, 60), background=WHITE, colour=(200, 30, 30)):
+    img = Image.new("RGB", size, background)
+    ImageDraw.Draw(img).rectangle((box[0], box[1], box[2] - 1, box[3] - 1), fill=colour)
+    return img
+
+
+def first_row(img: Image.Image) -> list:
+    return [img.getpixel((x, 0)) for x in range(img.width)]
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
 
 
 #: the CC0 amateur photos the maintainers keep beside the repository (CI gets a copy of shared/ too)

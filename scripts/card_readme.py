@@ -3,7 +3,8 @@ use, training data and licences, evaluation on each kind of photo, limitations, 
 
 Everything comes from the JSON cards (through ModelCard's accessors) and, when given, the real-photo
 evaluation that scripts/evaluate_real_photos.py writes (docs/real_photos.json), so the Markdown is
-regenerated, never edited: ``python scripts/write_model_readme.py`` writes models/README.md.
+regenerated, never edited: ``python scripts/write_model_readme.py`` writes models/README.md. It lives
+with the scripts, not in the installed package: classify, serve and the library never render it.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ tags:
 ---
 
 <!-- Generated from model_card.json and photo/model_card.json by `python scripts/write_model_readme.py`;
-edit those or the generator (fmnist_batch/model/card_readme.py), not this file. -->
+edit those or the generator (scripts/card_readme.py), not this file. -->
 """
 
 
