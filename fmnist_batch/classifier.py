@@ -49,7 +49,7 @@ class Classifier:
         else:
             self.options = ClassifyOptions.from_keywords(model=model, **options)
             self.model = load_job_model(self.options)
-        self.conversion = self.model.conversion(self.options)
+        self.settings = self.model.conversion_settings(self.options)
 
     @property
     def columns(self) -> list[str]:
@@ -78,7 +78,7 @@ class Classifier:
         return [_result(row, c) for row, c in zip(rows, converted, strict=True)]
 
     def _convert(self, image: ImageInput) -> Converted:
-        return convert_source(image, self.conversion, self.options.timeout)
+        return convert_source(image, self.settings, self.options.timeout)
 
     def classify_folder(
         self, inputs: str | os.PathLike | Iterable[str | os.PathLike], output: str | None = None, **job: Any
@@ -100,7 +100,7 @@ class Classifier:
 
     def _rows(self, names: list[str], recursive: bool, extensions: Sequence[str]) -> Iterator[dict]:
         files = discover(names, recursive=recursive, extensions=extensions)
-        with engine_factory(self.options.engine)(self.options, self.model, self.conversion) as engine:
+        with engine_factory(self.options.engine)(self.options, self.model, self.settings) as engine:
             yield from engine.run(files)
 
 

@@ -92,13 +92,13 @@ class ClassifyJob:
         (Classifier.classify_folder) is used as it is, else options.model is loaded."""
         self._check()
         model = model or load_job_model(self.options)
-        conversion = model.conversion(self.options)
+        settings = model.conversion_settings(self.options)
         result = JobResult(Summary(), self.output, model_test_accuracy=model.test_accuracy)
-        report = self._open_report(conversion)
+        report = self._open_report(settings)
         try:
-            with engine_factory(self.options.engine)(self.options, model, conversion) as engine:
+            with engine_factory(self.options.engine)(self.options, model, settings) as engine:
                 fields = row_fields(self.options.top_k, model.other_below(self.options) is not None)
-                self._write(engine, result, report, fields, settings_of(self.options, model, conversion))
+                self._write(engine, result, report, fields, settings_of(self.options, model, settings))
             if report is not None:
                 # the report shows this run's rows only, so it counts them itself
                 report.finish(skipped=result.summary.carried, model_accuracy=model.test_accuracy)
@@ -124,12 +124,12 @@ class ClassifyJob:
         if self.options.save_preprocessed is not None:
             _check_preview_folder(os.fspath(self.options.save_preprocessed), named)
 
-    def _open_report(self, conversion):  # -> HtmlReport | None
+    def _open_report(self, settings):  # -> HtmlReport | None
         if self.report is None:
             return None
         from fmnist_batch.outputs.html_report import HtmlReport
 
-        return HtmlReport(self.report, inputs=list(self.inputs), settings=conversion)
+        return HtmlReport(self.report, inputs=list(self.inputs), settings=settings)
 
     def _write(self, engine, result: JobResult, report, fields: list[str], settings: dict) -> None:
         from fmnist_batch.outputs.shards import describe_inputs, write_record
@@ -217,7 +217,7 @@ def _with_files(
         yield file, row
 
 
-def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
+def settings_of(options: ClassifyOptions, model: Model, settings) -> dict:
     """What shapes a row, recorded with a run's partial output: a resumed run must match it."""
     return {
         "model_card_sha256": hashlib.sha256(model.card.path.read_bytes()).hexdigest(),
@@ -228,7 +228,7 @@ def settings_of(options: ClassifyOptions, model: Model, conversion) -> dict:
         "garment_reader": options.garment_reader,
         "top_k": options.top_k,
         "min_confidence": model.min_confidence(options),
-        "conversion": conversion.record(),
+        "conversion": settings.record(),
         # where "other" starts (None: no scope judge, every photo gets one of the 10 classes)
         **({"other_below": below} if (below := model.other_below(options)) is not None else {}),
     }

@@ -102,9 +102,9 @@ class ClassifyOptions:
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
 
-    def conversion(self, card: Mapping[str, Any] | None = None):  # -> PreprocessSettings
+    def conversion_settings(self, card: Mapping[str, Any] | None = None):  # -> ConversionSettings
         """The conversion settings: each set option, else the card's value, else the default."""
-        from fmnist_batch.convert import PreprocessSettings
+        from fmnist_batch.convert import ConversionSettings
 
         card = card or {}
         chosen = {}
@@ -114,7 +114,7 @@ class ClassifyOptions:
                 value = card.get(key)
             if value is not None:
                 chosen[key] = value
-        return PreprocessSettings(**chosen)
+        return ConversionSettings(**chosen)
 
 
 def default(name: str) -> Any:

@@ -1,1 +1,2 @@
-"""The bundled model: model.tflite, model.keras and the model card describing both."""
+"""The bundled models and the model card that declares them all: the main and photo networks, the garment
+reader, the person detectors and the scope judge (each with its source and licence: NOTICE.md)."""

@@ -41,7 +41,7 @@ def cpu_ms(function: Callable, items: list) -> float:
     return (time.process_time() - started) / max(1, len(items)) * 1000
 
 
-def conversion_steps(images: list[Image.Image], settings: P.PreprocessSettings) -> dict[str, float]:
+def conversion_steps(images: list[Image.Image], settings: P.ConversionSettings) -> dict[str, float]:
     """CPU ms per image of each step of convert_image, in its order, on decoded images (the worn path's
     detectors are left out: run it on on-model photos with --photos to see them in the whole conversion)."""
     totals: dict[str, float] = {}
@@ -87,7 +87,7 @@ def main() -> None:
         parser.error(f"no photos in {args.photos}: run scripts/benchmark.py first, or name --photos")
     files = files[: args.limit]
     keep_freed_memory()  # as classify's workers do
-    settings = P.PreprocessSettings()
+    settings = P.ConversionSettings()
     print("| format | photos | floor decode (ms) | classify's decode (ms) | whole conversion (ms) |")
     print("| --- | ---: | ---: | ---: | ---: |")
     for name, suffixes in (("JPEG", (".jpg", ".jpeg")), ("PNG", (".png",))):
@@ -105,7 +105,7 @@ def main() -> None:
     print(f"| **all steps** | **{sum(steps.values()):.3f}** |")
 
     model = load_model(None, "auto", num_threads=1, use_photo_model=False)
-    images = np.stack([P.preprocess_path(f, settings) for f in files[:256]])
+    images = np.stack([P.convert_path(f, settings).image for f in files[:256]])
     x = model.to_input(images)
     model._run(x)  # allocate once, untimed
     started = time.process_time()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from fmnist_batch.convert import PreprocessSettings, convert_image, load_image, to_rgb
+from fmnist_batch.convert import ConversionSettings, convert_image, load_image, to_rgb
 from fmnist_batch.evaluate import read_mapping
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.runtime import load_model
@@ -43,7 +43,7 @@ def choose_photos(folder: Path, mapping: dict[str, frozenset[int]], per_class: i
 def draw(photos: list[Path], mapping: dict[str, frozenset[int]], out: Path) -> None:
     model = load_model(None, "auto", num_threads=1)
     conversions = {
-        name: PreprocessSettings(**{**model.card.conversion(), "background": background})
+        name: ConversionSettings(**{**model.card.conversion_settings(), "background": background})
         for name, background in BACKGROUNDS.items()
     }
     rows = -(-len(photos) // COLUMNS)

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch.convert import PreprocessSettings, convert_path
+from fmnist_batch.convert import ConversionSettings, convert_path
 from fmnist_batch.convert.settings import VIEW_CLASSES
 from fmnist_batch.discover import discover
 from fmnist_batch.evaluate import folder_classes, read_mapping
@@ -47,7 +47,7 @@ C_GRID = (0.01, 0.03, 0.1, 0.3)
 
 
 def worn_photos(
-    root: Path, mapping: Path | None, settings: PreprocessSettings
+    root: Path, mapping: Path | None, settings: ConversionSettings
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(28x28 images, colour pictures, class indices) of the folder's photos that take the worn view."""
     worn = {CLASS_NAMES.index(name) for name in VIEW_CLASSES["worn"]}
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     if not model.has_garment_reader:
         raise SystemExit("the bundled model card names no garment reader")
     # the conversion classify runs with this model's card
-    settings = model.conversion(ClassifyOptions())
+    settings = model.conversion_settings(ClassifyOptions())
     images, colours, labels = worn_photos(args.folder, args.mapping, settings)
     bundled = bundled_answers(model, images, colours)
     features = reader_features(model.card.garment_reader_file(), colours)

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from fmnist_batch.convert import (
     Conversion,
-    PreprocessSettings,
+    ConversionSettings,
     convert_image,
     find_worn_garment,
     load_image,
@@ -94,8 +94,8 @@ def answer(model: Model, conversion: Conversion) -> int:
 def readings(photos: dict[str, Path | Image.Image], model: Model) -> list[dict]:
     """The photos that take the person path, each with both 28x28 images and the model's answers."""
     # "auto", as classify runs: the figure shows what a user gets
-    settings = PreprocessSettings(**{**model.card.conversion(), "background": "auto"})
-    plain = PreprocessSettings(**{**model.card.conversion(), "background": "plain"})
+    settings = ConversionSettings(**{**model.card.conversion_settings(), "background": "auto"})
+    plain = ConversionSettings(**{**model.card.conversion_settings(), "background": "plain"})
     out = []
     for name, photo in photos.items():
         img = open_photo(photo)

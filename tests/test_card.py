@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.model.card import (
     CARD_FILE,
     CONVERSION_KEYS,
@@ -71,20 +71,20 @@ def test_no_bundled_card_holds_an_absolute_path(path):
 @pytest.mark.parametrize("path", BUNDLED_CARDS, ids=["main", "photo"])
 def test_bundled_cards_load_and_their_conversion_builds_the_conversion_settings(path):
     card = ModelCard.load(path)
-    assert card.conversion() == {"trim_tolerance": 0.05, "sharpen": True, "invert": "auto"}
-    settings = PreprocessSettings(**card.conversion())
+    assert card.conversion_settings() == {"trim_tolerance": 0.05, "sharpen": True, "invert": "auto"}
+    settings = ConversionSettings(**card.conversion_settings())
     assert (settings.trim_tolerance, settings.sharpen, settings.invert) == (0.05, True, "auto")
     assert card.training is not None and card.training.seed == 42
     assert card.metrics.test_accuracy > 0.9
 
 
 def test_conversion_keys_are_conversion_settings():
-    assert set(CONVERSION_KEYS) <= {f.name for f in fields(PreprocessSettings)}
+    assert set(CONVERSION_KEYS) <= {f.name for f in fields(ConversionSettings)}
 
 
 def test_a_card_records_other_conversion_settings_too(card_file):
     rewrite(card_file, lambda raw: raw["preprocessing"].update(background="plain", resample="bilinear"))
-    conversion = ModelCard.load(card_file).conversion()
+    conversion = ModelCard.load(card_file).conversion_settings()
     assert conversion["background"] == "plain" and conversion["resample"] == "bilinear"
     assert "input_scale" not in conversion and "flip_average" not in conversion
 
@@ -281,7 +281,7 @@ def _same_as(card: ModelCard) -> dict:
         flip_on=card.flip_average,
         flip_below=card.flip_average_below,
         flip=card.flip_record,
-        conversion=card.conversion(),
+        conversion=card.conversion_settings(),
         metrics=card.metrics,
         training=card.training,
         versions={},

@@ -144,10 +144,10 @@ def test_the_module_level_classify_keeps_its_keywords(catalog):
 
 def test_options_resolve_conversion_settings_argument_then_card_then_default():
     card = {"invert": "never", "trim_tolerance": 0.1}
-    assert ClassifyOptions().conversion(card).invert == "never"
-    assert ClassifyOptions(invert="always").conversion(card).invert == "always"
-    assert ClassifyOptions().conversion(card).trim_tolerance == 0.1
-    assert ClassifyOptions().conversion({}).trim_tolerance == 0.05
+    assert ClassifyOptions().conversion_settings(card).invert == "never"
+    assert ClassifyOptions(invert="always").conversion_settings(card).invert == "always"
+    assert ClassifyOptions().conversion_settings(card).trim_tolerance == 0.1
+    assert ClassifyOptions().conversion_settings({}).trim_tolerance == 0.05
 
 
 @pytest.mark.parametrize(

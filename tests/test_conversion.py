@@ -25,10 +25,10 @@ from photos import (
 from PIL import Image
 
 from fmnist_batch.convert import (
+    ConversionSettings,
     ImageError,
-    PreprocessSettings,
-    preprocess_image,
-    preprocess_path,
+    convert_image,
+    convert_path,
     save_preview,
 )
 
@@ -36,7 +36,7 @@ from fmnist_batch.convert import (
 
 
 def test_white_background_photo_gives_black_background_and_a_garment_filling_its_height():
-    out = preprocess_image(render_catalog_photo(garment_array(), size=400, offset=(-0.2, 0.15)))
+    out = convert_image(render_catalog_photo(garment_array(), size=400, offset=(-0.2, 0.15))).image
     assert out.dtype == np.uint8 and out.shape == (28, 28)
     assert out[0].max() > 0 and out[27].max() > 0  # touches top and bottom
     assert (out[:, :5] == 0).all() and (out[:, 23:] == 0).all()  # exact 0 around it
@@ -45,15 +45,15 @@ def test_white_background_photo_gives_black_background_and_a_garment_filling_its
 
 def test_grey_background_becomes_exactly_zero():
     photo = render_catalog_photo(garment_array(), background=(200, 200, 200))
-    assert (preprocess_image(photo)[:, :5] == 0).all()
-    unstretched = preprocess_image(photo, PreprocessSettings(zero_background=False))
+    assert (convert_image(photo).image[:, :5] == 0).all()
+    unstretched = convert_image(photo, ConversionSettings(zero_background=False)).image
     assert (unstretched[:, :5] == 55).all()
 
 
-def test_preprocess_image_sharpens_unless_told_not_to():
+def test_the_conversion_sharpens_unless_told_not_to():
     photo = render_catalog_photo(garment_array(), size=400)
-    sharp = preprocess_image(photo).astype(int)
-    soft = preprocess_image(photo, PreprocessSettings(sharpen=False)).astype(int)
+    sharp = convert_image(photo).image.astype(int)
+    soft = convert_image(photo, ConversionSettings(sharpen=False)).image.astype(int)
     assert np.abs(np.diff(sharp, axis=0)).sum() > 1.1 * np.abs(np.diff(soft, axis=0)).sum()
 
 
@@ -61,31 +61,31 @@ def test_a_navy_catalog_garment_reaches_full_range_like_the_dataset_but_a_segmen
     # a tinted garment is dimmer than black ink: without the stretch its brightest pixel stays far below
     # the 250+ that every training image of the dataset reaches
     photo = render_catalog_photo(garment_array(), size=300, tint=NAVY)
-    dim = preprocess_image(photo, PreprocessSettings(full_range=False))
-    out = preprocess_image(photo)
+    dim = convert_image(photo, ConversionSettings(full_range=False)).image
+    out = convert_image(photo).image
     assert dim.max() < 240 and out.max() == 255
     assert (out == 0).sum() == (dim == 0).sum()  # the background stays exactly 0
     assert correlation(out, dim) > 0.99
     cluttered, _ = render_garment_photo(background="clutter", seed=2)
     np.testing.assert_array_equal(
-        preprocess_image(cluttered), preprocess_image(cluttered, PreprocessSettings(full_range=False))
+        convert_image(cluttered).image, convert_image(cluttered, ConversionSettings(full_range=False)).image
     )
 
 
 def test_dark_background_photo_is_not_inverted_under_auto():
     light_on_dark = Image.fromarray(garment_array()).resize((300, 300)).convert("RGB")
-    out = preprocess_image(light_on_dark)
+    out = convert_image(light_on_dark).image
     assert (out[:, :5] == 0).all() and out.max() > 200
     assert correlation(out, garment_array()) > 0.9
 
 
 def test_invert_always_and_never():
     photo = render_catalog_photo(garment_array(), size=300)
-    auto = preprocess_image(photo)
-    never = preprocess_image(photo, PreprocessSettings(invert="never"))
-    always_dark = preprocess_image(
-        Image.fromarray(garment_array()).convert("RGB"), PreprocessSettings(invert="always")
-    )
+    auto = convert_image(photo).image
+    never = convert_image(photo, ConversionSettings(invert="never")).image
+    always_dark = convert_image(
+        Image.fromarray(garment_array()).convert("RGB"), ConversionSettings(invert="always")
+    ).image
     assert (never[:, :5] == 255).all()
     assert np.array_equal(never, 255 - auto)
     assert (always_dark[:, :5] == 255).all()
@@ -93,13 +93,13 @@ def test_invert_always_and_never():
 
 def test_settings_are_validated():
     with pytest.raises(ValueError, match="invert"):
-        PreprocessSettings(invert="sometimes")
+        ConversionSettings(invert="sometimes")
     with pytest.raises(ValueError, match="resample"):
-        PreprocessSettings(resample="cubic-ish")
+        ConversionSettings(resample="cubic-ish")
     with pytest.raises(ValueError, match="background"):
-        PreprocessSettings(background="busy")
+        ConversionSettings(background="busy")
     with pytest.raises(ValueError, match="segment_size"):
-        PreprocessSettings(segment_size=8)
+        ConversionSettings(segment_size=8)
 
 
 def test_save_preview_round_trips(tmp_path):
@@ -125,9 +125,9 @@ def run_python(code: str) -> str:
 
 
 def test_worker_friendly_import_and_pickling():
-    assert pickle.loads(pickle.dumps(preprocess_path)) is preprocess_path
+    assert pickle.loads(pickle.dumps(convert_path)) is convert_path
     assert str(pickle.loads(pickle.dumps(ImageError("empty file")))) == "empty file"  # crosses processes
-    settings = PreprocessSettings(invert="never", max_pixels=10)
+    settings = ConversionSettings(invert="never", max_pixels=10)
     assert pickle.loads(pickle.dumps(settings)) == settings
     code = (
         "import sys, fmnist_batch.convert; "
@@ -140,8 +140,8 @@ def test_worker_friendly_import_and_pickling():
 def test_opencv_is_imported_only_for_photos_that_are_segmented():
     code = (
         "import sys; from PIL import Image; from fmnist_batch.convert import *; "
-        "preprocess_image(Image.new('RGB', (60, 60), 'white')); print('cv2' in sys.modules); "
-        "preprocess_image(Image.effect_noise((60, 60), 60).convert('RGB')); print('cv2' in sys.modules)"
+        "convert_image(Image.new('RGB', (60, 60), 'white')).image; print('cv2' in sys.modules); "
+        "convert_image(Image.effect_noise((60, 60), 60).convert('RGB')).image; print('cv2' in sys.modules)"
     )
     assert run_python(code).split() == ["False", "True"]
 
@@ -188,7 +188,7 @@ def test_catalog_photos_of_test_images_come_back_close_to_the_originals(tmp_path
             noise=1.0,
             seed=i,
         )
-        outputs.append(preprocess_path(save_photo(photo, tmp_path / f"{i}.{fmt.lower()}", fmt)))
+        outputs.append(convert_path(save_photo(photo, tmp_path / f"{i}.{fmt.lower()}", fmt)).image)
 
     correlations = np.array([correlation(out, orig) for out, orig in zip(outputs, originals, strict=True)])
     wrong_pairs = np.array(

@@ -22,11 +22,11 @@ from PIL import Image
 from unprivileged import run_unprivileged
 
 from fmnist_batch.convert import (
+    ConversionSettings,
     ImageError,
-    PreprocessSettings,
+    convert_image,
+    convert_path,
     load_image,
-    preprocess_image,
-    preprocess_path,
     to_rgb,
 )
 
@@ -106,9 +106,9 @@ def test_to_rgb_one_bit():
 )
 def test_every_format_and_mode_gives_the_same_input(tmp_path, fmt, mode):
     photo = render_catalog_photo(garment_array(), size=300, tint=NAVY, offset=(0.1, -0.05))
-    reference = preprocess_path(save_photo(photo, tmp_path / "ref.png", "PNG"))
+    reference = convert_path(save_photo(photo, tmp_path / "ref.png", "PNG")).image
     # RGBA files hide black under their transparent background: only compositing onto white matches.
-    out = preprocess_path(save_photo(photo, tmp_path / f"photo.{fmt.lower()}", fmt, mode))
+    out = convert_path(save_photo(photo, tmp_path / f"photo.{fmt.lower()}", fmt, mode)).image
     assert out.dtype == np.uint8 and out.shape == (28, 28)
     assert correlation(out, reference) > 0.97
     assert np.abs(out.astype(int) - reference).mean() < 6
@@ -149,7 +149,7 @@ def test_animated_gif_gives_the_first_frame(tmp_path):
 
 
 def test_big_jpeg_decodes_at_reduced_scale(tmp_path):
-    settings = PreprocessSettings()
+    settings = ConversionSettings()
     path = tmp_path / "big.jpg"
     photo_with_box(size=(4000, 3000), box=(1000, 500, 2000, 2500)).save(path, quality=90)
     loaded = load_image(path, settings)
@@ -157,7 +157,7 @@ def test_big_jpeg_decodes_at_reduced_scale(tmp_path):
     target = settings.draft_factor * settings.size
     assert loaded.size == (167, 125)
     assert target <= min(loaded.size) < 2 * target
-    out = preprocess_path(path, settings)
+    out = convert_path(path, settings).image
     assert out[:, :6].max() == 0 and out[:, 8:20].min() > 100  # still the garment, 14x28, centred
 
 
@@ -168,8 +168,8 @@ def test_big_png_is_box_reduced_and_converts_like_the_full_size_image(tmp_path):
     loaded = load_image(path)
     assert loaded.size == (150, 113)  # reduced by 8 = 900 // 112 (draft_factor 4 * 28), rounding up
     # (without the final stretch, which would scale by whichever has the brighter sharpening halo)
-    plain = PreprocessSettings(full_range=False)
-    reduced, unreduced = preprocess_path(path, plain), preprocess_image(full, plain)
+    plain = ConversionSettings(full_range=False)
+    reduced, unreduced = convert_path(path, plain).image, convert_image(full, plain).image
     # the same silhouette; only the edge pixels differ (a box edge falls mid-pixel after reducing by 8)
     assert np.array_equal(reduced > 0, unreduced > 0)
     assert np.abs(reduced.astype(int) - unreduced).mean() < 5
@@ -192,14 +192,14 @@ def test_decompression_bomb_is_refused_quickly_without_allocating(tmp_path):
     with pytest.raises(
         ImageError, match=r"^image too large: 2,500,000,000 pixels exceeds the limit of 144,000,000$"
     ):
-        preprocess_path(path)
+        convert_path(path)
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 50_000  # kB; decoding = 2.5 GB
 
 
 def test_max_pixels_is_checked_before_decoding(tmp_path):
     path = tmp_path / "claims.png"
     path.write_bytes(png_claiming_size(10_000, 5_000))  # under Pillow's own limit: our check decides
-    settings = PreprocessSettings(max_pixels=1_000_000)
+    settings = ConversionSettings(max_pixels=1_000_000)
     expected = "image too large: 10000x5000 = 50,000,000 pixels exceeds the limit of 1,000,000"
     with pytest.raises(ImageError) as caught:
         load_image(path, settings)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fmnist_batch.convert import PreprocessSettings, source
+from fmnist_batch.convert import ConversionSettings, source
 from fmnist_batch.convert.source import Converted
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines import engine_factory, register_engine, workers
@@ -34,7 +34,7 @@ def model():
 
 
 def engine(model, **options) -> LocalEngine:
-    return LocalEngine(ClassifyOptions(**options), model, PreprocessSettings())
+    return LocalEngine(ClassifyOptions(**options), model, ConversionSettings())
 
 
 def run_with_deadline(function, seconds: float):
@@ -86,7 +86,7 @@ def test_a_file_that_takes_too_long_becomes_an_error_row(catalog, monkeypatch):
         threading.Event().wait(5)
 
     monkeypatch.setattr(source, "convert_path", slow)
-    settings = workers.WorkerSettings(PreprocessSettings(), None, 0.2)
+    settings = workers.WorkerSettings(ConversionSettings(), None, 0.2)
     result = workers.convert_here([(str(catalog[0][0]), "x.jpg")], settings)
     assert result == [Converted(None, "took longer than 0.2 s to decode; skipped")]
 

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fmnist_batch import Classifier
-from fmnist_batch.convert import PreprocessSettings, convert_path, find_worn_garment, load_image, to_rgb
+from fmnist_batch.convert import ConversionSettings, convert_path, find_worn_garment, load_image, to_rgb
 from fmnist_batch.convert.garment import GARMENT_INPUT, square_on_white
 from fmnist_batch.convert.settings import VIEW_CLASSES
 from fmnist_batch.labels import CLASS_NAMES
@@ -69,7 +69,7 @@ def test_a_worn_photo_is_answered_by_both_models(astronaut_on_canvas, tmp_path):
     photo = tmp_path / "on-model.png"
     astronaut_on_canvas.save(photo)
     model = load_model()
-    settings = PreprocessSettings(**model.card.conversion())
+    settings = ConversionSettings(**model.card.conversion_settings())
     conversion = convert_path(photo, settings)
     worn = find_worn_garment(to_rgb(load_image(photo, settings)))
     assert conversion.view == "worn" and np.array_equal(conversion.colour, worn.colour)

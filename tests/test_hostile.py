@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from photos import png_claiming_size, render_catalog_photo, save_photo
 from PIL import Image
 
-from fmnist_batch.convert import ImageError, PreprocessSettings, preprocess_path
+from fmnist_batch.convert import ConversionSettings, ImageError, convert_path
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import LocalEngine
 from fmnist_batch.model.runtime import load_job_model
@@ -65,7 +65,7 @@ def mutate(data: bytes, mutations: list[tuple[str, int, int]]) -> bytes:
 
 def local_engine(**options) -> LocalEngine:
     settings = ClassifyOptions(**options)
-    return LocalEngine(settings, load_job_model(settings), PreprocessSettings())
+    return LocalEngine(settings, load_job_model(settings), ConversionSettings())
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +80,7 @@ def test_mutated_images_raise_only_image_errors(fmt, mutations, tmp_path):
     path = tmp_path / f"fuzz.{fmt.lower()}"
     path.write_bytes(mutate(SEEDS[fmt], mutations))
     try:
-        array = preprocess_path(path)
+        array = convert_path(path).image
     except ImageError as e:
         assert str(e) and "\n" not in str(e)
     else:

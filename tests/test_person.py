@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 from fmnist_batch import Classifier
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import (
-    PreprocessSettings,
+    ConversionSettings,
     convert_image,
     convert_path,
     load_image,
@@ -40,9 +40,9 @@ from fmnist_batch.model.registry import bundled_person_files
 from fmnist_batch.model.runtime import load_model
 from fmnist_batch.training.data import DEBIAN_DIR, DatasetError, load_dataset
 
-AUTO = PreprocessSettings()
-PERSON = PreprocessSettings(background="person")
-PLAIN = PreprocessSettings(background="plain")
+AUTO = ConversionSettings()
+PERSON = ConversionSettings(background="person")
+PLAIN = ConversionSettings(background="plain")
 
 
 @pytest.fixture(scope="module")
@@ -186,7 +186,7 @@ def test_dataset_images_never_take_the_worn_path():
 def test_products_never_checks_for_a_person_and_otherwise_reads_as_auto(astronaut, catalog, monkeypatch):
     """--background products: a photo of a person is read as any photo of its background is, and every
     other photo exactly as under auto (renders as catalog shots, a photo on a busy background segmented)."""
-    products = PreprocessSettings(background="products")
+    products = ConversionSettings(background="products")
     canvas = on_studio_canvas(astronaut)
     busy = astronaut.crop((0, 0, 512, 512))  # the person on no plain border
     tinted = [render_catalog_photo(np.eye(28, dtype=np.uint8) * 255, size=300, tint=(110, 30, 30))]

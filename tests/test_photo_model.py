@@ -13,7 +13,7 @@ import pytest
 from photos import render_garment_photo
 
 from fmnist_batch.cli import Environment, main
-from fmnist_batch.convert import PreprocessSettings, convert_image
+from fmnist_batch.convert import ConversionSettings, convert_image
 from fmnist_batch.model.combine import predict_where
 from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
 
@@ -51,8 +51,8 @@ def test_convert_image_says_whether_it_segmented_the_photo():
     catalog, _ = render_garment_photo(background="plain", seed=3)
     assert convert_image(cluttered).segmented
     assert not convert_image(catalog).segmented
-    assert not convert_image(cluttered, PreprocessSettings(background="plain")).segmented
-    assert convert_image(catalog, PreprocessSettings(background="segment")).segmented
+    assert not convert_image(cluttered, ConversionSettings(background="plain")).segmented
+    assert convert_image(catalog, ConversionSettings(background="segment")).segmented
 
 
 def test_segmented_rows_go_to_the_photo_model_and_the_rest_to_the_main_one(paired):

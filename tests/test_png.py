@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 
-from fmnist_batch.convert import ImageError, PreprocessSettings, load_image, png
+from fmnist_batch.convert import ConversionSettings, ImageError, load_image, png
 
-LIMIT = PreprocessSettings().max_pixels
+LIMIT = ConversionSettings().max_pixels
 REPO = Path(__file__).parent.parent
 
 

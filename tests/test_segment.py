@@ -23,24 +23,23 @@ from PIL import Image, ImageDraw
 from fmnist_batch.convert import (
     CATALOG_LEVEL,
     CONTRAST_LEVELS,
-    PreprocessSettings,
+    ConversionSettings,
     auto_contrast,
     convert_image,
+    convert_path,
     grabcut_mask,
     has_plain_background,
     largest_component,
     load_image,
     paste_on_catalog_background,
     plain_border_share,
-    preprocess_image,
-    preprocess_path,
     remove_shadows,
     segment_garment,
     soften_texture,
     to_rgb,
 )
 
-AUTO, PLAIN, SEGMENT = (PreprocessSettings(background=b) for b in ("auto", "plain", "segment"))
+AUTO, PLAIN, SEGMENT = (ConversionSettings(background=b) for b in ("auto", "plain", "segment"))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:
@@ -85,7 +84,7 @@ def test_auto_gives_catalog_photos_exactly_the_plain_conversion(catalog):
     modes, white or #fdfdfd, tinted, off-centre) and every sample gives the very same array."""
     samples = sorted(p for p in (Path(__file__).parent.parent / "samples").rglob("*") if p.is_file())
     for path in [path for path, _ in catalog] + samples:
-        assert np.array_equal(preprocess_path(path, AUTO), preprocess_path(path, PLAIN)), path
+        assert np.array_equal(convert_path(path, AUTO).image, convert_path(path, PLAIN).image), path
 
 
 @pytest.mark.parametrize(
@@ -184,15 +183,15 @@ def test_a_garment_on_clutter_looks_like_the_same_garment_on_a_plain_background(
     auto-contrast is the difference); the plain conversion of the cluttered photo correlates below 0.1."""
     photo, _ = render_garment_photo(**scene)
     catalog_shot, _ = render_garment_photo(background="plain", colour=scene.get("colour", (30, 40, 90)))
-    out = preprocess_image(photo)
-    assert not np.array_equal(out, preprocess_image(photo, PLAIN))  # auto did segment it
-    reference = preprocess_image(catalog_shot, SEGMENT)
+    out = convert_image(photo).image
+    assert not np.array_equal(out, convert_image(photo, PLAIN).image)  # auto did segment it
+    reference = convert_image(catalog_shot, SEGMENT).image
     assert correlation(out, reference) > 0.9
     assert iou(out > 0, reference > 0) > 0.8  # the same silhouette at 28x28
-    assert correlation(out, preprocess_image(catalog_shot, PLAIN)) > 0.85
+    assert correlation(out, convert_image(catalog_shot, PLAIN).image) > 0.85
 
 
-FULL_SIZE_CUT = PreprocessSettings(cut_size=160, cut_iterations=4)  # GrabCut on the whole working image
+FULL_SIZE_CUT = ConversionSettings(cut_size=160, cut_iterations=4)  # GrabCut on the whole working image
 
 
 @pytest.mark.parametrize(
@@ -219,6 +218,6 @@ def test_the_small_cut_gives_the_full_size_cuts_view_and_nearly_its_image(scene)
 def test_plain_conversion_of_clutter_is_what_segmenting_fixes():
     photo, _ = render_garment_photo()
     catalog_shot, _ = render_garment_photo(background="plain")
-    reference = preprocess_image(catalog_shot)
-    assert correlation(preprocess_image(photo, PLAIN), reference) < 0.3
-    assert np.array_equal(preprocess_image(photo, SEGMENT), preprocess_image(photo, AUTO))
+    reference = convert_image(catalog_shot).image
+    assert correlation(convert_image(photo, PLAIN).image, reference) < 0.3
+    assert np.array_equal(convert_image(photo, SEGMENT).image, convert_image(photo, AUTO).image)

@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 
 from fmnist_batch import cli
 from fmnist_batch.api import classify
-from fmnist_batch.convert import preprocess_path
+from fmnist_batch.convert import convert_path
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.options import default
 from fmnist_batch.outputs.rows import row_fields
@@ -75,7 +75,7 @@ def test_several_photos_at_once_get_the_same_rows_as_classify(client, catalog_ph
         assert result["confidence"] == pytest.approx(row["confidence"], abs=1e-5)
         preview = Image.open(io.BytesIO(base64.b64decode(result["preview_png"])))
         assert preview.format == "PNG" and preview.size == (28, 28)
-        assert np.array_equal(np.asarray(preview), preprocess_path(tmp_path / result["path"]))
+        assert np.array_equal(np.asarray(preview), convert_path(tmp_path / result["path"]).image)
 
 
 def test_catalog_photos_are_classified_right(client, tmp_path):

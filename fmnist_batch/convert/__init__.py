@@ -3,7 +3,7 @@ crops.
 
 | module | holds |
 | --- | --- |
-| settings.py | PreprocessSettings, its choices, ImageError |
+| settings.py | ConversionSettings, its choices, ImageError |
 | decode.py | file or bytes -> an upright Pillow image, pixel limits, modes to RGB |
 | png.py | the ISA-L fast path for common PNGs |
 | steps.py | the dataset's own steps (trim, resize, sharpen, centre, negate, grey) |
@@ -22,8 +22,6 @@ from fmnist_batch.convert.conversion import (
     convert_image,
     convert_path,
     encode_preview,
-    preprocess_image,
-    preprocess_path,
     save_preview,
 )
 from fmnist_batch.convert.decode import load_image, load_image_bytes, reduce_to, to_rgb
@@ -48,8 +46,8 @@ from fmnist_batch.convert.settings import (
     RESAMPLE_CHOICES,
     VIEW_CLASSES,
     VIEWS,
+    ConversionSettings,
     ImageError,
-    PreprocessSettings,
 )
 from fmnist_batch.convert.steps import (
     background_colour,
@@ -75,8 +73,8 @@ __all__ = [
     "VIEWS",
     "VIEW_CLASSES",
     "Conversion",
+    "ConversionSettings",
     "ImageError",
-    "PreprocessSettings",
     "WornGarment",
     "auto_contrast",
     "background_colour",
@@ -97,8 +95,6 @@ __all__ = [
     "negate",
     "paste_on_catalog_background",
     "plain_border_share",
-    "preprocess_image",
-    "preprocess_path",
     "reduce_to",
     "remove_shadows",
     "save_preview",

@@ -39,7 +39,7 @@ from fmnist_batch.convert.decode import load_image, to_rgb
 from fmnist_batch.convert.garment import on_white_square
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
-from fmnist_batch.convert.settings import DEFAULT_SETTINGS, PreprocessSettings
+from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings
 from fmnist_batch.convert.steps import (
     background_colour,
     centre_on_canvas,
@@ -68,7 +68,7 @@ class _Isolated:
     region: str = ""
 
 
-def _isolate_garment(rgb: Image.Image, settings: PreprocessSettings) -> _Isolated:
+def _isolate_garment(rgb: Image.Image, settings: ConversionSettings) -> _Isolated:
     background = settings.background
     if background == "person" or (background == "auto" and might_show_person(rgb)):
         worn = find_worn_garment(rgb, settings.person_models, settings.garment_side)
@@ -108,7 +108,7 @@ class Conversion:
         return self.view == "segmented"
 
 
-def convert_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
+def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTINGS) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
     rgb = to_rgb(img)
     scope = None
@@ -150,19 +150,9 @@ def is_dataset_image(img: Image.Image) -> bool:
     return bands[0].tobytes() == bands[1].tobytes() == bands[2].tobytes()
 
 
-def preprocess_image(img: Image.Image, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:
-    """convert_image's 28x28 array alone."""
-    return convert_image(img, settings).image
-
-
-def convert_path(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Conversion:
+def convert_path(path: str | os.PathLike, settings: ConversionSettings = DEFAULT_SETTINGS) -> Conversion:
     """load_image + convert_image; raises ImageError for anything that is not a usable image."""
     return convert_image(load_image(path, settings), settings)
-
-
-def preprocess_path(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_SETTINGS) -> np.ndarray:
-    """load_image + preprocess_image; raises ImageError for anything that is not a usable image."""
-    return convert_path(path, settings).image
 
 
 def save_preview(array: np.ndarray, path: str | os.PathLike) -> None:

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from fmnist_batch.convert import png
-from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ImageError, PreprocessSettings
+from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings, ImageError
 
 WHITE = (255, 255, 255)
 
@@ -55,7 +55,7 @@ def _open_error(error: OSError) -> ImageError:
     return ImageError(f"cannot open file: {error.strerror or _one_line(error)}")
 
 
-def load_image(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Image.Image:
+def load_image(path: str | os.PathLike, settings: ConversionSettings = DEFAULT_SETTINGS) -> Image.Image:
     """Open and decode the first frame of an image file, upright (EXIF orientation applied).
 
     The pixel count is checked from the header before anything is decoded. JPEGs decode at reduced scale
@@ -70,7 +70,7 @@ def load_image(path: str | os.PathLike, settings: PreprocessSettings = DEFAULT_S
         raise _open_error(e) from None
 
 
-def load_image_bytes(data: bytes | bytearray, settings: PreprocessSettings = DEFAULT_SETTINGS) -> Image.Image:
+def load_image_bytes(data: bytes | bytearray, settings: ConversionSettings = DEFAULT_SETTINGS) -> Image.Image:
     """load_image for a file already in memory (an upload): the same checks and ImageError messages, and
     nothing is written to disk."""
     return _decode(io.BytesIO(data), settings)
@@ -82,7 +82,7 @@ def _size(file: BinaryIO) -> int:
     return os.fstat(file.fileno()).st_size
 
 
-def _decode(file: BinaryIO, settings: PreprocessSettings) -> Image.Image:
+def _decode(file: BinaryIO, settings: ConversionSettings) -> Image.Image:
     with warnings.catch_warnings():
         # Per-file quirks (corrupt EXIF, Pillow's 89M-pixel bomb warning, below our own max_pixels) are not
         # actionable and would flood stderr from every worker; real failures become ImageError below.

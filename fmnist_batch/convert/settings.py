@@ -1,4 +1,4 @@
-"""What a conversion is told (PreprocessSettings and its choices) and how it fails (ImageError).
+"""What a conversion is told (ConversionSettings and its choices) and how it fails (ImageError).
 
 Kept apart from the pixel code so that the CLI, the engines and training can name the settings without
 importing any of it.
@@ -33,7 +33,7 @@ class ImageError(Exception):
 
 
 @dataclass(frozen=True)
-class PreprocessSettings:
+class ConversionSettings:
     size: int = IMAGE_SIZE
     #: Trim edges whose colour is within this fraction of full intensity of the corner colour
     #: (root-mean-square over R, G, B, like ImageMagick's -fuzz).
@@ -112,4 +112,4 @@ class PreprocessSettings:
 
 
 #: The default of every ``settings`` parameter (one frozen instance: safe to share as a default value).
-DEFAULT_SETTINGS = PreprocessSettings()
+DEFAULT_SETTINGS = ConversionSettings()

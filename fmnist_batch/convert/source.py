@@ -25,7 +25,7 @@ from PIL import Image, ImageOps
 
 from fmnist_batch.convert.conversion import Conversion, convert_image, convert_path
 from fmnist_batch.convert.decode import load_image_bytes, reduce_to
-from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ImageError, PreprocessSettings
+from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings, ImageError
 
 
 class Converted(NamedTuple):
@@ -88,7 +88,7 @@ def conversion_error(error: BaseException) -> str:
 
 
 def convert_source(
-    source: Any, settings: PreprocessSettings = DEFAULT_SETTINGS, timeout: float | None = None
+    source: Any, settings: ConversionSettings = DEFAULT_SETTINGS, timeout: float | None = None
 ) -> Converted:
     """A path, the file's bytes, a PIL image or a uint8 array (H x W, H x W x 3 or 4) -> Converted.
     Never raises: whatever is wrong with the photo (or with what was given as one) is its Converted's
@@ -115,7 +115,7 @@ def _kind(source: Any) -> str:
     raise ImageError(f"cannot classify a {what}: give a path, a PIL image, a numpy array or bytes")
 
 
-def _convert(kind: str, source: Any, settings: PreprocessSettings) -> Conversion:
+def _convert(kind: str, source: Any, settings: ConversionSettings) -> Conversion:
     if kind == "path":
         return convert_path(source, settings)
     if kind == "bytes":
@@ -132,7 +132,7 @@ def _unloaded(image: Image.Image) -> bool:
     return getattr(image, "_im", True) is None and getattr(image, "fp", None) is not None
 
 
-def _as_decoded(image: Image.Image, settings: PreprocessSettings, upright: bool) -> Image.Image:
+def _as_decoded(image: Image.Image, settings: ConversionSettings, upright: bool) -> Image.Image:
     """An image decoded by the caller, made what decoding a file gives: checked against the pixel limit,
     turned upright by its EXIF orientation (`upright`), box-reduced as large files are."""
     width, height = image.size

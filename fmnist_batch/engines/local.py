@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.predict import predicted_rows
 from fmnist_batch.engines.workers import ConversionPool, DoneConversion, WorkerSettings, convert_here
@@ -36,10 +36,10 @@ class LocalEngine:
     """Rows for files, converted by a pool of `options.workers` processes (or in this process for a few
     files); use as a context manager so the workers are always stopped."""
 
-    def __init__(self, options: ClassifyOptions, model: Model, conversion: PreprocessSettings):
+    def __init__(self, options: ClassifyOptions, model: Model, settings: ConversionSettings):
         self.options, self.model = options, model
         preview = str(options.save_preprocessed) if options.save_preprocessed else None
-        self.settings = WorkerSettings(conversion, preview, options.timeout)
+        self.settings = WorkerSettings(settings, preview, options.timeout)
         self._pool: ConversionPool | None = None
 
     def __enter__(self) -> LocalEngine:
@@ -81,23 +81,23 @@ class LocalEngine:
         return DoneConversion(convert_here(items, self.settings))
 
     def _predict(
-        self, batch: list[InputFile], conversion: Any, on_batch: Callable[[], None] | None
+        self, batch: list[InputFile], pending: Any, on_batch: Callable[[], None] | None
     ) -> Iterator[dict]:
         displays = [f.display for f in batch]
-        yield from predicted_rows(self.model, self.options, displays, conversion.get())
+        yield from predicted_rows(self.model, self.options, displays, pending.get())
         if on_batch:
             on_batch()
 
 
 def convert_files(
     paths: list[str],
-    conversion: PreprocessSettings | None = None,
+    settings: ConversionSettings | None = None,
     workers: int | None = None,
     timeout: float = 60.0,
 ) -> list:
     """Convert photos exactly as classify does (same workers, time limit and error handling), without a
     model: one Converted per path, in order."""
-    settings = WorkerSettings(conversion or PreprocessSettings(), None, timeout)
+    settings = WorkerSettings(settings or ConversionSettings(), None, timeout)
     items = [(path, path) for path in paths]
     workers = workers or os.cpu_count() or 1
     if workers == 1 or len(items) < INLINE_THRESHOLD:

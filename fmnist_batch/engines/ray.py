@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import chunks
 from fmnist_batch.engines.predict import scope_of, stack
@@ -56,8 +56,8 @@ class RayEngine:
     """The local engine's rows, made on Ray: connects to `options.ray_address` (None: $RAY_ADDRESS if set,
     else a local Ray started for this run with `options.workers` CPUs, shut down on close)."""
 
-    def __init__(self, options: ClassifyOptions, model: Model, conversion: PreprocessSettings):
-        self.options, self.model, self.conversion = options, model, conversion
+    def __init__(self, options: ClassifyOptions, model: Model, settings: ConversionSettings):
+        self.options, self.model, self.settings = options, model, settings
         self.address = options.ray_address
         self.window = WINDOW
         self._connected = False
@@ -153,14 +153,14 @@ class RayEngine:
         # node's own installation.
         model = str(self.model.card.path.resolve()) if options.model is not None else None
         # ... and so are the bundled person detectors, which each node verifies from its own
-        conversion = self.conversion if model is not None else replace(self.conversion, person_models=None)
+        settings = self.settings if model is not None else replace(self.settings, person_models=None)
         converted = ray.data.from_items(
             items, override_num_blocks=max(1, -(-len(items) // CONVERT_BATCH))
         ).map_batches(
             convert_batch,
             batch_size=CONVERT_BATCH,
             batch_format="numpy",
-            fn_kwargs={"settings": WorkerSettings(conversion, preview, options.timeout)},
+            fn_kwargs={"settings": WorkerSettings(settings, preview, options.timeout)},
         )
         with warnings.catch_warnings():
             # max_restarts can only go through **ray_remote_args, which Ray deprecates without a replacement

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert import PreprocessSettings, encode_preview
+from fmnist_batch.convert import ConversionSettings, encode_preview
 from fmnist_batch.convert.source import Converted, convert_source
 from fmnist_batch.files import write_beneath
 from fmnist_batch.labels import IMAGE_SIZE
@@ -41,7 +41,7 @@ WORKER_DIED = "the conversion worker died while converting this file (killed, or
 class WorkerSettings:
     """What every conversion in a process shares; set once per worker, not pickled with every task."""
 
-    conversion: PreprocessSettings = field(default_factory=PreprocessSettings)
+    settings: ConversionSettings = field(default_factory=ConversionSettings)
     preview_dir: str | None = None
     timeout: float | None = None
 
@@ -81,7 +81,7 @@ def convert(item: tuple[str, str]) -> Converted:
     """(path, display) -> its Converted (convert_source, with this worker's settings and time limit),
     its preview written if asked. Never raises."""
     path, display = item
-    converted = convert_source(path, _worker.conversion, _worker.timeout)
+    converted = convert_source(path, _worker.settings, _worker.timeout)
     if _worker.preview_dir is not None and converted.data is not None:
         error = save_preview_of(converted.data, display)
         if error is not None:

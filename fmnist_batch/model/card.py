@@ -59,7 +59,7 @@ PHOTO_FOLDER = "photo"
 #: the bundled model's folder of person detectors, which a card may name instead of bringing its own
 PERSON_FOLDER = "person"
 #: the keys of the card's preprocessing block that are conversion settings, named as the fields of
-#: fmnist_batch.convert.PreprocessSettings (which the options resolver builds from `conversion()`)
+#: fmnist_batch.convert.ConversionSettings (which the options resolver builds from `conversion()`)
 CONVERSION_KEYS = (
     "trim_tolerance",
     "invert",
@@ -245,8 +245,8 @@ class ModelCard:
         value = of_file.get(litert_file or "")
         return metrics.test_accuracy if value is None else value
 
-    def conversion(self) -> dict[str, Any]:
-        """The conversion settings this model's images were made with, keyed as PreprocessSettings'
+    def conversion_settings(self) -> dict[str, Any]:
+        """The conversion settings this model's images were made with, keyed as ConversionSettings'
         fields: only those the card records (the options resolver fills in the rest)."""
         prep = self.raw["preprocessing"]
         return {key: prep[key] for key in CONVERSION_KEYS if key in prep}
@@ -393,9 +393,9 @@ def find_card(model: str | os.PathLike | None) -> Path:
 
 
 def bundled_model_dir() -> Path:
-    """The model shipped with the package (``models/`` in the repo, ``fmnist_batch/models`` installed)."""
+    """The models shipped with the package (``models/`` in the repo, ``fmnist_batch/bundled`` installed)."""
     package = Path(__file__).resolve().parent.parent
-    installed = package / "models"
+    installed = package / "bundled"
     if (installed / CARD_FILE).is_file():
         return installed
     return package.parent / "models"

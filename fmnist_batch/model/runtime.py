@@ -30,7 +30,7 @@ from fmnist_batch.model.person_models import PersonFiles
 from fmnist_batch.model.scope_judge import ScopeJudge
 
 if TYPE_CHECKING:
-    from fmnist_batch.convert.settings import PreprocessSettings as ConversionSettings
+    from fmnist_batch.convert.settings import ConversionSettings as ConversionSettings
     from fmnist_batch.options import ClassifyOptions
 
 BACKENDS = ("auto", "litert", "keras")
@@ -199,11 +199,11 @@ class Model:
         """Each model file this run may read -> its sha256 (what --resume compares)."""
         return {d.name: d.sha256 for d in self.declared}
 
-    def conversion(self, options: ClassifyOptions) -> ConversionSettings:
+    def conversion_settings(self, options: ClassifyOptions) -> ConversionSettings:
         """How photos are converted for this model: `options`' settings resolved against the card's
         (argument > card > default), with what its models want: the garment reader's picture side and
         the person detectors' verified files."""
-        settings = options.conversion(self.card.conversion())
+        settings = options.conversion_settings(self.card.conversion_settings())
         side = int((self.card.garment_reader or {}).get("input", settings.garment_side))
         return dataclasses.replace(
             settings, garment_side=side, person_models=self.person_files, scope_side=self.scope_side

@@ -30,7 +30,7 @@ from typing import Any, TextIO
 from PIL import Image
 
 from fmnist_batch import __version__
-from fmnist_batch.convert import PreprocessSettings, load_image, to_rgb
+from fmnist_batch.convert import ConversionSettings, load_image, to_rgb
 from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.outputs.destination import check_destination
@@ -41,11 +41,11 @@ THUMBNAIL_SIZE = 96
 JPEG_QUALITY = 70
 #: rows whose thumbnails may be in the making at once; bounds memory however long the run
 IN_FLIGHT = 64
-DEFAULT_SETTINGS = PreprocessSettings()
+DEFAULT_SETTINGS = ConversionSettings()
 
 
 def make_thumbnail(
-    path: str, size: int = THUMBNAIL_SIZE, settings: PreprocessSettings = DEFAULT_SETTINGS
+    path: str, size: int = THUMBNAIL_SIZE, settings: ConversionSettings = DEFAULT_SETTINGS
 ) -> bytes | None:
     """A JPEG of the photo at `path` whose longest edge is `size`, or None if it cannot be read."""
     try:
@@ -85,7 +85,7 @@ class HtmlReport:
         output: str | os.PathLike,
         *,
         inputs: list[str] | None = None,
-        settings: PreprocessSettings = DEFAULT_SETTINGS,
+        settings: ConversionSettings = DEFAULT_SETTINGS,
         thumbnail_size: int = THUMBNAIL_SIZE,
         threads: int = 2,
     ) -> None:

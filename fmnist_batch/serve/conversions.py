@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.convert.source import Converted, convert_source
 from fmnist_batch.engines.predict import predicted_rows
 from fmnist_batch.labels import IMAGE_SIZE
@@ -48,7 +48,7 @@ def release_freed_memory() -> None:
         trim(0)
 
 
-def convert_upload(data: bytes | bytearray, settings: PreprocessSettings) -> Converted:
+def convert_upload(data: bytes | bytearray, settings: ConversionSettings) -> Converted:
     """Bytes of one upload -> its Converted (convert_source: the same route and errors as a file's).
     Never raises."""
     try:
@@ -68,7 +68,7 @@ def preview_png(data: bytes) -> str:
 
 
 async def convert_uploads(
-    uploads: list[Upload], settings: PreprocessSettings, slots: asyncio.Semaphore
+    uploads: list[Upload], settings: ConversionSettings, slots: asyncio.Semaphore
 ) -> list[Converted]:
     """Each upload converted in a worker thread once a conversion slot is free (the waiting is done on the
     event loop, so queued requests hold no thread); each photo's bytes are freed once it is converted."""
@@ -103,7 +103,7 @@ async def classify_uploads(
     lock: threading.Lock,
 ) -> list[dict]:
     """The results of one request's uploads: converted within the server's slots, then predicted."""
-    settings = model.conversion(options)
+    settings = model.conversion_settings(options)
     conversions = await convert_uploads(uploads, settings, slots)
     names = [upload.filename for upload in uploads]
     return await run_in_threadpool(predict_uploads, names, conversions, model, options, lock)

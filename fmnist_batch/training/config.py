@@ -16,7 +16,7 @@ CALIBRATION_IMAGES = 1000
 #: How inference must turn a 28x28 uint8 image (garment bright on black) into the model's input.
 INPUT_SCALE = 1.0 / 255.0
 INPUT_OFFSET = 0.0
-#: The conversion the dataset's images went through (the paper's, section 2), keyed as PreprocessSettings'
+#: The conversion the dataset's images went through (the paper's, section 2), keyed as ConversionSettings'
 #: fields: what the card tells classify to do to a photo so it looks like the images the model learnt.
 DATASET_CONVERSION = {"trim_tolerance": 0.05, "sharpen": True, "invert": "auto"}
 

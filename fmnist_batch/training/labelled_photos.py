@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.discover import discover
 from fmnist_batch.evaluate import folder_classes, read_mapping
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE, NUM_CLASSES
@@ -36,7 +36,7 @@ class LabelledPhotos:
     #: sha256 of the `sha256sum`-style listing "<sha256 of the file>  <path relative to root>", sorted
     #: by path, of every photo in the used folders (converted or not)
     files_sha256: str
-    settings: PreprocessSettings  # the conversion that made `images`
+    settings: ConversionSettings  # the conversion that made `images`
 
     @property
     def accepted(self) -> np.ndarray:
@@ -67,7 +67,7 @@ def _listing_sha256(root: Path, relative_paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _cache_key(files_sha256: str, settings: PreprocessSettings) -> str:
+def _cache_key(files_sha256: str, settings: ConversionSettings) -> str:
     """Changes with the photos, the conversion settings or the conversion code."""
     from fmnist_batch import convert
 
@@ -80,7 +80,7 @@ def _convert_with_cache(
     root: Path,
     relative_paths: list[str],
     key: str,
-    settings: PreprocessSettings,
+    settings: ConversionSettings,
     workers: int | None,
     cache: Path | None,
     log: Callable[[str], None],
@@ -114,7 +114,7 @@ def load_labelled_photos(
     root: str | os.PathLike,
     mapping: str | os.PathLike | None = None,
     *,
-    settings: PreprocessSettings | None = None,
+    settings: ConversionSettings | None = None,
     workers: int | None = None,
     cache: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
@@ -133,7 +133,7 @@ def load_labelled_photos(
     relative_paths = sorted(
         os.path.relpath(file.path, root) for name in used for file in discover([str(root / name)])
     )
-    settings = settings or PreprocessSettings()
+    settings = settings or ConversionSettings()
     files_sha256 = _listing_sha256(root, relative_paths)
     images, converted, segmented = _convert_with_cache(
         root,

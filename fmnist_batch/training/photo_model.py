@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fmnist_batch.convert import PreprocessSettings
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.model.card import (
     HISTORY_FILE,
     PHOTO_FOLDER,
@@ -73,7 +73,7 @@ def held_out_photos(
     photos = load_labelled_photos(
         extra.folder,
         extra.mapping,
-        settings=PreprocessSettings(**extra.conversion),
+        settings=ConversionSettings(**extra.conversion),
         workers=workers,
         cache=cache,
         log=log,
@@ -134,7 +134,7 @@ def worn_crops(
     from fmnist_batch.evaluate import folder_classes
     from fmnist_batch.options import ClassifyOptions
 
-    settings = ClassifyOptions().conversion(card.conversion())
+    settings = ClassifyOptions().conversion_settings(card.conversion_settings())
     images, accepted, names = [], [], []
     for name, classes in folder_classes(Path(folder), None).items():
         for file in discover([str(Path(folder) / name)]) if classes else ():

@@ -4,7 +4,7 @@ into the training part, and the tf.data pipelines."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -143,7 +143,7 @@ def _photo_record(
         files_sha256=photos.files_sha256,
         files_sha256_of="the lines '<sha256 of the file>  <path under folder>', sorted by path, of "
         "every photo in the used folders",
-        conversion=asdict(photos.settings),
+        conversion=photos.settings.record(),
         folders=counts,
         skipped_folders=photos.skipped,
         train_photos=len(photo_train),
