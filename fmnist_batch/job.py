@@ -1,7 +1,9 @@
 """One classify job: inputs -> engine -> output file, with resume, locking, shards and the HTML report.
 
-The CLI, `fmnist_batch.classify` and `Classifier.classify_folder` all run this; callers learn what
-happens through callbacks (`on_row`, `on_total`, `on_warning`), never through printing.
+The CLI and `Classifier.classify_folder(..., output=...)` run this; callers learn what happens through
+callbacks (`on_row`, `on_total`, `on_warning`), never through printing. `fmnist_batch.classify` and
+`classify_folder` without an output stream the engine's rows directly: no output, so no journal, lock
+or resume.
 
 Order of a job, so that a mistake costs nothing: the inputs and destinations are checked, the model is
 loaded and every file its card names verified, the output is locked and prepared, and only then are

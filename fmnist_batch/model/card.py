@@ -196,6 +196,16 @@ class ModelCard:
             raise ModelError(f"model card {self.path}: its {key} record is incomplete ({e})") from None
 
     @property
+    def licence(self) -> str:
+        """The licence of the networks this card describes (a card without one: the project's)."""
+        return str(self.raw.get("licence", "MIT (trained on Fashion-MNIST, MIT)"))
+
+    @property
+    def input_description(self) -> str:
+        """What the networks take, in words (the preprocessing block's input)."""
+        return str(self.raw["preprocessing"].get("input", ""))
+
+    @property
     def metrics(self) -> Metrics:
         return self._section(Metrics, "metrics") or Metrics()
 

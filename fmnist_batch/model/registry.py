@@ -47,13 +47,12 @@ def network(card: ModelCard, kind: str, name: str) -> DeclaredModel:
     if kind not in card.files:
         raise ModelError(f"model card {card.path} names no {kind} file")
     entry = card.files[kind]
-    licence = card.raw.get("licence", "MIT (trained on Fashion-MNIST, MIT)")
     return DeclaredModel(
         name,
         card.model_file(kind),
         entry.get("sha256", ""),
-        licence,
-        card.raw["preprocessing"].get("input", ""),
+        card.licence,
+        card.input_description,
     )
 
 
