@@ -3,6 +3,11 @@
 Folder names are Fashion-MNIST class names (compared loosely: ``t-shirt-top`` is ``T-shirt/top``), or a
 mapping CSV (``folder,fmnist_labels`` with ``|`` between several classes that count as right, empty for
 folders no class fits) says which predictions count as right for each folder.
+
+A folder named ``other`` (or another name given as `other_folder`) holds photos that show none of the
+10 classes, in subfolders of any depth (watches/, far/rings/, ...): the share of them answered "other" is
+reported per subfolder, an in-scope photo answered "other" counts as wrong, and the AUROC of in_scope
+says how well the scope judge's probability alone tells the two apart.
 """
 
 from __future__ import annotations
@@ -13,16 +18,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fmnist_batch.discover import InputFile, discover
-from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES
+from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES, OTHER_FOLDER
 from fmnist_batch.options import ClassifyOptions
-
-if TYPE_CHECKING:
-    from rich.table import Table
+from fmnist_batch.outputs.rows import OTHER
 
 
 class EvaluationError(Exception):
@@ -55,12 +57,16 @@ def read_mapping(path: str | os.PathLike) -> dict[str, frozenset[int]]:
     return mapping
 
 
-def folder_classes(root: Path, mapping: dict[str, frozenset[int]] | None) -> dict[str, frozenset[int]]:
-    """Each subfolder of `root` with the classes that count as right for it."""
+def folder_classes(
+    root: Path, mapping: dict[str, frozenset[int]] | None, other_folder: str | None = None
+) -> dict[str, frozenset[int]]:
+    """Each subfolder of `root` with the classes that count as right for it (`other_folder` aside)."""
     if not root.is_dir():
         raise EvaluationError(f"not a folder: {root}")
-    folders = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not folders:
+    folders = sorted(
+        p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name != other_folder
+    )
+    if not folders and not (other_folder and (root / other_folder).is_dir()):
         raise EvaluationError(f"{root} has no subfolders; expected one subfolder of photos per class")
     if mapping is not None:
         missing = [name for name in folders if name not in mapping]
@@ -81,11 +87,13 @@ class FolderResult:
     name: str
     accepted: frozenset[int]
     predicted: np.ndarray = field(default_factory=lambda: np.zeros(NUM_CLASSES, np.int64))
+    #: answered "other" (none of the 10 classes): wrong for a folder of one of them
+    other: int = 0
     errors: int = 0
 
     @property
     def files(self) -> int:
-        return int(self.predicted.sum()) + self.errors
+        return int(self.predicted.sum()) + self.other + self.errors
 
     @property
     def correct(self) -> int:
@@ -97,12 +105,78 @@ class FolderResult:
 
 
 @dataclass
+class OutOfScope:
+    """The photos of the out-of-scope folder: per subfolder (every level: far, far/rings), how many were
+    read and how many answered other; and in_scope for them and for the in-scope photos (AUROC)."""
+
+    folder: str
+    files: dict[str, int] = field(default_factory=dict)
+    answered_other: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    in_scope_out: list[float] = field(default_factory=list)
+    in_scope_in: list[float] = field(default_factory=list)
+
+    def add(self, subfolder: str, row: dict) -> None:
+        if row["status"] == "error":
+            self.errors += 1
+            return
+        parts = Path(subfolder).parts
+        for depth in range(len(parts) + 1):
+            key = "/".join(parts[:depth]) or "all"
+            self.files[key] = self.files.get(key, 0) + 1
+            self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
+        if row.get("in_scope") is not None:
+            self.in_scope_out.append(float(row["in_scope"]))
+
+    def share_other(self, key: str = "all") -> float:
+        files = self.files.get(key, 0)
+        return self.answered_other.get(key, 0) / files if files else float("nan")
+
+    @property
+    def auroc(self) -> float | None:
+        """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half); None
+        without a judge's in_scope on both sides."""
+        return auroc(self.in_scope_in, self.in_scope_out)
+
+    def to_dict(self) -> dict:
+        return {
+            "folder": self.folder,
+            "files": self.files.get("all", 0),
+            "errors": self.errors,
+            "share_answered_other": self.share_other(),
+            "auroc_in_scope": self.auroc,
+            "subfolders": {
+                key: {"files": n, "answered_other": self.answered_other[key], "share": self.share_other(key)}
+                for key, n in sorted(self.files.items())
+                if key != "all"
+            },
+        }
+
+
+def auroc(positive: list[float], negative: list[float]) -> float | None:
+    """P(a positive scores above a negative), ties half: the Mann-Whitney statistic over all pairs."""
+    if not positive or not negative:
+        return None
+    scores = np.concatenate([positive, negative])
+    ranks = np.empty(len(scores))
+    order = np.argsort(scores, kind="stable")
+    ranks[order] = np.arange(1, len(scores) + 1)
+    for value in np.unique(scores):  # tied scores share their mean rank
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    n_pos, n_neg = len(positive), len(negative)
+    return float((ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+@dataclass
 class Evaluation:
     folders: list[FolderResult]
     skipped: dict[str, int]  # folders no class fits: files left out
     #: the photos predicted as a class that does not count as right, or not read: path, folder, label,
     #: confidence, error
     mistakes: list[dict] = field(default_factory=list)
+    #: the out-of-scope folder's results, when the labelled folder has one
+    out_of_scope: OutOfScope | None = None
 
     @property
     def files(self) -> int:
@@ -120,8 +194,8 @@ class Evaluation:
         return float(np.mean(values)) if values else float("nan")
 
     def confusion(self) -> np.ndarray:
-        """Rows: folders; columns: predicted classes, then read errors."""
-        return np.array([[*f.predicted, f.errors] for f in self.folders], dtype=np.int64)
+        """Rows: folders; columns: predicted classes, then other, then read errors."""
+        return np.array([[*f.predicted, f.other, f.errors] for f in self.folders], dtype=np.int64)
 
     def to_dict(self) -> dict:
         return {
@@ -134,11 +208,13 @@ class Evaluation:
                     "files": f.files,
                     "accuracy": f.accuracy,
                     "predicted": dict(zip(CLASS_NAMES, map(int, f.predicted), strict=True)),
+                    "answered_other": f.other,
                     "errors": f.errors,
                 }
                 for f in self.folders
             },
             "skipped_folders": self.skipped,
+            "out_of_scope": self.out_of_scope.to_dict() if self.out_of_scope is not None else None,
             "misclassified": self.mistakes,
         }
 
@@ -152,66 +228,46 @@ def evaluate(
     *,
     mapping: str | os.PathLike | None = None,
     options: ClassifyOptions | None = None,
+    other_folder: str = OTHER_FOLDER,
 ) -> Evaluation:
-    """Classify every photo under `root` and score it against its folder's accepted classes."""
+    """Classify every photo under `root` and score it against its folder's accepted classes; the photos
+    of `root/other_folder`, if there is one, against answering other."""
     root = Path(root)
-    accepted = folder_classes(root, read_mapping(mapping) if mapping is not None else None)
+    accepted = folder_classes(root, read_mapping(mapping) if mapping is not None else None, other_folder)
     results = {name: FolderResult(name, classes) for name, classes in accepted.items() if classes}
     skipped = {name: sum(1 for _ in _photos(root, name)) for name, classes in accepted.items() if not classes}
-    index = {label: i for i, label in enumerate(CLASS_NAMES)}
-    labelled = [str(root / name) for name in results]
+    out = OutOfScope(other_folder) if (root / other_folder).is_dir() else None
+    folders = [*results, *([other_folder] if out is not None else [])]
     mistakes: list[dict] = []
-    if labelled:
+    if folders:
         from fmnist_batch.classifier import Classifier
 
-        for row in Classifier(**asdict(options or ClassifyOptions())).classify_folder(labelled):
+        classifier = Classifier(**asdict(options or ClassifyOptions()))
+        for row in classifier.classify_folder([str(root / name) for name in folders]):
             # the display path is <root>/<folder>/..., so the row names its folder
-            result = results[Path(row["path"]).relative_to(root).parts[0]]
-            if row["status"] == "error":
-                result.errors += 1
-            else:
-                result.predicted[index[row["label"]]] += 1
-            if row["status"] == "error" or index[row["label"]] not in result.accepted:
-                mistakes.append(_mistake(row, result.name))
-    return Evaluation(list(results.values()), skipped, mistakes)
+            parts = Path(row["path"]).relative_to(root).parts
+            if out is not None and parts[0] == other_folder:
+                out.add("/".join(parts[1:-1]), row)
+                continue
+            _score(row, results[parts[0]], out, mistakes)
+    return Evaluation(list(results.values()), skipped, mistakes, out)
+
+
+def _score(row: dict, result: FolderResult, out: OutOfScope | None, mistakes: list[dict]) -> None:
+    """Count an in-scope photo's row in its folder's result (and its in_scope for the AUROC)."""
+    status = row["status"]
+    if status == "error":
+        result.errors += 1
+    elif status == OTHER:
+        result.other += 1
+    else:
+        result.predicted[CLASS_NAMES.index(row["label"])] += 1
+    if out is not None and row.get("in_scope") is not None:
+        out.in_scope_in.append(float(row["in_scope"]))
+    if status in ("error", OTHER) or CLASS_NAMES.index(row["label"]) not in result.accepted:
+        mistakes.append(_mistake(row, result.name))
 
 
 def _mistake(row: dict, folder: str) -> dict:
     keys = ("path", "label", "confidence", "error")
     return {"folder": folder, **{key: row[key] or None for key in keys}}
-
-
-def evaluation_tables(evaluation: Evaluation) -> list[Table]:
-    """Per-folder accuracy, then the confusion of folders against predicted classes (rich tables)."""
-    from rich.table import Table
-
-    from fmnist_batch.outputs.summary import SHORT_NAMES
-
-    per_folder = Table(title="accuracy per folder", title_justify="left")
-    for name, justify in (
-        ("folder", "left"),
-        ("counts as right", "left"),
-        ("files", "right"),
-        ("accuracy", "right"),
-    ):
-        per_folder.add_column(name, justify=justify)
-    for f in evaluation.folders:
-        right = ", ".join(CLASS_NAMES[i] for i in sorted(f.accepted))
-        per_folder.add_row(f.name, right, f"{f.files:,}", f"{f.accuracy:.3f}")
-    per_folder.add_section()
-    per_folder.add_row("all", "", f"{evaluation.files:,}", f"{evaluation.accuracy:.3f}")
-    per_folder.add_row("mean of folders", "", "", f"{evaluation.balanced_accuracy:.3f}")
-    for name, count in evaluation.skipped.items():
-        per_folder.add_row(name, "(no class fits: skipped)", f"{count:,}", "")
-
-    confusion = Table(title="confusion: folder (rows) x predicted class (columns)", title_justify="left")
-    confusion.add_column("folder")
-    for name in [*SHORT_NAMES, "error"]:
-        confusion.add_column(name, justify="right")
-    for f, row in zip(evaluation.folders, evaluation.confusion(), strict=True):
-        cells = [
-            f"[bold]{n}[/bold]" if i in f.accepted and n else (str(n) if n else "·")
-            for i, n in enumerate(row)
-        ]
-        confusion.add_row(f.name, *cells)
-    return [per_folder, confusion]

@@ -37,6 +37,9 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (
 #: whatever the shape left after the head and skin are cut away looks like to the model.
 VIEW_CLASSES = {"worn": ("T-shirt/top", "Pullover", "Dress", "Coat", "Shirt")}
 
+#: The subfolder of a labelled folder (evaluate) that holds photos of none of the 10 classes.
+OTHER_FOLDER = "other"
+
 #: Refuse images with more pixels than this (decompression bombs); about 12,000 x 12,000.
 DEFAULT_MAX_PIXELS = 144_000_000
 
