@@ -35,6 +35,7 @@ from fmnist_batch.files import atomic_write
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.outputs.destination import check_destination
 from fmnist_batch.outputs.errors import OutputError
+from fmnist_batch.outputs.rows import OTHER
 from fmnist_batch.outputs.summary import Summary
 
 THUMBNAIL_SIZE = 96
@@ -62,6 +63,14 @@ def _text(value: Any) -> str:
     """HTML-escaped text; file names that are not valid UTF-8 show replacement characters."""
     text = "" if value is None else str(value)
     return html.escape(text.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+
+
+#: the answers a report groups photos by: the 10 classes, then the photos that show none of them
+ANSWERS = (*CLASS_NAMES, OTHER)
+
+
+def _shown(label: str) -> str:
+    return "other: none of the 10 classes" if label == OTHER else label
 
 
 def _anchor(label: str) -> str:
@@ -188,7 +197,7 @@ class HtmlReport:
             out.write("<br>inputs: " + " ".join(f"<code>{_text(i)}</code>" for i in self.inputs))
         out.write("</p>\n</header>\n<main>\n")
         self._write_summary(out)
-        for label in CLASS_NAMES:
+        for label in ANSWERS:
             if summary.counts[label]:
                 self._write_class(out, label)
         if summary.errors:
@@ -201,14 +210,15 @@ class HtmlReport:
         out.write("<th class=num>files</th><th class=num>share</th><th></th>")
         out.write("<th class=num>mean confidence</th><th class=num>uncertain</th></tr></thead>\n<tbody>\n")
         largest = max(summary.counts.values(), default=0)
-        for label in CLASS_NAMES:
+        for label in ANSWERS:
             count = summary.counts[label]
             if not count:
                 continue
-            share = count / summary.classified
+            share = count / (summary.classified + summary.other)
             mean = summary.confidence_sums[label] / count
             out.write(
-                f'<tr><td><a href="#{_anchor(label)}">{_text(label)}</a></td><td class=num>{count:,}</td>'
+                f'<tr><td><a href="#{_anchor(label)}">{_text(_shown(label))}</a></td>'
+                f"<td class=num>{count:,}</td>"
                 f"<td class=num>{share:.1%}</td><td class=barcell><span class=bar "
                 f'style="width:{100 * count / largest:.1f}%"></span></td><td class=num>{mean:.3f}</td>'
                 f"<td class=num>{summary.uncertain_counts[label]:,}</td></tr>\n"
@@ -219,6 +229,7 @@ class HtmlReport:
             ("files", f"{summary.total:,}"),
             ("classified", f"{summary.classified:,}"),
             ("uncertain", f"{summary.uncertain:,}"),
+            *([("other (none of the 10 classes)", f"{summary.other:,}")] if summary.other else []),
             ("errors", f'<a href="#errors">{summary.errors:,}</a>' if summary.errors else "0"),
         ]
         if summary.skipped:
@@ -239,7 +250,8 @@ class HtmlReport:
         count = self.summary.counts[label]
         mean = self.summary.confidence_sums[label] / count
         out.write(
-            f'<details open class=group id="{_anchor(label)}">\n<summary><span class=name>{_text(label)}'
+            f'<details open class=group id="{_anchor(label)}">\n<summary>'
+            f"<span class=name>{_text(_shown(label))}"
             f"</span> <span class=count>{count:,} photo{'s' if count != 1 else ''} · mean confidence "
             f"{mean:.3f} · least confident first</span></summary>\n<div class=grid>\n"
         )

@@ -27,8 +27,17 @@ The machine-readable schema is at /openapi.json."""
 
 _ROW_FIELDS = {
     "path": ("string", "the uploaded file's name"),
-    "label": (["string", "null"], "the most likely class; null for a file that was not classified"),
-    "confidence": (["number", "null"], "its probability, 0 to 1"),
+    "label": (
+        ["string", "null"],
+        "the most likely class, or other when the photo shows none of the 10 classes; null for a file that "
+        "was not classified",
+    ),
+    "confidence": (["number", "null"], "its probability, 0 to 1 (for other: 1 - in_scope)"),
+    "in_scope": (
+        ["number", "null"],
+        "the scope judge's calibrated probability that the photo shows one of the 10 classes (absent with "
+        "--no-other; null for an image already in the dataset's 28x28 grey format and for errors)",
+    ),
     "view": (
         ["string", "null"],
         "what the image was made from: catalog (a product shot as is), segmented (cut out of its "
@@ -39,7 +48,11 @@ _ROW_FIELDS = {
         "for a worn garment, the part of the person it was read from: upper (the top, a second garment "
         "below it left out) or full (everything worn below the chin); null for other views",
     ),
-    "status": ("string", "ok; uncertain (below the server's --min-confidence); error (not classified)"),
+    "status": (
+        "string",
+        "ok; uncertain (below the server's --min-confidence, or a blank photo); other (none of the 10 "
+        "classes); error (not classified)",
+    ),
     "error": ("string", "why the file was not classified (empty otherwise): not an image, too large, ..."),
     "preview_png": (["string", "null"], "the 28x28 image the model saw, base64 PNG; null for errors"),
 }
@@ -59,7 +72,7 @@ def _field(name: str) -> dict[str, Any]:
 def classify_openapi(top_k: int) -> dict[str, Any]:
     """The request body, responses and a code sample of POST /api/classify, for a server's top-k."""
     binary = {"type": "string", "format": "binary"}
-    fields = {name: _field(name) for name in [*row_fields(top_k), "preview_png"]}
+    fields = {name: _field(name) for name in [*row_fields(top_k, in_scope=True), "preview_png"]}
     example = {name: None for name in fields} | {
         "path": "shoe.jpg", "label": "Sneaker", "confidence": 0.97, "top1_label": "Sneaker",
         "top1_prob": 0.97, "view": "catalog", "status": "ok", "error": "", "preview_png": "iVBORw0KGgo...",
