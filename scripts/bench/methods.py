@@ -2,7 +2,8 @@
 
   (a) the original study: Keras, load_img + predict one photo at a time (scripts/bench_keras_loop.py);
   (b) TensorFlow's idiom: a tf.data pipeline into model.predict (scripts/bench_tf_data.py);
-  (c) `python -m fmnist_batch classify`, the repository's code;
+  (c) `python -m fmnist_batch classify`, the repository's code (with its scope judge);
+  (c0) the same with --no-other (no scope judge: every photo one of the 10 classes);
   (d) the floor: worker processes only decoding each photo with Pillow (scripts/bench_decode_floor.py);
 plus classify's start-up on one photo. The catalog corpus runs them all; the other corpora (c) and (d)."""
 
@@ -25,7 +26,7 @@ from bench.measure import Measurement, median_run, run_measured
 
 KERAS_MODEL = REPO / "models" / "model.keras"
 
-METHODS = ("a", "b", "c", "d")
+METHODS = ("a", "b", "c", "c0", "d")
 EXTRAS = ("one", "scale")  # also skippable: the one-photo start-up runs and the --scale run
 SKIPPABLE = (*METHODS, *EXTRAS, *corpora.CORPORA)  # and the corpora of photos that are not catalog shots
 CATALOG_PARTS = (*METHODS, "one")  # with all of these skipped, the catalog corpus is not even rendered
@@ -35,6 +36,7 @@ LABELS = {
     "a": "(a) Keras, load_img + predict one photo at a time",
     "b": "(b) tf.data pipeline + model.predict, batch 256",
     "c": "(c) fmnist-batch classify",
+    "c0": "(c0) fmnist-batch classify --no-other",
     "d": "(d) floor: decode only, Pillow, same workers",
 }
 
@@ -77,10 +79,12 @@ def measure_classify(
     work: Path,
     env: dict,
     keep_output: bool = False,
+    extra: Sequence[str] = (),
 ) -> Measurement:
-    """Run (c) on the folder `photos`; its CSV (classify_output) is kept only if asked."""
+    """Run (c) on the folder `photos` (with `extra` options); its CSV (classify_output) is kept only if
+    asked."""
     output = classify_output(work, method, expected)
-    command = classify_command([str(photos)], str(output), "--quiet", "--workers", str(workers))
+    command = classify_command([str(photos)], str(output), "--quiet", "--workers", str(workers), *extra)
     result = run_measured(method, label, command, env, expected, ok_codes=(0, 1))  # 1: some files failed
     if result.error is None:
         statuses, views = count_rows(output)
@@ -140,7 +144,7 @@ def measure_methods(
     subset = evenly_spaced(photos, args.a_limit)
     listing = work / "a-photos.txt"
     listing.write_text("".join(f"{p}\n" for p in subset))
-    runs: dict[str, list[Measurement]] = {"a": [], "c": [], "d": []}
+    runs: dict[str, list[Measurement]] = {"a": [], "c": [], "c0": [], "d": []}
     for repeat in range(1, args.repeat + 1):
         of = f"(run {repeat} of {args.repeat})"
         if "a" not in args.skip:
@@ -151,6 +155,13 @@ def measure_methods(
             log(f"(c) fmnist-batch classify, {len(photos)} photos {of}")
             runs["c"].append(
                 measure_classify("c", LABELS["c"], photos_dir, len(photos), args.workers, work, env)
+            )
+        if "c0" not in args.skip:
+            log(f"(c0) fmnist-batch classify --no-other, {len(photos)} photos {of}")
+            runs["c0"].append(
+                measure_classify(
+                    "c0", LABELS["c0"], photos_dir, len(photos), args.workers, work, env, extra=["--no-other"]
+                )
             )
         if "d" not in args.skip:
             log(f"(d) decode-only floor, {len(photos)} photos {of}")
