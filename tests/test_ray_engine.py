@@ -73,7 +73,8 @@ def photos(tmp_path_factory) -> list[Path]:
 
 @pytest.fixture(scope="module")
 def ray_session():
-    """One local Ray for the in-process tests (RayClassifier uses a session it finds, and leaves it up)."""
+    """One local Ray for the in-process tests (RayClassifier uses a session it finds, and leaves it up).
+    Starting it takes seconds, so every test that uses it is marked slow: `-m "not slow"` never starts Ray."""
     if importlib.util.find_spec("ray") is None:
         pytest.skip("the [ray] extra is not installed")
     import logging
@@ -117,6 +118,7 @@ def test_ray_engine_composes_with_shard_and_resume(photos, ray_session, tmp_path
 
 
 @needs_ray
+@pytest.mark.slow
 def test_ray_runs_keep_the_resume_guarantees(photos, ray_session, tmp_path):
     """On Ray as locally: error rows are retried on --resume, other settings are refused, and files are
     matched however the inputs are spelled."""
@@ -186,6 +188,7 @@ def test_without_the_ray_extra_the_engine_is_a_clear_usage_error(tmp_path, monke
 
 
 @needs_ray
+@pytest.mark.slow
 def test_python_callers_choose_the_ray_engine_by_name(photos, ray_session):
     from fmnist_batch import Classifier
 
