@@ -1,0 +1,164 @@
+"""Photos of none of the 10 classes are answered other (model/scope_judge.py, model/combine.py,
+outputs/rows.py): in every output, in resume and merge, in evaluate; Fashion-MNIST's own images and
+in-scope photos are not; --no-other gives the rows of a run without a judge, byte for byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import skimage.data
+from photos import cc0_photos, load_fmnist_test_sample
+from PIL import Image
+
+from fmnist_batch import Classifier
+from fmnist_batch.cli import Environment, main
+from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model.card import CARD_FILE, ModelCard, bundled_model_dir
+from fmnist_batch.outputs.formats import read_rows
+
+#: public-domain photos scikit-image ships, of none of the 10 classes: a cup of coffee, a rocket, a cat
+OUT_OF_SCOPE = ("coffee", "rocket", "chelsea")
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    return Classifier()
+
+
+@pytest.fixture(scope="module")
+def threshold() -> float:
+    card = ModelCard.load(bundled_model_dir() / CARD_FILE)
+    assert card.scope_judge is not None, "the bundled card names a scope judge"
+    return float(card.scope_judge["threshold"])
+
+
+@pytest.fixture
+def mixed(tmp_path) -> Path:
+    """A folder of three out-of-scope photos and three Fashion-MNIST test images as 28x28 PNGs."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for name in OUT_OF_SCOPE:
+        Image.fromarray(getattr(skimage.data, name)()).save(folder / f"{name}.jpg", quality=92)
+    sample = load_fmnist_test_sample(3, seed=4)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    for i, image in enumerate(sample[0]):
+        Image.fromarray(image).save(folder / f"fmnist-{i}.png")
+    return folder
+
+
+def run(*args: str) -> int:
+    return main(list(args), Environment(stdout=io.StringIO(), stderr=io.StringIO()))
+
+
+def test_licensed_out_of_scope_photos_are_answered_other(clf, threshold):
+    for name in OUT_OF_SCOPE:
+        result = clf(getattr(skimage.data, name)())
+        assert (result["label"], result["status"]) == ("other", "other"), name
+        assert 0 <= result["in_scope"] < threshold and result["score"] == pytest.approx(1 - result["in_scope"])
+        assert [t["label"] for t in result["top_k"]][0] in CLASS_NAMES  # the 10 classes still ranked
+
+
+def test_fashion_mnist_images_are_never_other():
+    sample = load_fmnist_test_sample(200, seed=11)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    results = Classifier()(list(sample[0]))
+    assert all(r["status"] != "other" and r["in_scope"] is None for r in results)  # not read by the judge
+    accuracy = np.mean([r["label"] == CLASS_NAMES[y] for r, y in zip(results, sample[1], strict=True)])
+    assert accuracy > 0.85
+
+
+def test_in_scope_cc0_photos_are_rarely_other(clf):
+    results = clf([str(p) for p in cc0_photos("validation", 40, seed=8) if "/hat/" not in str(p)])
+    in_scope = [r for r in results if r["status"] != "error"]
+    assert sum(r["status"] == "other" for r in in_scope) <= 0.1 * len(in_scope)
+
+
+def test_a_blank_photo_is_other_with_in_scope_zero(clf):
+    result = clf(np.full((800, 600, 3), (224, 172, 140), np.uint8))
+    assert result["status"] == "other" and result["in_scope"] == 0.0
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_other_in_every_output_format(mixed, tmp_path, threshold, suffix):
+    out = tmp_path / f"out{suffix}"
+    assert run("classify", str(mixed), "-o", str(out), "-q") == 0
+    rows = {Path(row["path"]).stem: row for row in read_rows(str(out))}
+    for name in OUT_OF_SCOPE:
+        row = rows[name]
+        assert (row["label"], row["status"]) == ("other", "other") and float(row["in_scope"]) < threshold
+        assert row["top1_label"] in CLASS_NAMES
+    for i in range(3):
+        assert rows[f"fmnist-{i}"]["label"] in CLASS_NAMES and rows[f"fmnist-{i}"]["in_scope"] in ("", None)
+
+
+def test_the_summary_counts_other(mixed, tmp_path):
+    env = Environment(stdout=io.StringIO(), stderr=io.StringIO())
+    assert main(["classify", str(mixed), "-o", str(tmp_path / "out.csv")], env) == 0
+    summary = env.stderr.getvalue()
+    assert "other (none of the 10)" in summary and "│ other " in summary
+
+
+def test_no_other_gives_the_rows_of_a_card_without_a_judge_byte_for_byte(mixed, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), folder, ignore=shutil.ignore_patterns("__pycache__", "*.py"))
+    raw = json.loads((folder / CARD_FILE).read_text())
+    del raw["scope_judge"]
+    (folder / CARD_FILE).write_text(json.dumps(raw))
+    photos = [str(p) for p in cc0_photos("validation", 12, seed=2)] + [str(mixed)]
+    assert run("classify", *photos, "-o", str(tmp_path / "no-other.csv"), "--no-other", "-q") == 0
+    assert run("classify", *photos, "-o", str(tmp_path / "without.csv"), "--model", str(folder), "-q") == 0
+    without = (tmp_path / "without.csv").read_bytes()
+    assert (tmp_path / "no-other.csv").read_bytes() == without and b"in_scope" not in without
+
+
+def test_resume_keeps_other_rows_and_refuses_other_settings(mixed, tmp_path):
+    out = tmp_path / "out.csv"
+    assert run("classify", str(mixed), "-o", str(out), "-q") == 0
+    before = out.read_bytes()
+    assert run("classify", str(mixed), "-o", str(out), "-q", "--resume") == 0
+    assert out.read_bytes() == before
+    assert run("classify", str(mixed), "-o", str(out), "-q", "--resume", "--other-threshold", "0.9") == 2
+    assert run("classify", str(mixed), "-o", str(out), "-q", "--resume", "--no-other") == 2
+    # a higher operating point answers other more often, never less
+    higher = tmp_path / "higher.csv"
+    assert run("classify", str(mixed), "-o", str(higher), "-q", "--other-threshold", "0.99") == 0
+    assert (pd.read_csv(higher)["status"] == "other").sum() >= (pd.read_csv(out)["status"] == "other").sum()
+
+
+def test_shards_with_other_rows_merge(mixed, tmp_path):
+    parts = [tmp_path / "l-1.jsonl", tmp_path / "l-2.jsonl"]
+    for i, part in enumerate(parts, start=1):
+        assert run("classify", str(mixed), "--shard", f"{i}/2", "-o", str(part), "-q") == 0
+    merged = tmp_path / "merged.csv"
+    assert run("merge", str(merged), *map(str, parts)) == 0
+    rows = pd.read_csv(merged, keep_default_na=False)
+    assert len(rows) == 6 and (rows["status"] == "other").sum() == 3 and "in_scope" in rows
+
+
+def test_evaluate_reports_the_other_folder(tmp_path, catalog):
+    root = tmp_path / "labelled"
+    for path, label in catalog[:12]:
+        folder = root / label.replace("/", "-")
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, folder)
+    for name, group in zip(OUT_OF_SCOPE, ("food", "vehicles", "animals"), strict=True):
+        (root / "other" / group).mkdir(parents=True)
+        Image.fromarray(getattr(skimage.data, name)()).save(root / "other" / group / f"{name}.jpg")
+    out = io.StringIO()
+    assert main(["evaluate", str(root), "--json", "-", "-q"], Environment(stdout=out, stderr=io.StringIO())) == 0
+    figures = json.loads(out.getvalue())
+    scope = figures["out_of_scope"]
+    assert scope["files"] == 3 and scope["share_answered_other"] == 1.0
+    assert scope["subfolders"]["animals"] == {"files": 1, "answered_other": 1, "share": 1.0}
+    assert 0.5 < scope["auroc_in_scope"] <= 1.0
+    answered_other = sum(f["answered_other"] for f in figures["folders"].values())
+    right = sum(f["accuracy"] * f["files"] for f in figures["folders"].values())
+    assert figures["files"] == 12 and right <= 12 - answered_other + 1e-9  # other counts as wrong
