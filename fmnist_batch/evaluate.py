@@ -113,7 +113,8 @@ class OutOfScope:
     files: dict[str, int] = field(default_factory=dict)
     answered_other: dict[str, int] = field(default_factory=dict)
     errors: int = 0
-    in_scope_out: list[float] = field(default_factory=list)
+    #: in_scope of the out-of-scope photos, by their first subfolder ("" for photos directly in it)
+    in_scope_out: dict[str, list[float]] = field(default_factory=dict)
     in_scope_in: list[float] = field(default_factory=list)
 
     def add(self, subfolder: str, row: dict) -> None:
@@ -126,7 +127,7 @@ class OutOfScope:
             self.files[key] = self.files.get(key, 0) + 1
             self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
         if row.get("in_scope") is not None:
-            self.in_scope_out.append(float(row["in_scope"]))
+            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(float(row["in_scope"]))
 
     def share_other(self, key: str = "all") -> float:
         files = self.files.get(key, 0)
@@ -136,7 +137,11 @@ class OutOfScope:
     def auroc(self) -> float | None:
         """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half); None
         without a judge's in_scope on both sides."""
-        return auroc(self.in_scope_in, self.in_scope_out)
+        return auroc(self.in_scope_in, [v for values in self.in_scope_out.values() for v in values])
+
+    def auroc_of(self, subfolder: str) -> float | None:
+        """The AUROC against the photos of one first-level subfolder alone (far/, near/, ...)."""
+        return auroc(self.in_scope_in, self.in_scope_out.get(subfolder, []))
 
     def to_dict(self) -> dict:
         return {
@@ -150,6 +155,7 @@ class OutOfScope:
                 for key, n in sorted(self.files.items())
                 if key != "all"
             },
+            "auroc_in_scope_by_subfolder": {key: self.auroc_of(key) for key in sorted(self.in_scope_out)},
         }
 
 
