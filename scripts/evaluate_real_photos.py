@@ -89,7 +89,10 @@ def main() -> int:
                 "per_class": {_display(f): f.accuracy for f in products.folders},
                 "command": f"{photo_set.command} --background products",
             }
+            record["without_scope_judge"] = without_judge(photo_set, folder, mapping, options)
             sets.append(record)
+        out_of_scope = shop_out_of_scope(root, Path(tmp), options)
+        dataset_files = dataset_images_as_files(Path(tmp) / "fmnist-png", options)
 
     result = {
         "generated_by": "python scripts/evaluate_real_photos.py",
@@ -97,12 +100,63 @@ def main() -> int:
         "model_card_sha256": file_sha256(card.path),
         "photos_root": "$PHOTOS (--photos-root; default ../shared/real-photos)",
         "sets": sets,
+        "out_of_scope": out_of_scope,
+        "dataset_images_as_files": dataset_files,
         "skipped": skipped,
     }
     args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.out}", file=sys.stderr)
     print(markdown_table(sets))
+    print("\n" + "\n".join(other_tables(sets, out_of_scope, dataset_files)))
     return 0
+
+
+def without_judge(photo_set: PhotoSet, folder: Path, mapping: Path | None, options: ClassifyOptions) -> dict:
+    """The set's accuracy with every photo given one of the 10 classes (--no-other, as before the judge)."""
+    plain = evaluate(folder, mapping=mapping, options=replace(options, other=False))
+    return {"accuracy": plain.accuracy, "command": f"{photo_set.command} --no-other"}
+
+
+def shop_out_of_scope(root: Path, tmp: Path, options: ClassifyOptions) -> dict | None:
+    """catalog-myntra-other-dev (far/ and near/ article types) as the other folder beside the classes of
+    catalog-myntra-dev, linked into one labelled folder: the share answered other per group and article
+    type, the AUROC of in_scope against the in-scope photos, the in-scope accuracy with other wrong."""
+    inside, outside = root / "catalog-myntra-dev", root / "catalog-myntra-other-dev"
+    if not (inside.is_dir() and outside.is_dir()):
+        return None
+    print("evaluating catalog-myntra-other-dev beside catalog-myntra-dev ...", file=sys.stderr, flush=True)
+    shop = tmp / "shop"
+    shop.mkdir()
+    for folder in sorted(p for p in inside.iterdir() if p.is_dir()):
+        (shop / folder.name).symlink_to(folder, target_is_directory=True)
+    (shop / "other").symlink_to(outside, target_is_directory=True)
+    result = evaluate(shop, options=options)
+    return {
+        "name": "catalog-myntra-other-dev (other) beside catalog-myntra-dev",
+        "choices_made_on_it": "none: measured only (the judge was fitted on CC0 and scikit-image photos)",
+        "in_scope_accuracy": result.accuracy,
+        **result.out_of_scope.to_dict(),
+        "command": "mkdir shop && ln -s $PHOTOS/catalog-myntra-dev/* shop/ && ln -s "
+        "$PHOTOS/catalog-myntra-other-dev shop/other && fmnist-batch evaluate shop --json -",
+    }
+
+
+def dataset_images_as_files(folder: Path, options: ClassifyOptions, n: int = 1000) -> dict | None:
+    """The share of Fashion-MNIST test images, each saved as a 28x28 PNG, answered other (measured only)."""
+    from PIL import Image
+
+    from fmnist_batch.training.data import load_dataset
+
+    try:
+        images = load_dataset().test.images
+    except Exception as e:  # the dataset files are optional here
+        return {"skipped": str(e)}
+    folder.mkdir()
+    for i, image in enumerate(images[:n]):
+        Image.fromarray(image).save(folder / f"{i:05d}.png")
+    rows = list(Classifier(**asdict(options)).classify_folder(str(folder)))
+    other = sum(row["status"] == "other" for row in rows)
+    return {"photos": len(rows), "answered_other": other, "share": other / len(rows)}
 
 
 def dataset_images(card: ModelCard) -> dict:
@@ -293,6 +347,36 @@ def person_path_table(sets: list[dict]) -> list[str]:
         for name, after in s["per_class"].items():
             if before.get(name) != after:
                 lines.append(f"| {s['name']}: {name} | {_cell(before.get(name))} | {_cell(after)} |")
+    return lines
+
+
+def other_tables(sets: list[dict], out_of_scope: dict | None, dataset_files: dict | None) -> list[str]:
+    """What answering other costs each set (accuracy with and without the judge), then the share of the
+    shop's out-of-scope products answered other, per group and article type, and the AUROC of in_scope."""
+    lines = [
+        "| set | without the judge (`--no-other`) | default (other counts wrong) |",
+        "| --- | ---: | ---: |",
+    ]
+    for s in sets:
+        if "without_scope_judge" in s:
+            lines.append(
+                f"| {s['name']} | {s['without_scope_judge']['accuracy']:.3f} | {s['accuracy']:.3f} |"
+            )
+    if dataset_files and "share" in dataset_files:
+        lines.append(
+            f"\nFashion-MNIST test images as 28x28 PNGs answered other: {dataset_files['share']:.1%}"
+        )
+    if out_of_scope is None:
+        return lines
+    auroc = out_of_scope["auroc_in_scope_by_subfolder"]
+    lines += [
+        "",
+        "| out of scope | photos | answered other | AUROC of in_scope |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for key, figures in out_of_scope["subfolders"].items():
+        shown = f"{auroc[key]:.3f}" if key in auroc and auroc[key] is not None else ""
+        lines.append(f"| {key} | {figures['files']} | {figures['share']:.1%} | {shown} |")
     return lines
 
 
