@@ -4,8 +4,9 @@
         -o docs/figures/answers.png
 
 The photos: the first (by name) of each folder of the CC0 clothing-dataset-small split given, two of the
-rendered samples, and two of scikit-image's public-domain photos that show none of the 10 classes (a cup
-of coffee, a cat). Nothing is picked by its answer: whatever classify says is drawn, right or wrong.
+rendered samples, and four of scikit-image's photos that show none of the 10 classes: a clock and coins,
+which the scope judge answers other, and a cup of coffee and a cat, which it does not. Whatever classify
+says is drawn, right or wrong.
 Needs the [train] extra (matplotlib).
 """
 
@@ -22,7 +23,7 @@ from fmnist_batch import Classifier
 REPO = Path(__file__).resolve().parent.parent
 FOLDERS = ("shoes", "t-shirt", "pants", "dress", "outwear", "hat", "shorts")
 SAMPLES = ("samples/bag", "samples/sandal")
-PUBLIC_DOMAIN = ("coffee", "chelsea")
+PUBLIC_DOMAIN = ("clock", "coins", "coffee", "chelsea")
 TILE = 200
 
 
@@ -50,8 +51,8 @@ def shown(photo: str | np.ndarray) -> Image.Image:
 
 def answer_text(result: dict) -> str:
     if result["status"] == "other":
-        return f"other\nin_scope {result['in_scope']:.2f}"
-    return f"{result['label']}\n{result['score']:.0%} · {result['view']}"
+        return f"other\n{result['view']}\nin_scope {result['in_scope']:.2f}"
+    return f"{result['label']} {result['score']:.0%}\n{result['view']}\nin_scope {result['in_scope']:.2f}"
 
 
 def draw(chosen: list[tuple[str, str | np.ndarray]], results: list[dict], out: Path) -> None:
@@ -61,12 +62,12 @@ def draw(chosen: list[tuple[str, str | np.ndarray]], results: list[dict], out: P
     import matplotlib.pyplot as plt
 
     columns = (len(chosen) + 1) // 2
-    figure, axes = plt.subplots(2, columns, figsize=(1.9 * columns, 5.2))
+    figure, axes = plt.subplots(2, columns, figsize=(1.9 * columns, 6.0))
     for axis, (caption, photo), result in zip(axes.flat, chosen, results, strict=False):
         tile = ImageOps.pad(shown(photo), (TILE, TILE), color=(255, 255, 255))
         axis.imshow(np.asarray(tile))
         colour = "#c92a2a" if result["status"] == "other" else "#1c7ed6"
-        axis.set_title(answer_text(result), fontsize=10, color=colour, fontweight="bold")
+        axis.set_title(answer_text(result), fontsize=9, color=colour, fontweight="bold")
         axis.set_xlabel(caption, fontsize=8)
         axis.set_xticks([])
         axis.set_yticks([])
