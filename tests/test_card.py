@@ -21,9 +21,9 @@ from fmnist_batch.model.card import (
     PhotoModelDecision,
     Quantization,
     TrainingRecord,
-    build_card,
     bundled_model_dir,
 )
+from fmnist_batch.model.card_build import build_card
 from fmnist_batch.model.card_records import portable_path
 
 BUNDLED_CARDS = [bundled_model_dir() / CARD_FILE, bundled_model_dir() / "photo" / CARD_FILE]

@@ -1,9 +1,10 @@
 """The model card: the JSON file beside a model's files that says how to run them and how they were made.
 
-This is the only module that knows the card's keys. It reads a card (`ModelCard.load`, validated before
-anything trusts it), builds one (`build_card`, from typed records), derives one from another (the
-``with_*`` methods: cards are never edited in place) and writes one atomically (`ModelCard.write`).
-Everything else uses the typed accessors (`metrics`, `training`, `conversion()`, ...).
+Only this module and its two companions know the card's keys: card_checks.py validates a card before
+anything trusts it, card_build.py makes a new one from typed records. Here a card is read
+(`ModelCard.load`), derived from another (the ``with_*`` methods: cards are never edited in place) and
+written atomically (`ModelCard.write`); everything else uses the typed accessors (`metrics`, `training`,
+`conversion_settings()`, the declared models' files, ...).
 """
 
 from __future__ import annotations
@@ -11,13 +12,11 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fmnist_batch.files import atomic_write
-from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 from fmnist_batch.model.card_checks import (  # noqa: F401 (the card's constants are part of its face)
     CARD_FORMAT,
     PERSON_MODELS,
@@ -341,53 +340,6 @@ class ModelCard:
         with atomic_write(path) as f:
             f.write(json.dumps(written.raw, indent=2) + "\n")
         return written
-
-
-def build_card(
-    folder: str | os.PathLike,
-    *,
-    files: Mapping[str, str],
-    input_scale: float,
-    input_offset: float,
-    temperature: float,
-    flip: FlipRecord,
-    flip_below: float | None,
-    flip_on: bool,
-    conversion: Mapping[str, Any],
-    metrics: Metrics,
-    training: TrainingRecord,
-    versions: Mapping[str, str],
-    dataset_source: str | os.PathLike,
-    dataset_sha256: Mapping[str, str],
-) -> ModelCard:
-    """A new card for the model files `files` (kind -> file name) in `folder` (not written yet)."""
-    folder = Path(folder)
-    unknown = set(conversion) - set(CONVERSION_KEYS)
-    if unknown:
-        raise ValueError(f"not conversion settings: {', '.join(sorted(unknown))}")
-    raw = {
-        "format": CARD_FORMAT,
-        "class_names": list(CLASS_NAMES),
-        "files": {kind: {"name": name, "sha256": file_sha256(folder / name)} for kind, name in files.items()},
-        "preprocessing": {
-            "image_size": IMAGE_SIZE,
-            "input": "float32 (N, 28, 28, 1): uint8 pixel * input_scale + input_offset",
-            "input_scale": input_scale,
-            "input_offset": input_offset,
-            "foreground": "bright garment on black background (Fashion-MNIST polarity)",
-            "output": "logits; probabilities = softmax(logits / temperature)",
-            "flip_average": flip_on,
-            "flip_average_below": flip_below,
-            **conversion,
-        },
-        "temperature": temperature,
-        "flip_average": flip.to_dict(),
-        "metrics": metrics.to_dict(),
-        "training": training.to_dict(),
-        "versions": dict(versions),
-        "dataset": {"source": os.fspath(dataset_source), "sha256": dict(dataset_sha256)},
-    }
-    return ModelCard.from_dict(raw, folder / CARD_FILE)
 
 
 def find_card(model: str | os.PathLike | None) -> Path:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from fmnist_batch.model.card import (
     find_card,
 )
 from fmnist_batch.model.garment_reader import GarmentReader
+from fmnist_batch.model.logits import FLIP_GATES, flip_averaged, softmax, top_probability
 from fmnist_batch.model.person_models import PersonFiles
 from fmnist_batch.model.scope_judge import ScopeJudge
 
@@ -39,10 +39,6 @@ BACKENDS = ("auto", "litert", "keras")
 PRECISIONS = ("auto", "float", "int8")
 _LITERT_FILES = {"float": "tflite", "int8": "tflite_int8"}
 _PRECISION_OF_FILE = {file: precision for precision, file in _LITERT_FILES.items()}
-#: Confidence gates tried for flip averaging, in order (retrain takes the first that is as accurate on
-#: validation as mirroring every image): the mirror image is classified only when the image alone is less
-#: sure than this, which the dataset's easy majority never is.
-FLIP_GATES = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 #: the card's names, for code that imported them from here before the card had a module of its own
 __all__ = [
     "BACKENDS",
@@ -65,31 +61,6 @@ __all__ = [
 
 def litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
-
-
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Probabilities (float64) of rows of logits divided by `temperature` (the card's calibration)."""
-    z = np.asarray(logits, dtype=np.float64) / temperature
-    e = np.exp(z - z.max(axis=-1, keepdims=True))
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def top_probability(logits: np.ndarray) -> np.ndarray:
-    """The largest softmax probability of each row of logits (temperature 1)."""
-    return softmax(logits).max(axis=-1)
-
-
-def flip_averaged(
-    logits: np.ndarray, mirrored: Callable[[np.ndarray], np.ndarray], below: float | None
-) -> np.ndarray:
-    """`logits` of single views, with each image whose top probability is below `below` (every image when
-    None) replaced by the mean of its logits and its mirror image's; `mirrored(indices)` returns those.
-    Retrain and the runtime both compute flip averaging here, so the card's figures are the runtime's."""
-    todo = np.arange(len(logits)) if below is None else np.flatnonzero(top_probability(logits) < below)
-    out = logits.copy()
-    if len(todo):
-        out[todo] = (logits[todo] + mirrored(todo)) / 2
-    return out
 
 
 def _import_keras():

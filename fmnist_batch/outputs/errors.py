@@ -15,3 +15,7 @@ class OutputLocked(Exception):
 class SettingsMismatch(OutputError):
     """--resume of a run whose rows were made with other settings (another model, --top-k, ...): mixing
     them would give one output two meanings. The message names the settings that differ."""
+
+
+class MergeError(Exception):
+    """Shard outputs that cannot be merged; the message says why. Nothing was written."""

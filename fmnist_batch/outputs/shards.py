@@ -43,19 +43,15 @@ from fmnist_batch.outputs.destination import (
     release_lock,
     settings_path,
 )
-from fmnist_batch.outputs.errors import OutputError
+from fmnist_batch.outputs.errors import MergeError, OutputError
 from fmnist_batch.outputs.formats import ENCODING, RowWriter, get_format, read_rows, resolve_format
-from fmnist_batch.outputs.resume import settings_differences
 from fmnist_batch.outputs.rows import row_fields
+from fmnist_batch.outputs.shard_checks import check_same_inputs, common_settings
 from fmnist_batch.outputs.writer import PARTIAL_SUFFIX
 
 RECORD_SUFFIX = ".shard.json"
 #: how many duplicate or uncovered paths a message lists
 EXAMPLES = 5
-
-
-class MergeError(Exception):
-    """Shard outputs that cannot be merged; the message says why. Nothing was written."""
 
 
 @dataclass(frozen=True)
@@ -148,8 +144,8 @@ def merge(
     fmt = resolve_format(output, fmt)
     _check_names(output, shard_outputs, fmt)
     count, records = _read_records(shard_outputs, count)
-    _check_same_inputs(records)
-    settings, unknown = _common_settings(shard_outputs)
+    check_same_inputs(records)
+    settings, unknown = common_settings(shard_outputs)
     fields, paths, rows_per_output = _scan(shard_outputs)
     report = MergeReport(rows=sum(rows_per_output), count=count)
     if count is not None:
@@ -321,64 +317,6 @@ def _read_records(
             )
         holders[record.shard.index] = name
     return count, records
-
-
-def _check_same_inputs(records: dict[str, ShardRecord | None]) -> None:
-    """MergeError naming what differs when the records say their runs split different inputs (slices of
-    different folders would merge into rows of neither)."""
-    described = {name: record.inputs for name, record in records.items() if record and record.inputs}
-    if len(described) < 2:
-        return
-    (first, expected), *others = described.items()
-    for name, found in others:
-        differ = settings_differences(expected, found)
-        if differ:
-            raise MergeError(
-                f"{first!r} and {name!r} are slices of different inputs:"
-                + _described(differ, first, name)
-                + "\nmerge only the shards of one split: every host must run the same inputs"
-            )
-
-
-def _common_settings(shard_outputs: Sequence[str]) -> tuple[dict[str, Any], list[str]]:
-    """(the settings record the outputs share, gaps for outputs without one); MergeError naming each
-    setting that differs, as rows made with other settings read the same photos differently."""
-    common: dict[str, Any] = {}
-    common_from = ""
-    unknown = []
-    for name in shard_outputs:
-        recorded = _read_settings(name)
-        if recorded is None:
-            unknown.append(
-                f"{name!r} has no settings record ({settings_path(name)!r}), so what its rows were made "
-                "with is unknown; the merged output gets none"
-            )
-        elif not common_from:
-            common, common_from = recorded, name
-        else:
-            differ = settings_differences(common.get("settings") or {}, recorded.get("settings") or {})
-            if differ:
-                raise MergeError(
-                    f"{common_from!r} and {name!r} were made with other settings:"
-                    + _described(differ, common_from, name)
-                    + "\nmerge only the shards of one run; rerun a shard with the others' settings"
-                )
-    return common, unknown
-
-
-def _read_settings(output: str) -> dict[str, Any] | None:
-    try:
-        with open(settings_path(output), encoding="utf-8") as file:
-            return json.load(file)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as e:
-        raise MergeError(f"cannot read the settings record of {output!r}: {e}") from e
-
-
-def _described(differ: list[tuple[str, str, str]], first: str, second: str) -> str:
-    # one line a key, so a changed conversion option is not lost among the dozen that agree
-    return "".join(f"\n  {key}: {a} in {first!r}, {b} in {second!r}" for key, a, b in differ)
 
 
 def _slice_gaps(

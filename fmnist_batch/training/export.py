@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch import __version__
-from fmnist_batch.model.card import Metrics, ModelCard, Quantization, TrainingRecord, build_card
+from fmnist_batch.model.card import Metrics, ModelCard, Quantization, TrainingRecord
+from fmnist_batch.model.card_build import build_card
 from fmnist_batch.training.augment import augmentation_record
 from fmnist_batch.training.choose import Choice, int8_is_chosen, predict_logits
 from fmnist_batch.training.config import (
