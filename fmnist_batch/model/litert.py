@@ -1,4 +1,5 @@
-"""LiteRT interpreters made quietly: the classifier's runtime and the person detectors both load theirs here.
+"""LiteRT interpreters made quietly (every model of model/ loads its own here), and the one-picture-at-a-time
+runner the colour models share.
 
 LiteRT's C++ code announces its XNNPACK delegate ("Created TensorFlow Lite XNNPACK delegate") straight
 on file descriptor 2, where Python cannot catch it; a quiet run from cron must not mail that.
@@ -11,6 +12,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 
 @contextlib.contextmanager
@@ -46,3 +49,26 @@ def allocated_interpreter(path: str | os.PathLike, num_threads: int | None = Non
     with native_stderr_silenced():
         loaded.allocate_tensors()
     return loaded
+
+
+class PictureModel:
+    """A LiteRT model that reads square colour pictures (N, side, side, 3), one at a time: as fast per
+    picture as a batch on a CPU here (the garment reader: 11 ms either way), and a batch's activations
+    grow with it (a batch of 64 pictures peaks at 0.5 GB, one at 74 MB)."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        self._interpreter = allocated_interpreter(path, num_threads)
+        details = self._interpreter.get_input_details()[0]
+        self._input, self.side = details["index"], int(details["shape"][1])
+        self._output = self._interpreter.get_output_details()[0]["index"]
+
+    def each(self, pictures: np.ndarray) -> Iterator[np.ndarray]:
+        """The model's output for each picture, in order (float32 0..255 pixels in)."""
+        pictures = np.asarray(pictures)
+        if pictures.ndim != 4 or pictures.shape[1:] != (self.side, self.side, 3):
+            expected = f"(N, {self.side}, {self.side}, 3)"
+            raise ValueError(f"expected pictures of shape {expected}, got {pictures.shape}")
+        for picture in pictures:
+            self._interpreter.set_tensor(self._input, picture[None].astype(np.float32))
+            self._interpreter.invoke()
+            yield self._interpreter.get_tensor(self._output)[0]

@@ -11,32 +11,16 @@ the calibrated probability that the photo shows one of the 10 classes. Below the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from fmnist_batch.model import litert
 
 
-class ScopeJudge:
+class ScopeJudge(litert.PictureModel):
     """A loaded judge: `read(uint8 (N, S, S, 3)) -> float32 (N,)` in_scope probabilities."""
 
-    def __init__(self, path: Path, num_threads: int | None = None):
-        self._interpreter = litert.allocated_interpreter(path, num_threads)
-        self._input = self._interpreter.get_input_details()[0]["index"]
-        self._output = self._interpreter.get_output_details()[0]["index"]
-        self.side = int(self._interpreter.get_input_details()[0]["shape"][1])
-
     def read(self, pictures: np.ndarray) -> np.ndarray:
-        pictures = np.asarray(pictures)
-        if pictures.ndim != 4 or pictures.shape[1:] != (self.side, self.side, 3):
-            expected = f"(N, {self.side}, {self.side}, 3)"
-            raise ValueError(f"expected pictures of shape {expected}, got {pictures.shape}")
         out = np.empty(len(pictures), np.float32)
-        # one picture at a time, as the garment reader: a batch's activations grow with it, and per
-        # picture it is no slower here
-        for i, picture in enumerate(pictures):
-            self._interpreter.set_tensor(self._input, picture[None].astype(np.float32))
-            self._interpreter.invoke()
-            out[i] = float(np.asarray(self._interpreter.get_tensor(self._output)).reshape(-1)[0])
+        for i, answer in enumerate(self.each(pictures)):
+            out[i] = float(np.asarray(answer).reshape(-1)[0])
         return out
