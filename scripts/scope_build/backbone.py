@@ -14,26 +14,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from build_garment_model import STAGES, batch_norm, block, conv, pytorch_weights
+from build_garment_model import backbone, pytorch_weights
 
 __all__ = ["imagenet_classifier", "pytorch_weights"]
 
 
 def imagenet_classifier(keras, weights: dict[str, np.ndarray], side: int):
     """uint8-range RGB (N, side, side, 3) -> the 1000 ImageNet logits, as the TF release computes them."""
-    inputs = keras.Input((side, side, 3))
-    x = keras.layers.Rescaling(1 / 128.0, offset=-127.0 / 128.0)(inputs)
-    x = conv(keras, x, weights, "_conv_stem", 32, 3, 2)
-    x = batch_norm(keras, x, weights, "_bn0")
-    index = 0
-    for repeats, kernel, stride, expand, filters in STAGES:
-        for r in range(repeats):
-            x = block(keras, x, weights, index, kernel, stride if r == 0 else 1, expand, filters)
-            index += 1
-    x = conv(keras, x, weights, "_conv_head", 1280, 1)
-    x = batch_norm(keras, x, weights, "_bn1")
-    pooled = keras.layers.GlobalAveragePooling2D()(x)
+    features = backbone(keras, weights, side)
     fc = keras.layers.Dense(1000, name="imagenet_logits")
-    logits = fc(pooled)
+    logits = fc(features.output)
     fc.set_weights([weights["_fc.weight"].T, weights["_fc.bias"]])
-    return keras.Model(inputs, logits)
+    return keras.Model(features.input, logits)
