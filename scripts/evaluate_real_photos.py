@@ -265,7 +265,7 @@ def views(folder: Path, mapping: Path | None, options: ClassifyOptions) -> tuple
         tally = counts.setdefault(row["view"] or "error", [0, 0])
         tally[0] += 1
         name = Path(row["path"]).relative_to(folder).parts[0]
-        if row["status"] != "error" and CLASS_NAMES.index(row["label"]) in labelled[name]:
+        if row["label"] in CLASS_NAMES and CLASS_NAMES.index(row["label"]) in labelled[name]:
             tally[1] += 1
     seconds = time.perf_counter() - started
     by_view = {view: {"photos": n, "accuracy": right / n} for view, (n, right) in sorted(counts.items())}
