@@ -288,7 +288,10 @@ class Model:
         if self._scope_judge is None:
             path = self._declared_path("scope judge")
             try:
-                self._scope_judge = ScopeJudge(path, self._num_threads)
+                # the prediction process is the judge's bottleneck while the conversion workers wait on
+                # it: its threads use the cores they leave idle (3,000 catalog photos: 20.4 s on one
+                # thread, 17.5 s on two)
+                self._scope_judge = ScopeJudge(path, os.cpu_count() or 1)
             except (ValueError, RuntimeError) as e:
                 raise ModelError(f"cannot load {path}: {e}") from None
         return self._scope_judge
