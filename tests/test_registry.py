@@ -63,7 +63,7 @@ def test_a_tampered_model_in_a_model_folder_stops_classify_and_serve_before_any_
     assert status == 2 and path.name in stderr
 
 
-@pytest.mark.parametrize("name", ["person face", "person segment", "garment reader"])
+@pytest.mark.parametrize("name", declared_names())
 def test_a_tampered_bundled_model_stops_a_run_of_the_bundled_model(tmp_path, monkeypatch, name):
     folder = copy_of_bundled(tmp_path / "installed")
     monkeypatch.setattr(card_module, "bundled_model_dir", lambda: folder)
