@@ -26,7 +26,7 @@ from fmnist_batch.serve.pages import public_card
 
 MAX_FILES = 4
 BASE_URL = "http://127.0.0.1:8000"
-FIELDS = [*row_fields(3), "preview_png"]
+FIELDS = [*row_fields(3, in_scope=True), "preview_png"]
 
 
 @pytest.fixture(scope="module")

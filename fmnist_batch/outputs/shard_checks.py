@@ -27,7 +27,7 @@ def check_same_inputs(records: dict[str, ShardRecord | None]) -> None:
         if differ:
             raise MergeError(
                 f"{first!r} and {name!r} are slices of different inputs:"
-                + described(differ, first, name)
+                + line_per_key(differ, first, name)
                 + "\nmerge only the shards of one split: every host must run the same inputs"
             )
 
@@ -52,7 +52,7 @@ def common_settings(shard_outputs: Sequence[str]) -> tuple[dict[str, Any], list[
             if differ:
                 raise MergeError(
                     f"{common_from!r} and {name!r} were made with other settings:"
-                    + described(differ, common_from, name)
+                    + line_per_key(differ, common_from, name)
                     + "\nmerge only the shards of one run; rerun a shard with the others' settings"
                 )
     return common, unknown
@@ -68,6 +68,6 @@ def read_settings(output: str) -> dict[str, Any] | None:
         raise MergeError(f"cannot read the settings record of {output!r}: {e}") from e
 
 
-def described(differ: list[tuple[str, str, str]], first: str, second: str) -> str:
+def line_per_key(differ: list[tuple[str, str, str]], first: str, second: str) -> str:
     # one line a key, so a changed conversion option is not lost among the dozen that agree
     return "".join(f"\n  {key}: {a} in {first!r}, {b} in {second!r}" for key, a, b in differ)
