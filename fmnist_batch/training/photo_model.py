@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch.convert import ConversionSettings
+from fmnist_batch.model import registry
 from fmnist_batch.model.card import (
     HISTORY_FILE,
     PHOTO_FOLDER,
@@ -46,10 +47,27 @@ def _copy_model(card: ModelCard, out: Path) -> None:
     history = card.path.parent / HISTORY_FILE
     if history.is_file():
         shutil.copyfile(history, out / HISTORY_FILE)
-    if card.garment_reader is not None:  # the card names it, so the copy must carry it
-        reader = out / card.garment_reader["folder"]
-        reader.mkdir(exist_ok=True)
-        shutil.copyfile(card.garment_reader_file(), reader / card.garment_reader["file"])
+    # every model the card names beside it (garment reader, scope judge, its own person detectors) goes
+    # with the copy, with its folder's licence and readme: the paired card names them
+    for model in _companions(card):
+        target = out / model.path.relative_to(card.path.parent)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(registry.verify(model), target)
+        for name in ("LICENSE", "README.md"):
+            if (model.path.parent / name).is_file():
+                shutil.copyfile(model.path.parent / name, target.parent / name)
+
+
+def _companions(card: ModelCard) -> list[registry.DeclaredModel]:
+    """The models a card declares in folders beside it (bundled person detectors are not its own)."""
+    models = []
+    if card.garment_reader is not None:
+        models.append(registry.garment_reader(card))
+    if card.scope_judge is not None:
+        models.append(registry.scope_judge(card))
+    if card.person_models is not None and not card.person_models.get("bundled"):
+        models += registry.person_models(card)
+    return models
 
 
 def held_out_photos(
