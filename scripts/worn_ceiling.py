@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = model.conversion_settings(ClassifyOptions())
     images, colours, labels = worn_photos(args.folder, args.mapping, settings)
     bundled = bundled_answers(model, images, colours)
-    features = reader_features(model.card.garment_reader_file(), colours)
+    features = reader_features(model.declared_path("garment reader"), colours)
     print(f"{len(labels)} worn photos in {args.folder}; read right by")
     print("| reader | alone | joined with the photo model |\n| --- | ---: | ---: |")
     print(f"| the photo model | {right(bundled['photo'], labels)} | |")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from card_readme import render_model_readme  # scripts/card_readme.py, beside this script
 
+from fmnist_batch.model import registry
 from fmnist_batch.model.card import CARD_FILE, ModelCard
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 def render(model: Path, real_photos: Path | None) -> str:
     """The README.md text for the model folder `model`."""
     card = ModelCard.load(model / CARD_FILE)
-    photo = ModelCard.load(card.photo_card()) if card.photo_model is not None else None
+    photo = ModelCard.load(registry.verify(registry.photo_card(card))) if card.photo_model else None
     evaluation = json.loads(real_photos.read_text()) if real_photos and real_photos.is_file() else None
     return render_model_readme(card, photo, evaluation)
 

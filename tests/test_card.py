@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from fmnist_batch.convert import ConversionSettings
+from fmnist_batch.model import registry
 from fmnist_batch.model.card import (
     CARD_FILE,
     CONVERSION_KEYS,
@@ -196,7 +197,7 @@ def test_a_built_card_is_written_atomically_without_absolute_paths_and_reads_bac
     assert raw["training"]["command"] == ("fmnist-batch retrain --data datasets/fashion-mnist --out=models/x")
     loaded = ModelCard.load(written.path)
     assert loaded.to_dict() == raw
-    assert loaded.verify("tflite") == tmp_path / "out" / "m.tflite"
+    assert registry.verify(registry.network(loaded, "tflite", "main")) == tmp_path / "out" / "m.tflite"
     assert loaded.flip_record.validation_accuracy_flip == 0.6 and loaded.flip_record.below is None
     assert "below" not in raw["flip_average"]  # keys later cards added stay out while unset
     assert raw["training"]["best_epoch"] == 1 and raw["training"]["init_from"] is None
@@ -244,7 +245,7 @@ def test_derived_cards_leave_the_original_as_it_was(built):
     assert card.litert_file == "tflite_int8" and card.quantization == record
     assert card.metrics.int8_test_accuracy == 0.54 and card.metrics.test_accuracy == 0.55
     assert card.test_accuracy("tflite_int8") == 0.54 and card.test_accuracy("tflite") == 0.55
-    card.verify("tflite_int8")
+    registry.verify(registry.network(card, "tflite_int8", "main"))
     with pytest.raises(TypeError):
         built.with_metrics(accuracy_of_everything=1.0)
 
@@ -266,7 +267,7 @@ def test_a_photo_model_is_named_by_its_card_hash_and_dropped_when_not_attached(b
         attached=True,
     )
     paired = built.with_photo_model(decision, photo).write()
-    assert paired.photo_card() == photo.path
+    assert registry.verify(registry.photo_card(paired)) == photo.path
     assert paired.photo_model_decision.segmented_photos == 8
     assert paired.photo_model_decision.photo_model_command.endswith("--extra-data photos/train")
     unpaired = paired.with_photo_model(decision, None)

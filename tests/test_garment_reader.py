@@ -168,12 +168,13 @@ def test_the_ceiling_script_taps_the_features_the_reader_head_reads(astronaut_on
     model = load_model()
     worn = find_worn_garment(astronaut_on_canvas)
     pictures = np.stack([worn.colour, worn.colour[:, ::-1], 255 - worn.colour])
-    features = ceiling.reader_features(model.card.garment_reader_file(), pictures)
+    features = ceiling.reader_features(model.declared_path("garment reader"), pictures)
     assert features.shape[0] == 3 and not np.allclose(features[0], features[2])
 
     # the head, read from the file (its weights are float16 constants that a DEQUANTIZE op feeds it):
     # softmax(features . weights + bias) is the reader's own answer
-    interpreter = Interpreter(str(model.card.garment_reader_file()), experimental_preserve_all_tensors=True)
+    reader_file = str(model.declared_path("garment reader"))
+    interpreter = Interpreter(reader_file, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()
     ops = interpreter._get_ops_details()
     stored = {int(op["outputs"][0]): int(op["inputs"][0]) for op in ops if op["op_name"] == "DEQUANTIZE"}

@@ -431,13 +431,14 @@ def test_a_photo_model_is_paired_by_its_held_out_segmented_photos(
 def test_a_re_export_records_the_training_settings_that_made_its_weights():
     from types import SimpleNamespace
 
+    from fmnist_batch.model import registry
     from fmnist_batch.model.card import Metrics, ModelCard, bundled_model_dir
     from fmnist_batch.training.config import TrainConfig
     from fmnist_batch.training.export import Trained, training_record
     from fmnist_batch.training.fit import Fitted
 
     source = ModelCard.load(bundled_model_dir() / "model_card.json")
-    photo_source = ModelCard.load(source.photo_card())
+    photo_source = ModelCard.load(registry.verify(registry.photo_card(source)))
 
     def record(source_card: ModelCard, epochs: int):
         config = TrainConfig(epochs=epochs, init_from="models", augment="full", learning_rate=0.1)

@@ -145,24 +145,6 @@ class ModelCard:
         except KeyError:
             raise ModelError(f"model card {self.path} names no {kind} file") from None
 
-    def verify(self, kind: str) -> Path:
-        """The model file of `kind`, after checking it exists and matches the card's sha256."""
-        return verified_file(self.model_file(kind), self.files[kind].get("sha256"), f"{kind} model")
-
-    def photo_card(self) -> Path:
-        """The photo model's card, after checking it is the one this card was exported with."""
-        if self.photo_model is None:
-            raise ModelError(f"model card {self.path} names no photo model")
-        path = self.path.parent / self.photo_model["folder"] / CARD_FILE
-        return verified_file(path, self.photo_model["card_sha256"], "photo model's card")
-
-    def garment_reader_file(self) -> Path:
-        """The garment reader's file, after checking it is the one this card names."""
-        if self.garment_reader is None:
-            raise ModelError(f"model card {self.path} names no garment reader")
-        path = self.path.parent / self.garment_reader["folder"] / self.garment_reader["file"]
-        return verified_file(path, self.garment_reader["sha256"], "garment reader")
-
     def person_file(self, name: str) -> Path:
         """Where the person detector `name` (PERSON_MODELS) is: in the card's folder of them, or the
         bundled model's when the card says it uses those, or when it says nothing (a card from before the

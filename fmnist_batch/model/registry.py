@@ -60,7 +60,7 @@ def photo_card(card: ModelCard) -> DeclaredModel:
     """The photo network's card, which holds the sha256 of the photo network's own files."""
     if card.photo_model is None:
         raise ModelError(f"model card {card.path} names no photo model")
-    path = card.path.parent / card.photo_model["folder"] / "model_card.json"
+    path = card.path.parent / card.photo_model["folder"] / CARD_FILE
     return DeclaredModel("photo card", path, card.photo_model["card_sha256"], "", "")
 
 

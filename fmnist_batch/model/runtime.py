@@ -127,20 +127,19 @@ class Model:
         #: every model file this run may read, as the card declares it (registry.py); all checked here,
         #: before the first photo is read, and their sha256 recorded with the run's settings
         self._use_scope_judge = use_scope_judge and card.scope_judge is not None
+        self._photo_card: ModelCard | None = None  # read (once, verified) by _declared
         self.declared = self._declared(use_garment_reader, with_person)
         for declared in self.declared:
-            registry.verify(declared)
-        self._photo_card = (
-            ModelCard.load(self._declared_path("photo card")) if self._use_photo_model else None
-        )
+            if declared.name != "photo card":  # _declared verified it before reading it
+                registry.verify(declared)
         with_reader = use_garment_reader and card.garment_reader is not None
-        self._garment_file = self._declared_path("garment reader") if with_reader else None
+        self._garment_file = self.declared_path("garment reader") if with_reader else None
         self._garment_reader: GarmentReader | None = None
         self._scope_judge: ScopeJudge | None = None
         if backend == "litert":
-            self._init_litert(self._declared_path("main"), num_threads)
+            self._init_litert(self.declared_path("main"), num_threads)
         else:
-            self._init_keras(self._declared_path("main"))
+            self._init_keras(self.declared_path("main"))
         #: the precision that loads this same file again from the card (another process, a Ray actor)
         self.precision = _PRECISION_OF_FILE.get(self.litert_file or "", precision)
 
@@ -149,7 +148,7 @@ class Model:
         declared = [registry.network(card, self.litert_file or "keras", "main")]
         if self._use_photo_model:
             photo = registry.photo_card(card)
-            photo_card = ModelCard.load(registry.verify(photo))
+            self._photo_card = photo_card = ModelCard.load(registry.verify(photo))
             kind = (
                 _litert_file(photo_card, _photo_precision(self._precision)) if self.litert_file else "keras"
             )
@@ -162,7 +161,8 @@ class Model:
             declared.append(registry.scope_judge(card))
         return declared
 
-    def _declared_path(self, name: str) -> Path:
+    def declared_path(self, name: str) -> Path:
+        """Where the declared model `name` (registry.DeclaredModel.name) is, verified at load."""
         return next(d.path for d in self.declared if d.name == name)
 
     @property
@@ -286,7 +286,7 @@ class Model:
         if not self._use_scope_judge:
             return None
         if self._scope_judge is None:
-            path = self._declared_path("scope judge")
+            path = self.declared_path("scope judge")
             try:
                 # the prediction process is the judge's bottleneck while the conversion workers wait on
                 # it: its threads use the cores they leave idle (3,000 catalog photos: 20.4 s on one

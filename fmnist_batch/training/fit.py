@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from fmnist_batch.labels import IMAGE_SIZE, NUM_CLASSES
+from fmnist_batch.model import registry
 from fmnist_batch.model.card import HISTORY_FILE, ModelCard, find_card
 from fmnist_batch.training.config import TrainConfig, TrainSetupError
 from fmnist_batch.training.prepare import PhotoMix, Splits, make_datasets
@@ -95,7 +96,8 @@ def load_initial_weights(model, folder: Path) -> ModelCard:
     import keras
 
     card = ModelCard.load(find_card(folder))
-    source = keras.saving.load_model(card.verify("keras"), compile=False, safe_mode=True)
+    keras_file = registry.verify(registry.network(card, "keras", "main"))
+    source = keras.saving.load_model(keras_file, compile=False, safe_mode=True)
     model.set_weights(source.get_weights())
     return card
 

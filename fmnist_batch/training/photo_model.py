@@ -43,7 +43,7 @@ class PairingError(Exception):
 def _copy_model(card: ModelCard, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for kind in card.files:
-        shutil.copyfile(card.verify(kind), out / card.files[kind]["name"])
+        shutil.copyfile(registry.verify(registry.network(card, kind, kind)), out / card.files[kind]["name"])
     history = card.path.parent / HISTORY_FILE
     if history.is_file():
         shutil.copyfile(history, out / HISTORY_FILE)
