@@ -18,6 +18,7 @@ from photos import (
     correlation,
     garment_array,
     load_fmnist_test_sample,
+    photo_with_box,
     render_catalog_photo,
     render_garment_photo,
     save_photo,
@@ -31,6 +32,7 @@ from fmnist_batch.convert import (
     convert_path,
     save_preview,
 )
+from fmnist_batch.convert.garment import SUBJECT_MARGIN, judge_picture, on_white_square
 
 # --- the whole chain ------------------------------------------------------------------------------
 
@@ -199,3 +201,27 @@ def test_catalog_photos_of_test_images_come_back_close_to_the_originals(tmp_path
     assert correlations.min() > 0.6, correlations
     assert wrong_pairs.mean() < 0.5
     assert mean_abs_diff < 20
+
+
+def non_white_box(picture: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.nonzero((picture < 250).any(axis=-1))
+    return rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+
+
+def test_the_judge_sees_a_product_on_a_plain_background_cut_to_its_box_with_a_margin():
+    # a 40 x 80 product in a 400 x 300 catalog shot: its box, plus a tenth of its height of background
+    # on each side, fills the picture's height, centred
+    photo = photo_with_box(size=(300, 400), box=(30, 50, 70, 130), colour=(120, 30, 30))
+    picture = judge_picture(photo, 128)
+    top, bottom, left, right = non_white_box(picture)
+    assert bottom - top == pytest.approx(128 / (1 + 2 * SUBJECT_MARGIN), abs=2)
+    assert right - left == pytest.approx((bottom - top) / 2, abs=2)
+    assert abs((top + bottom) - 128) <= 2 and abs((left + right) - 128) <= 2
+    # whole, the same product is a fifth of the picture's height
+    top, bottom, _, _ = non_white_box(on_white_square(photo, 128))
+    assert bottom - top < 30
+
+
+def test_the_judge_sees_a_photo_without_a_plain_background_whole():
+    photo, _ = render_garment_photo(background="clutter", size=240)
+    assert np.array_equal(judge_picture(photo, 96), on_white_square(photo, 96))

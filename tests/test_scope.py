@@ -18,6 +18,7 @@ from PIL import Image
 
 from fmnist_batch import Classifier
 from fmnist_batch.cli import Environment, main
+from fmnist_batch.convert.garment import on_white_square
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model.card import CARD_FILE, ModelCard, bundled_model_dir
 from fmnist_batch.outputs.formats import read_rows
@@ -68,6 +69,26 @@ def test_licensed_out_of_scope_photos_are_answered_other(clf, threshold):
             1 - result["in_scope"]
         )
         assert result["top_k"][0]["label"] in CLASS_NAMES  # the 10 classes still ranked
+
+
+def on_white_frame(name: str, side: int = 300, share: float = 0.3) -> Image.Image:
+    """scikit-image's photo `name` shot as a product is: small, in the middle of a plain white frame."""
+    photo = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    photo.thumbnail((int(side * share), int(side * share)))
+    frame = Image.new("RGB", (side, side), (255, 255, 255))
+    frame.paste(photo, ((side - photo.width) // 2, (side - photo.height) // 2))
+    return frame
+
+
+def test_a_licensed_product_shot_on_white_is_answered_other_because_the_judge_sees_the_product(
+    clf, threshold
+):
+    frame = on_white_frame("coffee")
+    result = clf(frame)
+    assert (result["label"], result["status"]) == ("other", "other") and result["in_scope"] < threshold
+    # read whole, the cup is a tenth of a picture of white, and the judge lets it through
+    judge = clf.model.scope_judge
+    assert judge.read(on_white_square(frame, judge.side)[None])[0] > threshold
 
 
 def test_in_scope_ranks_other_photos_below_in_scope_ones(clf):

@@ -36,7 +36,7 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
-from fmnist_batch.convert.garment import on_white_square
+from fmnist_batch.convert.garment import judge_picture
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings
@@ -113,7 +113,7 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
     rgb = to_rgb(img)
     scope = None
     if settings.scope_side and not is_dataset_image(img):
-        scope = on_white_square(rgb, settings.scope_side)
+        scope = judge_picture(rgb, settings.scope_side)
     isolated = _isolate_garment(rgb, settings)
     view = isolated.view
     rgb = isolated.garment or rgb

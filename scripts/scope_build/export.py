@@ -91,10 +91,12 @@ def card_entry(target: Path, side: int, head: Head, threshold: float, figures: d
         "licence": LICENCE,
         "source": SOURCE,
         "input": (
-            f"float32 (1, {side}, {side}, 3), RGB 0..255: the whole photo as the product decodes it "
-            "(convert.decode.load_image, then to RGB with transparency on white), centred on a white square "
-            f"and resized to {side}x{side} with bilinear filtering (convert.garment.on_white_square); one "
-            "output, the calibrated probability in_scope that the photo shows one of the 10 classes"
+            f"float32 (1, {side}, {side}, 3), RGB 0..255: the photo as the product decodes it "
+            "(convert.decode.load_image, then to RGB with transparency on white); on a plain background cut "
+            "to its subject's box with a tenth of its longest side of background around it, else whole; "
+            f"centred on a white square and resized to {side}x{side} with bilinear filtering "
+            "(convert.garment.judge_picture); one output, the calibrated probability in_scope that the "
+            "photo shows one of the 10 classes"
         ),
         "fitted_on": FITTED_ON,
         "calibration": {

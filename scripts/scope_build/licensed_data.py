@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, load_image_bytes, to_rgb
-from fmnist_batch.convert.garment import on_white_square
+from fmnist_batch.convert.garment import judge_picture
 from fmnist_batch.convert.settings import ConversionSettings
 from fmnist_batch.training.data import load_dataset
 
@@ -45,10 +45,10 @@ class PhotoSet:
 
 def picture(file: Path | bytes, side: int) -> np.ndarray:
     """What the product's judge reads of a file: the product's decode (JPEGs at reduced scale), RGB with
-    transparency on white, centred on a white square and resized to side x side (uint8)."""
+    transparency on white, made into the judge's picture (convert.garment.judge_picture)."""
     settings = ConversionSettings()
     img = load_image_bytes(file, settings) if isinstance(file, bytes) else load_image(file, settings)
-    return on_white_square(to_rgb(img), side)
+    return judge_picture(to_rgb(img), side)
 
 
 def pictures(files: Iterable[Path | bytes], side: int) -> np.ndarray:
