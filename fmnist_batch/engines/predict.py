@@ -39,11 +39,11 @@ def stack(converted: Sequence[Converted]) -> Batch:
     return Batch(images, ok, views, [c.colour for c in converted], [c.scope for c in converted])
 
 
-def scope_of(in_scope: float, below: float | None) -> Scope | None:
+def scope_of(in_scope: float, below: float | None, dataset_like: bool = False) -> Scope | None:
     """A row's Scope: None without a judge (no in_scope column), else what it said (NaN: not read)."""
     if below is None:
         return None
-    return Scope(None if np.isnan(in_scope) else float(in_scope), below)
+    return Scope(None if np.isnan(in_scope) else float(in_scope), below, bool(dataset_like))
 
 
 def predicted_rows(
@@ -51,12 +51,10 @@ def predicted_rows(
 ) -> Iterator[dict]:
     """One row per file, in order: answered if it converted, its error otherwise."""
     batch = stack(converted)
-    answers = answer(model, *batch)
     below, min_confidence = model.other_below(options), model.min_confidence(options)
-    rows = zip(
-        displays, converted, answers.probabilities, answers.in_scope, answers.blank, batch.ok, strict=True
-    )
-    for display, conversion, probabilities, in_scope, blank, good in rows:
+    answers = answer(model, *batch, other_below=below)
+    rows = zip(displays, converted, *answers, batch.ok, strict=True)
+    for display, conversion, probabilities, in_scope, blank, dataset_like, good in rows:
         yield make_row(
             display,
             probabilities if good else None,
@@ -65,6 +63,6 @@ def predicted_rows(
             min_confidence=min_confidence,
             view=conversion.view,
             region=conversion.region,
-            scope=scope_of(in_scope, below),
+            scope=scope_of(in_scope, below, dataset_like),
             blank=bool(blank),
         )

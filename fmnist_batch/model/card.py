@@ -25,6 +25,7 @@ from fmnist_batch.model.card_checks import (  # noqa: F401 (the card's constants
     SEGMENTED_ONLY,
     SUPPORTED_FORMATS,
     ModelError,
+    check_dataset_reference,
     check_files,
     check_format,
     check_garment_reader,
@@ -101,6 +102,10 @@ class ModelCard:
     #: the judge of whether a photo shows one of the 10 classes at all: {"folder", "file", "sha256",
     #: "side", "threshold", ...} (model/scope_judge.py)
     scope_judge: dict[str, Any] | None = None
+    #: the main network's logits for its training images, by which a catalog shot that reads as a dataset
+    #: image is never answered other: {"folder", "file", "sha256", "radius", "network_sha256", ...}
+    #: (model/dataset_reference.py)
+    dataset_reference: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"
 
@@ -130,6 +135,7 @@ class ModelCard:
                 garment_reader=check_garment_reader(raw.get("garment_reader")),
                 person_models=check_person_models(raw.get("person_models")),
                 scope_judge=check_scope_judge(raw.get("scope_judge")),
+                dataset_reference=check_dataset_reference(raw.get("dataset_reference")),
                 **check_preprocessing(raw["preprocessing"], files),
             )
         except ModelError as e:

@@ -172,3 +172,21 @@ def check_scope_judge(entry: Any) -> dict[str, Any] | None:
     if not 0 <= _finite(entry["threshold"], "scope_judge.threshold") <= 1:
         raise ModelError(f"scope_judge.threshold must be in [0, 1], got {entry['threshold']!r}")
     return entry
+
+
+def check_dataset_reference(entry: Any) -> dict[str, Any] | None:
+    """The dataset reference entry (model/dataset_reference.py): folder, file, sha256, the radius within
+    which a catalog shot reads as a dataset image, and the sha256 of the main network whose logits it
+    holds (a reference made with another network means nothing)."""
+    if entry is None:
+        return None
+    needed = {"folder", "file", "sha256", "radius", "network_sha256"}
+    if not isinstance(entry, dict) or not needed <= set(entry):
+        raise ModelError(
+            "dataset_reference needs a folder, a file, its sha256, a radius and its network's sha256"
+        )
+    _bare_name(entry["folder"], "dataset_reference.folder")
+    _bare_name(entry["file"], "dataset_reference.file")
+    if not 0 <= _finite(entry["radius"], "dataset_reference.radius") <= 2:
+        raise ModelError(f"dataset_reference.radius must be in [0, 2], got {entry['radius']!r}")
+    return entry

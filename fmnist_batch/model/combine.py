@@ -21,12 +21,14 @@ from fmnist_batch.model.runtime import Model
 
 class Answers(NamedTuple):
     """A batch's answers: N x 10 calibrated probabilities (rows that did not convert stay 0), N in_scope
-    probabilities (NaN where the judge did not read the photo: no judge in use, no picture), and which
-    photos show nothing at all (see shows_nothing)."""
+    probabilities (NaN where the judge did not read the photo: no judge in use, no picture), which
+    photos show nothing at all (see shows_nothing), and which catalog shots the judge doubts but whose
+    garment reads as a dataset image (see reads_as_dataset), never answered other."""
 
     probabilities: np.ndarray
     in_scope: np.ndarray
     blank: np.ndarray
+    dataset_like: np.ndarray
 
 
 def answer(
@@ -36,11 +38,17 @@ def answer(
     views: np.ndarray,
     colours: Sequence[bytes | None] | None = None,
     scopes: Sequence[bytes | None] | None = None,
+    other_below: float | None = None,
 ) -> Answers:
-    """Every model's answer for a batch (see predict_where and judge_scope)."""
+    """Every model's answer for a batch (see predict_where and judge_scope); `other_below`: the operating
+    point, below which the catalog shots the judge doubts are compared with the dataset (reads_as_dataset)."""
     blank = shows_nothing(images, ok)
     probabilities = predict_where(model, images, ok, views, colours)
-    return Answers(probabilities, judge_scope(model, ok & ~blank, scopes, blank), blank)
+    in_scope = judge_scope(model, ok & ~blank, scopes, blank)
+    doubted = np.zeros(len(ok), dtype=bool)
+    if other_below is not None:
+        doubted = (np.asarray(views) == "catalog") & ~blank & (in_scope < other_below)
+    return Answers(probabilities, in_scope, blank, reads_as_dataset(model, images, doubted))
 
 
 def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -66,6 +74,19 @@ def judge_scope(
     pictures = np.stack([np.frombuffer(scopes[i], np.uint8).reshape(side, side, 3) for i in rows])
     in_scope[rows] = model.scope_judge.read(pictures)
     return in_scope
+
+
+def reads_as_dataset(model: Model, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """Which of the `rows` (bool, N) read as dataset images: their main-network logits lie within the
+    card's radius of a training image's (model/dataset_reference.py). Only the rows the judge doubts are
+    compared, so a batch of garments it trusts costs nothing more."""
+    out = np.zeros(len(rows), dtype=bool)
+    reference = model.dataset_reference
+    if reference is None or not np.any(rows):
+        return out
+    chosen = np.asarray(images)[rows].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
+    out[rows] = reference.reads_as_dataset(model.predict_logits(chosen))
+    return out
 
 
 def predict_where(

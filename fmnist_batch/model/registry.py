@@ -92,6 +92,19 @@ def scope_judge(card: ModelCard) -> DeclaredModel:
     )
 
 
+def dataset_reference(card: ModelCard) -> DeclaredModel:
+    entry = card.dataset_reference
+    if entry is None:
+        raise ModelError(f"model card {card.path} names no dataset reference")
+    return DeclaredModel(
+        "dataset reference",
+        card.path.parent / entry["folder"] / entry["file"],
+        entry["sha256"],
+        entry.get("licence", ""),
+        "the main network's logits (N, 10), each scaled to length 1; float16 .npy",
+    )
+
+
 def person_model(card: ModelCard, name: str) -> DeclaredModel:
     """The person detector `name` (face, segment): the card's own, or the bundled ones it names."""
     entry = (card.person_models or {}).get(name, {})

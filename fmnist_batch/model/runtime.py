@@ -24,6 +24,7 @@ from fmnist_batch.model.card import (
     bundled_model_dir,
     find_card,
 )
+from fmnist_batch.model.dataset_reference import DatasetReference, load_reference
 from fmnist_batch.model.garment_reader import GarmentReader
 from fmnist_batch.model.logits import FLIP_GATES, flip_averaged, softmax, top_probability
 from fmnist_batch.model.person_models import PersonFiles
@@ -136,6 +137,7 @@ class Model:
         self._garment_file = self.declared_path("garment reader") if with_reader else None
         self._garment_reader: GarmentReader | None = None
         self._scope_judge: ScopeJudge | None = None
+        self._dataset_reference: DatasetReference | None = None
         if backend == "litert":
             self._init_litert(self.declared_path("main"), num_threads)
         else:
@@ -159,6 +161,8 @@ class Model:
             declared += registry.person_models(card)
         if self._use_scope_judge:
             declared.append(registry.scope_judge(card))
+            if card.dataset_reference is not None:
+                declared.append(registry.dataset_reference(card))
         return declared
 
     def declared_path(self, name: str) -> Path:
@@ -295,6 +299,19 @@ class Model:
             except (ValueError, RuntimeError) as e:
                 raise ModelError(f"cannot load {path}: {e}") from None
         return self._scope_judge
+
+    @property
+    def dataset_reference(self) -> DatasetReference | None:
+        """The main network's logits for its training images (model/dataset_reference.py), with which a
+        catalog shot that reads as a dataset image is never answered other; None without a judge in use or
+        without a reference in the card. Loaded on first use."""
+        entry = self.card.dataset_reference
+        if not self._use_scope_judge or entry is None:
+            return None
+        if self._dataset_reference is None:
+            path = self.declared_path("dataset reference")
+            self._dataset_reference = load_reference(self.card, path)
+        return self._dataset_reference
 
     @property
     def scope_side(self) -> int:

@@ -58,7 +58,7 @@ def make_row(
     row["error"] = ""
     if scope is not None and scope.in_scope is not None:
         row["in_scope"] = scope.in_scope
-        if scope.in_scope < scope.below:
+        if scope.in_scope < scope.below and not scope.dataset_like:
             row["label"], row["confidence"], row["status"] = OTHER, 1.0 - scope.in_scope, OTHER
     return row
 
@@ -71,3 +71,5 @@ class Scope:
 
     in_scope: float | None
     below: float
+    #: a catalog shot whose garment reads as a dataset image (model/dataset_reference.py): never OTHER
+    dataset_like: bool = False

@@ -53,14 +53,19 @@ class Splits:
     val_images: np.ndarray  # uint8 (N, 28, 28): validation as the runtime takes it
 
 
+def split_indices(labels: np.ndarray, config: TrainConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Which of the training split's images (their `labels`) a model fits and which validate it."""
+    val_size = min(config.val_size, max(NUM_CLASSES * 10, len(labels) // 12))
+    return stratified_split(labels, val_size, config.seed)
+
+
 def split_dataset(dataset: Dataset, config: TrainConfig) -> Splits:
     """The (optionally --limit'ed) training split, divided into train and a stratified validation part."""
     images, labels = dataset.train.images, dataset.train.labels
     if config.limit:
         keep = subset(labels, config.limit, config.seed)
         images, labels = images[keep], labels[keep]
-    val_size = min(config.val_size, max(NUM_CLASSES * 10, len(labels) // 12))
-    train_idx, val_idx = stratified_split(labels, val_size, config.seed)
+    train_idx, val_idx = split_indices(labels, config)
     return Splits(
         x_train=to_model_input(images[train_idx]),
         y_train=labels[train_idx].astype(np.int32),

@@ -1,0 +1,100 @@
+"""The dataset reference: a catalog shot whose garment reads as a Fashion-MNIST image is never other."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from photos import load_fmnist_test_sample, render_catalog_photo
+
+from fmnist_batch import Classifier
+from fmnist_batch.convert.source import convert_source
+from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
+from fmnist_batch.model.dataset_reference import CHUNK, DatasetReference, load_reference, unit_rows
+
+
+def test_distances_are_to_the_nearest_point_whatever_the_logits_length(tmp_path):
+    points = np.eye(10, dtype=np.float16)
+    np.save(tmp_path / "r.npy", points)
+    reference = DatasetReference(tmp_path / "r.npy", radius=0.1)
+    logits = np.zeros((CHUNK * 2 + 3, 10), np.float32)
+    logits[:, 3] = 7.0  # on the point e3, 7 times as long
+    logits[1] = [1, 1] + [0] * 8  # halfway between e0 and e1
+    logits[2] = -np.eye(10)[5]  # opposite e5: every point is at least sqrt(2) away
+    distances = reference.nearest(logits)
+    assert distances[0] == pytest.approx(0, abs=1e-3) and distances[-1] == pytest.approx(0, abs=1e-3)
+    assert distances[1] == pytest.approx(np.linalg.norm(unit_rows(logits[1:2])[0] - np.eye(10)[0]), abs=1e-3)
+    assert distances[2] == pytest.approx(np.sqrt(2), abs=1e-3)
+    assert reference.reads_as_dataset(logits).tolist() == [True, False, False] + [True] * (CHUNK * 2)
+
+
+def test_a_reference_file_that_is_not_an_array_of_points_is_refused(tmp_path):
+    (tmp_path / "r.npy").write_bytes(b"not an array")
+    with pytest.raises(ValueError):
+        DatasetReference(tmp_path / "r.npy", 0.1)
+    np.save(tmp_path / "p.npy", np.array([{"a": 1}], dtype=object))  # pickles are never loaded
+    with pytest.raises(ValueError):
+        DatasetReference(tmp_path / "p.npy", 0.1)
+
+
+def test_a_reference_made_with_another_network_is_refused(tmp_path):
+    card = ModelCard.load(bundled_model_dir() / CARD_FILE)
+    assert card.dataset_reference is not None, "the bundled card has a dataset reference"
+    raw = {**card.raw, "dataset_reference": {**card.dataset_reference, "network_sha256": "0" * 64}}
+    other = ModelCard.from_dict(raw, card.path)
+    path = card.path.parent / card.dataset_reference["folder"] / card.dataset_reference["file"]
+    with pytest.raises(ModelError, match="another network"):
+        load_reference(other, path)
+
+
+@pytest.fixture(scope="module")
+def renders():
+    """Fashion-MNIST test images rendered as catalog shots, in varied tints and places, and their labels."""
+    sample = load_fmnist_test_sample(120, seed=21)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    rng = np.random.default_rng(3)
+    tints = (None, (40, 60, 120), (120, 30, 30), (30, 90, 50), (90, 70, 40))
+    photos = [
+        render_catalog_photo(
+            image,
+            size=400,
+            tint=tints[i % 5],
+            offset=tuple(rng.uniform(-0.1, 0.1, 2)),
+            garment_fraction=float(rng.uniform(0.5, 0.8)),
+            noise=1.0,
+            seed=i,
+        )
+        for i, image in enumerate(sample[0])
+    ]
+    return photos, sample[1]
+
+
+def test_dataset_images_rendered_as_photos_that_the_judge_doubts_stay_in_scope(renders):
+    photos, _ = renders
+    clf = Classifier()
+    model = clf.model
+    threshold, reference = model.other_below(clf.options), model.dataset_reference
+    results = clf(photos)
+    doubted = [i for i, r in enumerate(results) if r["in_scope"] is not None and r["in_scope"] < threshold]
+    assert doubted, "the judge doubts some renders (else this test shows nothing)"
+    converted = [convert_source(photos[i], clf.settings) for i in doubted]
+    images = np.stack([np.frombuffer(c.data, np.uint8).reshape(28, 28) for c in converted])
+    kept = reference.reads_as_dataset(model.predict_logits(images))
+    assert kept.any()
+    for i, reads_as_dataset in zip(doubted, kept, strict=True):
+        assert (results[i]["status"] == "other") != reads_as_dataset, i
+
+
+def test_without_the_reference_in_the_card_the_judge_alone_decides(renders, tmp_path):
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), folder, ignore=shutil.ignore_patterns("reference"))
+    raw = json.loads((folder / CARD_FILE).read_text())
+    del raw["dataset_reference"]
+    (folder / CARD_FILE).write_text(json.dumps(raw))
+    clf = Classifier(model=str(folder))
+    threshold = clf.model.other_below(clf.options)
+    for result in clf(renders[0]):
+        assert (result["status"] == "other") == (result["in_scope"] < threshold)
