@@ -34,6 +34,7 @@ from fmnist_batch.convert.garment import judge_picture, on_white_square  # noqa:
 from fmnist_batch.convert.segment import grabcut_mask, largest_component, reduce_longest_edge  # noqa: E402
 from fmnist_batch.convert.settings import ConversionSettings  # noqa: E402
 from fmnist_batch.model.runtime import load_model  # noqa: E402
+from fmnist_batch.model.scope_judge import ScopeJudge  # noqa: E402
 from fmnist_batch.training.data import load_dataset  # noqa: E402
 
 MARGINS = (0.0, 0.05, 0.1, 0.2, 0.3)
@@ -84,7 +85,7 @@ def main() -> int:
     from sklearn.metrics import roc_auc_score
 
     model = load_model()
-    judge, threshold = model.scope_judge, model.card.scope_judge["threshold"]
+    judge, threshold = ScopeJudge(model.scope_judge_file), model.card.scope_judge["threshold"]
     sets = {name: [to_rgb(img) for img in imgs] for name, imgs in licensed_sets(args.dataset).items()}
     print(f"{', '.join(f'{len(v)} {k}' for k, v in sets.items())}; operating point {threshold:.3f}")
     print("| margin | AUROC, in-scope vs hats, shorts, skirts | " + " | ".join(sets) + " |")

@@ -1,11 +1,14 @@
-"""Photos of none of the 10 classes are answered other (model/scope_judge.py, model/combine.py,
-outputs/rows.py): in every output, in resume and merge, in evaluate; Fashion-MNIST's own images and
-in-scope photos are not; --no-other gives the rows of a run without a judge, byte for byte."""
+"""Photos of none of the 10 classes are answered other (model/scope_judge.py, convert/scope.py,
+model/combine.py, outputs/rows.py): in every output, in resume and merge, in evaluate; Fashion-MNIST's
+own images and in-scope photos are not; --no-other gives the rows of a run without a judge, byte for
+byte; the conversion workers judge the photos, as the in-process conversion does, and the main process
+never loads the judge."""
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -18,9 +21,13 @@ from PIL import Image
 
 from fmnist_batch import Classifier
 from fmnist_batch.cli import Environment, main
+from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.convert.garment import on_white_square
+from fmnist_batch.convert.source import convert_source
 from fmnist_batch.labels import CLASS_NAMES
+from fmnist_batch.model import scope_judge
 from fmnist_batch.model.card import CARD_FILE, ModelCard, bundled_model_dir
+from fmnist_batch.model.scope_judge import ScopeJudge
 from fmnist_batch.outputs.formats import read_rows
 
 #: photos scikit-image ships (public domain, CC0), of none of the 10 classes: a clock and coins
@@ -87,7 +94,7 @@ def test_a_licensed_product_shot_on_white_is_answered_other_because_the_judge_se
     result = clf(frame)
     assert (result["label"], result["status"]) == ("other", "other") and result["in_scope"] < threshold
     # read whole, the cup is a tenth of a picture of white, and the judge lets it through
-    judge = clf.model.scope_judge
+    judge = ScopeJudge(clf.model.scope_judge_file)
     assert judge.read(on_white_square(frame, judge.side)[None])[0] > threshold
 
 
@@ -197,3 +204,69 @@ def test_evaluate_reports_the_other_folder(tmp_path, catalog):
     answered_other = sum(f["answered_other"] for f in figures["folders"].values())
     right = sum(f["accuracy"] * f["files"] for f in figures["folders"].values())
     assert figures["files"] == 12 and right <= 12 - answered_other + 1e-9  # other counts as wrong
+
+
+@pytest.fixture
+def pooled_folder(mixed) -> Path:
+    """36 CC0 photos (among them hats, shorts and skirts) beside the mixed folder's five: enough files
+    for classify to convert them in a pool of workers."""
+    for i, photo in enumerate(cc0_photos("validation", 36, seed=5)):
+        shutil.copy(photo, mixed / f"cc0-{i:02d}{photo.suffix}")
+    return mixed
+
+
+def in_scope_by_name(rows) -> dict[str, float | None]:
+    return {
+        Path(row["path"]).name: None if row["in_scope"] in ("", None) else float(row["in_scope"])
+        for row in rows
+    }
+
+
+def test_a_pool_and_an_in_process_run_judge_every_photo_alike(pooled_folder, tmp_path, threshold):
+    files = sorted(pooled_folder.iterdir())
+    assert len(files) >= 32  # classify converts as many in its worker pool
+    judged = {}
+    for workers in ("2", "1"):
+        out = tmp_path / f"workers-{workers}.csv"
+        assert run("classify", str(pooled_folder), "-o", str(out), "--workers", workers, "-q") == 0
+        judged[workers] = in_scope_by_name(read_rows(str(out)))
+    results = Classifier(workers=1)([str(f) for f in files])  # the library, one photo at a time
+    judged["classifier"] = {f.name: r["in_scope"] for f, r in zip(files, results, strict=True)}
+    assert judged["2"] == judged["1"] == judged["classifier"]
+    values = [v for v in judged["2"].values() if v is not None]
+    assert len(values) == len(files) - 3  # the three 28x28 dataset images are never judged
+    assert min(values) < threshold < max(values)
+
+
+def test_the_judge_runs_in_the_workers_and_never_in_the_main_process(pooled_folder, tmp_path, monkeypatch):
+    main_pid, in_main = os.getpid(), []
+    load, read = scope_judge.ScopeJudge.__init__, scope_judge.ScopeJudge.read
+
+    def loaded_here(self, *args, **kwargs):
+        if os.getpid() == main_pid:
+            in_main.append("load")
+        load(self, *args, **kwargs)
+
+    def read_here(self, pictures):
+        if os.getpid() == main_pid:
+            in_main.append("read")
+        return read(self, pictures)
+
+    monkeypatch.setattr(scope_judge.ScopeJudge, "__init__", loaded_here)
+    monkeypatch.setattr(scope_judge.ScopeJudge, "read", read_here)
+    scope_judge.forget_scope_judges()
+    out = tmp_path / "out.csv"
+    assert run("classify", str(pooled_folder), "-o", str(out), "--workers", "2", "-q") == 0
+    assert in_main == []
+    judged = [v for v in in_scope_by_name(read_rows(str(out))).values() if v is not None]
+    assert len(judged) == len(list(pooled_folder.iterdir())) - 3  # ... yet every photo was judged
+
+
+def test_a_judge_that_cannot_be_loaded_is_each_photos_error_not_a_silent_pass(tmp_path):
+    broken = tmp_path / "scope.tflite"
+    broken.write_bytes(b"not a model")
+    settings = ConversionSettings(scope_side=128, scope_judge=str(broken))
+    photo = Image.fromarray(skimage.data.coffee())
+    converted = convert_source(photo, settings)
+    assert converted.data is None and converted.error.startswith(f"cannot load the scope judge {broken}")
+    assert "scope_judge" not in settings.record() and settings.record()["scope_side"] == 128

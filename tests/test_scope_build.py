@@ -14,7 +14,7 @@ from scope_build import export, licensed_data
 from scope_build.head import C_CHOICES, Head, evidence, fit_head, operating_point
 from scope_build.imagenet_groups import EVIDENCE, GROUPS, NUM_IMAGENET_CLASSES, evidence_matrix, membership
 
-from fmnist_batch.convert import ConversionSettings, convert_path
+from fmnist_batch.convert import ConversionSettings, convert_path, scope
 from fmnist_batch.model.card_checks import check_scope_judge
 
 CARD_KEYS = {"folder", "file", "sha256", "side", "threshold", "licence", "source", "input", "fitted_on",
@@ -80,13 +80,28 @@ def test_the_head_trusts_in_scope_evidence_and_distrusts_far_evidence():
     assert p[y[400:]].mean() > p[~y[400:]].mean()
 
 
-def test_the_build_reads_photos_as_the_product_pictures_them(tmp_path):
+class PictureSpy:
+    """A stand-in judge that keeps the pictures the conversion hands it."""
+
+    def __init__(self):
+        self.pictures = []
+
+    def in_scope(self, picture: np.ndarray) -> float:
+        self.pictures.append(picture)
+        return 0.5
+
+
+def test_the_build_reads_photos_as_the_product_pictures_them(tmp_path, monkeypatch):
     rng = np.random.default_rng(3)
     path = tmp_path / "photo.jpg"
     Image.fromarray(rng.integers(0, 255, (900, 600, 3), np.uint8)).save(path, quality=90)
-    settings = ConversionSettings(scope_side=128, background="plain")
-    assert np.array_equal(licensed_data.picture(path, 128), convert_path(path, settings).scope)
-    assert np.array_equal(licensed_data.picture(path.read_bytes(), 128), convert_path(path, settings).scope)
+    spy = PictureSpy()
+    monkeypatch.setattr(scope, "shared_scope_judge", lambda file: spy)
+    settings = ConversionSettings(scope_side=128, background="plain", scope_judge="judge.tflite")
+    assert convert_path(path, settings).in_scope == 0.5
+    (pictured,) = spy.pictures
+    assert np.array_equal(licensed_data.picture(path, 128), pictured)
+    assert np.array_equal(licensed_data.picture(path.read_bytes(), 128), pictured)
 
 
 def test_clothing_small_folders_without_a_class_are_out_of_scope(tmp_path):

@@ -22,8 +22,14 @@ the dataset's own grey images never load the detectors; ``background="person"`` 
 falls back to the plain conversion when it finds nobody; ``background="products"`` never checks (a folder
 of garments alone: a pink or tan product shot does not pay for the face detector).
 
-Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented or checked for
-a person) and every step is a module-level function, so worker processes can import and pickle this cheaply.
+When the model runs a scope judge (settings.scope_side), ``convert_image`` also asks it whether the
+whole photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
+whichever process converts the photo, and the conversion keeps its in_scope; an image already in the
+dataset's own format (28x28 grey) is not judged.
+
+Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented, checked for
+a person or judged) and every step is a module-level function, so worker processes can import and pickle
+this cheaply.
 """
 
 from __future__ import annotations
@@ -36,8 +42,8 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
-from fmnist_batch.convert.garment import judge_picture
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
+from fmnist_batch.convert.scope import judged_in_scope
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings
 from fmnist_batch.convert.steps import (
@@ -99,9 +105,9 @@ class Conversion:
     view: str = "catalog"
     colour: np.ndarray | None = None
     region: str = ""
-    #: the whole photo in colour for the scope judge (settings.scope_side); None when no judge reads it
-    #: or the image is already in the dataset's own format (is_dataset_image), which is in scope
-    scope: np.ndarray | None = None
+    #: the scope judge's in_scope of the whole photo (scope.py); None when no judge runs or the image is
+    #: already in the dataset's own format (is_dataset_image), which is in scope
+    in_scope: float | None = None
 
     @property
     def segmented(self) -> bool:
@@ -110,13 +116,10 @@ class Conversion:
 
 def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTINGS) -> Conversion:
     """The whole conversion: an image of any mode -> uint8 (size, size), background 0, garment bright."""
-    rgb = to_rgb(img)
-    scope = None
-    if settings.scope_side and not is_dataset_image(img):
-        scope = judge_picture(rgb, settings.scope_side)
-    isolated = _isolate_garment(rgb, settings)
+    photo = to_rgb(img)
+    isolated = _isolate_garment(photo, settings)
     view = isolated.view
-    rgb = isolated.garment or rgb
+    rgb = isolated.garment or photo
     background = background_colour(rgb)
     grey = to_grayscale(trim_background(rgb, settings.trim_tolerance, background))
     grey = fit_longest_edge(grey, settings.size, settings.resample)
@@ -136,7 +139,9 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
     # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    return Conversion(pixels, view, isolated.colour, isolated.region, scope)
+    # the judge reads the whole photo, once the rest converted (a photo that fails costs it nothing)
+    in_scope = None if is_dataset_image(img) else judged_in_scope(photo, settings)
+    return Conversion(pixels, view, isolated.colour, isolated.region, in_scope)
 
 
 def is_dataset_image(img: Image.Image) -> bool:

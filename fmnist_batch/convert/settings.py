@@ -71,13 +71,16 @@ class ConversionSettings:
     cut_iterations: int = 2
     #: the side of the square colour picture of a worn garment, as the card's garment reader wants it
     garment_side: int = 224
-    #: the side of the whole photo's square colour picture for the card's scope judge (scope.py); 0: no
-    #: judge reads it, so none is made
+    #: the side of the whole photo's square colour picture the card's scope judge reads (convert/scope.py);
+    #: 0: no judge runs
     scope_side: int = 0
     #: the person detectors' files, resolved and verified by the model (model/registry.py); None: the
     #: bundled ones, verified on first use. Which files, not how photos are converted: their sha256 go
     #: into a run's settings with the other models', so `record()` leaves the paths out.
     person_models: PersonFiles | None = field(default=None, compare=False, repr=False)
+    #: the scope judge's file, resolved and verified by the model like the person detectors' (None with
+    #: a scope_side: the bundled judge, verified on first use); left out of `record()` for the same reason
+    scope_judge: str | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -107,7 +110,7 @@ class ConversionSettings:
     def record(self) -> dict[str, Any]:
         """The settings that shape a conversion's result, as plain values (a run's settings, reports)."""
         record = asdict(self)
-        del record["person_models"]
+        del record["person_models"], record["scope_judge"]
         return record
 
 

@@ -39,14 +39,15 @@ class Converted(NamedTuple):
     colour: bytes | None = None
     #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
     region: str = ""
-    #: the whole photo in colour, scope_side x scope_side x 3 bytes, for the scope judge (None: not judged)
-    scope: bytes | None = None
+    #: the scope judge's in_scope of the whole photo (None: not judged: no judge runs, or a dataset image)
+    in_scope: float | None = None
 
     @classmethod
     def of(cls, conversion: Conversion) -> Converted:
         colour = None if conversion.colour is None else conversion.colour.tobytes()
-        scope = None if conversion.scope is None else conversion.scope.tobytes()
-        return cls(conversion.image.tobytes(), None, conversion.view, colour, conversion.region, scope)
+        return cls(
+            conversion.image.tobytes(), None, conversion.view, colour, conversion.region, conversion.in_scope
+        )
 
     @classmethod
     def failed(cls, error: str) -> Converted:

@@ -25,7 +25,7 @@ class Batch(NamedTuple):
     ok: np.ndarray
     views: np.ndarray
     colours: list[bytes | None]
-    scopes: list[bytes | None]
+    in_scope: list[float | None]
 
 
 def stack(converted: Sequence[Converted]) -> Batch:
@@ -36,7 +36,7 @@ def stack(converted: Sequence[Converted]) -> Batch:
             images[i] = np.frombuffer(conversion.data, np.uint8)
     ok = np.array([c.data is not None for c in converted], dtype=bool)
     views = np.array([c.view for c in converted], dtype=object)
-    return Batch(images, ok, views, [c.colour for c in converted], [c.scope for c in converted])
+    return Batch(images, ok, views, [c.colour for c in converted], [c.in_scope for c in converted])
 
 
 def scope_of(in_scope: float, below: float | None, dataset_like: bool = False) -> Scope | None:

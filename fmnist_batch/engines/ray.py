@@ -152,8 +152,12 @@ class RayEngine:
         # An explicit model is loaded from the card this process verified; the bundled one from each
         # node's own installation.
         model = str(self.model.card.path.resolve()) if options.model is not None else None
-        # ... and so are the bundled person detectors, which each node verifies from its own
-        settings = self.settings if model is not None else replace(self.settings, person_models=None)
+        # ... and so are the bundled person detectors and scope judge, which each node verifies from its own
+        settings = (
+            self.settings
+            if model is not None
+            else replace(self.settings, person_models=None, scope_judge=None)
+        )
         converted = ray.data.from_items(
             items, override_num_blocks=max(1, -(-len(items) // CONVERT_BATCH))
         ).map_batches(
@@ -191,7 +195,8 @@ class RayEngine:
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
-    ok, view, region, colour (a worn garment's colour picture, b"" for others), error."""
+    ok, view, region, colour (a worn garment's colour picture, b"" for others), in_scope (the scope
+    judge's, judged in this task; NaN: not judged), error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
     items = [
@@ -207,7 +212,7 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         "view": np.array([v.encode() for v in stacked.views], dtype=object),
         "region": np.array([c.region.encode() for c in converted], dtype=object),
         "colour": np.array([c or b"" for c in stacked.colours], dtype=object),
-        "scope": np.array([s or b"" for s in stacked.scopes], dtype=object),
+        "in_scope": np.array([np.nan if v is None else v for v in stacked.in_scope], dtype=np.float32),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -223,12 +228,13 @@ class Predictor:
         ok = batch["ok"].astype(bool)
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
         colours = [bytes(c) or None for c in batch["colour"]]
-        scopes = [bytes(s) or None for s in batch["scope"]]
-        answers = answer(self.model, batch["image"], ok, views, colours, scopes, self.other_below)
+        judged = [None if np.isnan(v) else float(v) for v in batch["in_scope"]]
+        answers = answer(self.model, batch["image"], ok, views, colours, judged, self.other_below)
         # every other column (index, error, view, region, ...) passes through for the rows; the pictures
-        # stay behind, so only what the rows need travels back
-        pictures = ("image", "colour", "scope")
-        passed = {name: column for name, column in batch.items() if name not in pictures}
+        # stay behind, so only what the rows need travels back, and the answer's in_scope replaces the
+        # conversion's (a blank photo's is 0)
+        answered_here = ("image", "colour", "in_scope")
+        passed = {name: column for name, column in batch.items() if name not in answered_here}
         answered = {
             "probabilities": answers.probabilities,
             "in_scope": answers.in_scope,

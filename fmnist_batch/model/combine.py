@@ -3,8 +3,9 @@
 The main network reads catalog shots, the photo network the views its card gives it (segmented, and worn
 when its pairing found so), a view's answer is kept to the classes it can show (labels.VIEW_CLASSES), and
 a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
-network's (garment_reader.joined). The scope judge reads each photo's whole picture for in_scope. Engines
-and the web app call `answer` and never see how.
+network's (garment_reader.joined). in_scope is the scope judge's, which the conversion already ran on
+each whole photo (convert/scope.py): a photo that shows nothing at all gets 0. Engines and the web app
+call `answer` and never see how.
 """
 
 from __future__ import annotations
@@ -37,18 +38,19 @@ def answer(
     ok: np.ndarray,
     views: np.ndarray,
     colours: Sequence[bytes | None] | None = None,
-    scopes: Sequence[bytes | None] | None = None,
+    in_scope: Sequence[float | None] | None = None,
     other_below: float | None = None,
 ) -> Answers:
-    """Every model's answer for a batch (see predict_where and judge_scope); `other_below`: the operating
-    point, below which the catalog shots the judge doubts are compared with the dataset (reads_as_dataset)."""
+    """Every model's answer for a batch (see predict_where and judge_scope); `in_scope`: each photo's
+    Converted.in_scope; `other_below`: the operating point, below which the catalog shots the judge
+    doubts are compared with the dataset (reads_as_dataset)."""
     blank = shows_nothing(images, ok)
     probabilities = predict_where(model, images, ok, views, colours)
-    in_scope = judge_scope(model, ok & ~blank, scopes, blank)
+    judged = judge_scope(model, ok & ~blank, in_scope, blank)
     doubted = np.zeros(len(ok), dtype=bool)
     if other_below is not None:
-        doubted = (np.asarray(views) == "catalog") & ~blank & (in_scope < other_below)
-    return Answers(probabilities, in_scope, blank, reads_as_dataset(model, images, doubted))
+        doubted = (np.asarray(views) == "catalog") & ~blank & (judged < other_below)
+    return Answers(probabilities, judged, blank, reads_as_dataset(model, images, doubted))
 
 
 def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -60,19 +62,18 @@ def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
 
 
 def judge_scope(
-    model: Model, ok: np.ndarray, scopes: Sequence[bytes | None] | None, blank: np.ndarray
+    model: Model, ok: np.ndarray, judged: Sequence[float | None] | None, blank: np.ndarray
 ) -> np.ndarray:
-    """in_scope of each converted photo with a picture for the scope judge (Converted.scope), 0 for one
-    that shows nothing, NaN for the others; the judge is loaded only when a batch has a photo for it."""
+    """in_scope of each converted photo the conversion judged (Converted.in_scope), 0 for one that shows
+    nothing, NaN for the others (not judged: a dataset image, a row that did not convert) and for every
+    row when the model runs no judge."""
     in_scope = np.full(len(ok), np.nan, np.float32)
-    if model.scope_side:
-        in_scope[blank] = 0.0
-    rows = [i for i, picture in enumerate(scopes or ()) if picture is not None and ok[i]]
-    if not rows or model.scope_judge is None:
+    if not model.scope_side:
         return in_scope
-    side = model.scope_judge.side
-    pictures = np.stack([np.frombuffer(scopes[i], np.uint8).reshape(side, side, 3) for i in rows])
-    in_scope[rows] = model.scope_judge.read(pictures)
+    in_scope[blank] = 0.0
+    for i, value in enumerate(judged or ()):
+        if value is not None and ok[i]:
+            in_scope[i] = value
     return in_scope
 
 

@@ -2,10 +2,11 @@
 input it wants), resolved relative to the card, and verified before any photo is read.
 
 A run's models are the main network, the photo network (segmented and worn photos), the garment reader
-(worn garments in colour), the person path's face detector and selfie segmentation, and any later one the
-card names. `Model` (runtime.py) loads them lazily, but asks `declared_models` for every one it may use
-and checks each here first, so a tampered or swapped file anywhere is a ModelError before the first
-photo, and the run's settings record each file's sha256 (`--resume` compares them).
+(worn garments in colour), the person path's face detector and selfie segmentation, the scope judge, and
+any later one the card names. `Model` (runtime.py) loads its networks lazily and hands the conversion the
+files the conversion runs (person detectors, scope judge), but asks here for every one it may use and
+checks each first, so a tampered or swapped file anywhere is a ModelError before the first photo, and
+the run's settings record each file's sha256 (`--resume` compares them).
 """
 
 from __future__ import annotations
@@ -124,6 +125,15 @@ def person_models(card: ModelCard) -> list[DeclaredModel]:
 @functools.cache
 def bundled_person_files() -> PersonFiles:
     """The bundled card's person detectors, verified."""
-    card = ModelCard.load(bundled_model_dir() / CARD_FILE)
-    face, segment = (verify(model) for model in person_models(card))
+    face, segment = (verify(model) for model in person_models(_bundled_card()))
     return PersonFiles(face=str(face), segment=str(segment))
+
+
+@functools.cache
+def bundled_scope_judge() -> str:
+    """The bundled card's scope judge's file, verified."""
+    return str(verify(scope_judge(_bundled_card())))
+
+
+def _bundled_card() -> ModelCard:
+    return ModelCard.load(bundled_model_dir() / CARD_FILE)

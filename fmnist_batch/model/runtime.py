@@ -28,7 +28,6 @@ from fmnist_batch.model.dataset_reference import DatasetReference, load_referenc
 from fmnist_batch.model.garment_reader import GarmentReader
 from fmnist_batch.model.logits import FLIP_GATES, flip_averaged, softmax, top_probability
 from fmnist_batch.model.person_models import PersonFiles
-from fmnist_batch.model.scope_judge import ScopeJudge
 
 if TYPE_CHECKING:
     from fmnist_batch.convert.settings import ConversionSettings as ConversionSettings
@@ -136,7 +135,6 @@ class Model:
         with_reader = use_garment_reader and card.garment_reader is not None
         self._garment_file = self.declared_path("garment reader") if with_reader else None
         self._garment_reader: GarmentReader | None = None
-        self._scope_judge: ScopeJudge | None = None
         self._dataset_reference: DatasetReference | None = None
         if backend == "litert":
             self._init_litert(self.declared_path("main"), num_threads)
@@ -176,12 +174,17 @@ class Model:
 
     def conversion_settings(self, options: ClassifyOptions) -> ConversionSettings:
         """How photos are converted for this model: `options`' settings resolved against the card's
-        (argument > card > default), with what its models want: the garment reader's picture side and
-        the person detectors' verified files."""
+        (argument > card > default), with what its models want: the garment reader's picture side, and
+        the models the conversion runs: the person detectors' and the scope judge's verified files (the
+        judge's picture side with it)."""
         settings = options.conversion_settings(self.card.conversion_settings())
         side = int((self.card.garment_reader or {}).get("input", settings.garment_side))
         return dataclasses.replace(
-            settings, garment_side=side, person_models=self.person_files, scope_side=self.scope_side
+            settings,
+            garment_side=side,
+            person_models=self.person_files,
+            scope_side=self.scope_side,
+            scope_judge=self.scope_judge_file,
         )
 
     @property
@@ -284,21 +287,10 @@ class Model:
         return self._garment_reader
 
     @property
-    def scope_judge(self) -> ScopeJudge | None:
-        """The card's judge of whether a photo shows one of the 10 classes (loaded on first use), or None
-        when it has none or it is not in use."""
-        if not self._use_scope_judge:
-            return None
-        if self._scope_judge is None:
-            path = self.declared_path("scope judge")
-            try:
-                # the prediction process is the judge's bottleneck while the conversion workers wait on
-                # it: its threads use the cores they leave idle (3,000 catalog photos: 20.4 s on one
-                # thread, 17.5 s on two)
-                self._scope_judge = ScopeJudge(path, os.cpu_count() or 1)
-            except (ValueError, RuntimeError) as e:
-                raise ModelError(f"cannot load {path}: {e}") from None
-        return self._scope_judge
+    def scope_judge_file(self) -> str | None:
+        """The scope judge's file, verified (None when the card has none or it is not in use). The
+        conversion runs the judge, in whichever process converts a photo (convert/scope.py)."""
+        return str(self.declared_path("scope judge")) if self._use_scope_judge else None
 
     @property
     def dataset_reference(self) -> DatasetReference | None:

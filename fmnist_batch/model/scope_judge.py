@@ -3,24 +3,72 @@
 A real shop's catalog is about half products that are none of them (watches, jewellery, perfume, belts,
 socks, ...), and the 28x28 models' confidence cannot tell those apart: it has no colour and no texture.
 The judge (models/scope, built by scripts/build_scope_model.py) reads the whole photo in colour, squared
-on white (convert/scope.py makes the picture at the side its card declares), with an ImageNet backbone
-whose features and ImageNet answer feed a head fitted on licensed photos; its one output is `in_scope`,
-the calibrated probability that the photo shows one of the 10 classes. Below the card's operating point
-(or --other-threshold) a row is answered "other" (outputs/rows.py).
+on white at the side its card declares, with an ImageNet backbone whose features and ImageNet answer
+feed a head fitted on licensed photos; its one output is `in_scope`, the calibrated probability that
+the photo shows one of the 10 classes. Below the card's operating point (or --other-threshold) a row is
+answered "other" (outputs/rows.py).
+
+The conversion runs it (convert/scope.py), in whichever process converts the photo: each conversion
+worker loads the judge once (`shared_scope_judge`, one thread, from the file the model verified at load)
+and hands back in_scope alone, so a pool judges its photos in parallel and the process that predicts
+never loads it.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+
 import numpy as np
 
 from fmnist_batch.model import litert
+from fmnist_batch.model.card_checks import ModelError
 
 
 class ScopeJudge(litert.PictureModel):
-    """A loaded judge: `read(uint8 (N, S, S, 3)) -> float32 (N,)` in_scope probabilities."""
+    """A loaded judge: `read(uint8 (N, S, S, 3)) -> float32 (N,)` in_scope probabilities. A lock
+    serialises reads: an interpreter is not safe to invoke from two threads at once (the web app converts
+    uploads in a thread pool)."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
+        super().__init__(path, num_threads)
+        self._lock = threading.Lock()
 
     def read(self, pictures: np.ndarray) -> np.ndarray:
         out = np.empty(len(pictures), np.float32)
-        for i, answer in enumerate(self.each(pictures)):
-            out[i] = float(np.asarray(answer).reshape(-1)[0])
+        with self._lock:
+            for i, answer in enumerate(self.each(pictures)):
+                out[i] = float(np.asarray(answer).reshape(-1)[0])
         return out
+
+    def in_scope(self, picture: np.ndarray) -> float:
+        """in_scope of one uint8 (S, S, 3) picture."""
+        return float(self.read(np.asarray(picture)[None])[0])
+
+
+#: this process's judges by file; a file that could not be loaded keeps the reason (one attempt each)
+_loaded: dict[tuple[int, str], ScopeJudge | str] = {}
+
+
+def shared_scope_judge(path: str | os.PathLike) -> ScopeJudge:
+    """This process's judge from the verified file `path`, loaded on first use on one thread (conversion
+    already runs one process per core). Keyed by process id so a forked worker loads its own rather than
+    use its parent's (an interpreter is not safe to share across a fork). A file LiteRT cannot run is a
+    ModelError, here and at every later call."""
+    key = (os.getpid(), os.fspath(path))
+    if key not in _loaded:
+        if any(pid != key[0] for pid, _ in _loaded):
+            _loaded.clear()
+        try:
+            _loaded[key] = ScopeJudge(key[1], num_threads=1)
+        except (OSError, ValueError, RuntimeError, ImportError) as e:
+            _loaded[key] = f"cannot load the scope judge {key[1]}: {e}"
+    judge = _loaded[key]
+    if isinstance(judge, str):
+        raise ModelError(judge)
+    return judge
+
+
+def forget_scope_judges() -> None:
+    """Drop this process's loaded judges (the next photo to judge loads its judge again)."""
+    _loaded.clear()
