@@ -108,7 +108,7 @@ def main() -> int:
     model = load_model()
     threshold = model.other_below(ClassifyOptions())
     train = load_dataset().train
-    fitted, held_out = split_indices(train.labels, TrainConfig(seed=model.card.training["seed"]))
+    fitted, held_out = split_indices(train.labels, TrainConfig(seed=model.card.training.seed))
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / FILE
     np.save(target, unit_rows(model.predict_logits(train.images[fitted])).astype(np.float16))

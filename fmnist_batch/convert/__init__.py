@@ -10,7 +10,7 @@ crops.
 | segment.py | garments on floors, beds, hangers: GrabCut onto the catalog background |
 | person.py | garments worn by a person: the garment alone, without head, skin or a second garment |
 | person_models.py | the face detector and person segmentation it runs (LiteRT, models/person/) |
-| scope.py | the scope judge's in_scope of the whole photo, judged where the photo is converted |
+| scope.py | the scope judge's in_scope of the photo, judged where the photo is converted |
 | conversion.py | the steps in order: convert_image, convert_path, save_preview, encode_preview |
 
 The names below are the package's face; import them from here. Nothing heavier than PIL and numpy is

@@ -23,7 +23,7 @@ falls back to the plain conversion when it finds nobody; ``background="products"
 of garments alone: a pink or tan product shot does not pay for the face detector).
 
 When the model runs a scope judge (settings.scope_side), ``convert_image`` also asks it whether the
-whole photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
+photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
 whichever process converts the photo, and the conversion keeps its in_scope; an image already in the
 dataset's own format (28x28 grey) is not judged.
 
@@ -105,7 +105,7 @@ class Conversion:
     view: str = "catalog"
     colour: np.ndarray | None = None
     region: str = ""
-    #: the scope judge's in_scope of the whole photo (scope.py); None when no judge runs or the image is
+    #: the scope judge's in_scope of the photo (scope.py); None when no judge runs or the image is
     #: already in the dataset's own format (is_dataset_image), which is in scope
     in_scope: float | None = None
 
@@ -139,7 +139,8 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
     # auto_contrast gave it, which the photo model learnt
     if settings.full_range and view != "segmented" and fill < 128:
         pixels = stretch_to_full_range(pixels)
-    # the judge reads the whole photo, once the rest converted (a photo that fails costs it nothing)
+    # the judge reads the photo, not the garment cut out of it, once the rest converted (a photo that
+    # fails costs it nothing)
     in_scope = None if is_dataset_image(img) else judged_in_scope(photo, settings)
     return Conversion(pixels, view, isolated.colour, isolated.region, in_scope)
 

@@ -44,7 +44,7 @@ def square_on_white(rgb: np.ndarray, mask: np.ndarray, side: int = GARMENT_INPUT
 
 def on_white_square(img: Image.Image, side: int) -> np.ndarray:
     """An RGB image centred on a white square and resized to `side` (bilinear): a side x side x 3 uint8
-    array. The scope judge reads the whole photo so (its picture has no mask to cut by)."""
+    array."""
     width, height = img.size
     square = max(height, width)
     canvas = Image.new("RGB", (square, square), WHITE)

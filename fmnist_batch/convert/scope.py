@@ -1,4 +1,4 @@
-"""The scope judge's in_scope of a whole photo, where the photo is converted.
+"""The scope judge's in_scope of a photo, where the photo is converted.
 
 The photo, already decoded for its 28x28 image, is made into the judge's picture at its side
 (garment.judge_picture: a product on a plain background cut to its box, any other photo whole) and read

@@ -71,7 +71,7 @@ class ConversionSettings:
     cut_iterations: int = 2
     #: the side of the square colour picture of a worn garment, as the card's garment reader wants it
     garment_side: int = 224
-    #: the side of the whole photo's square colour picture the card's scope judge reads (convert/scope.py);
+    #: the side of the photo's square colour picture the card's scope judge reads (convert/scope.py);
     #: 0: no judge runs
     scope_side: int = 0
     #: the person detectors' files, resolved and verified by the model (model/registry.py); None: the

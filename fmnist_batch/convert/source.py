@@ -39,7 +39,7 @@ class Converted(NamedTuple):
     colour: bytes | None = None
     #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
     region: str = ""
-    #: the scope judge's in_scope of the whole photo (None: not judged: no judge runs, or a dataset image)
+    #: the scope judge's in_scope of the photo (None: not judged: no judge runs, or a dataset image)
     in_scope: float | None = None
 
     @classmethod

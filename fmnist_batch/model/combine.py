@@ -4,7 +4,7 @@ The main network reads catalog shots, the photo network the views its card gives
 when its pairing found so), a view's answer is kept to the classes it can show (labels.VIEW_CLASSES), and
 a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
 network's (garment_reader.joined). in_scope is the scope judge's, which the conversion already ran on
-each whole photo (convert/scope.py): a photo that shows nothing at all gets 0. Engines and the web app
+each photo (convert/scope.py): a photo that shows nothing at all gets 0. Engines and the web app
 call `answer` and never see how.
 """
 

@@ -89,7 +89,7 @@ def scope_judge(card: ModelCard) -> DeclaredModel:
         card.path.parent / entry["folder"] / entry["file"],
         entry["sha256"],
         entry.get("licence", ""),
-        entry.get("input", f"RGB {side}x{side}, the whole photo squared on white, float32 0..255"),
+        entry.get("input", f"RGB {side}x{side}, the photo squared on white (judge_picture), float32 0..255"),
     )
 
 

@@ -2,11 +2,12 @@
 
 A real shop's catalog is about half products that are none of them (watches, jewellery, perfume, belts,
 socks, ...), and the 28x28 models' confidence cannot tell those apart: it has no colour and no texture.
-The judge (models/scope, built by scripts/build_scope_model.py) reads the whole photo in colour, squared
-on white at the side its card declares, with an ImageNet backbone whose features and ImageNet answer
-feed a head fitted on licensed photos; its one output is `in_scope`, the calibrated probability that
-the photo shows one of the 10 classes. Below the card's operating point (or --other-threshold) a row is
-answered "other" (outputs/rows.py).
+The judge (models/scope, built by scripts/build_scope_model.py) reads the photo in colour, squared on
+white at the side its card declares (a product on a plain background cut to its box: convert/garment.py
+judge_picture), with an ImageNet backbone whose ImageNet answer feeds a head fitted on licensed photos;
+its one output is `in_scope`, the calibrated probability that the photo shows one of the 10 classes.
+Below the card's operating point (or --other-threshold) a row is answered "other" (outputs/rows.py),
+unless it is a catalog shot that reads as a dataset image (dataset_reference.py).
 
 The conversion runs it (convert/scope.py), in whichever process converts the photo: each conversion
 worker loads the judge once (`shared_scope_judge`, one thread, from the file the model verified at load)
