@@ -112,7 +112,7 @@ def main() -> None:
     for _ in range(5):
         model._run(x)
     view = (time.process_time() - started) / (5 * len(x)) * 1000
-    from fmnist_batch.model.runtime import top_probability
+    from fmnist_batch.model.logits import top_probability
 
     below = model.card.flip_average_below
     share = float(np.mean(top_probability(model._run(x)) < below)) if below is not None else 1.0

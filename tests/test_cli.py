@@ -189,7 +189,7 @@ def test_usage_errors_exit_2(tmp_path):
 
 
 def test_a_tampered_model_is_refused_before_the_output_is_touched(catalog, tmp_path):
-    from fmnist_batch.model.runtime import bundled_model_dir
+    from fmnist_batch.model.card import bundled_model_dir
 
     model = tmp_path / "model"
     shutil.copytree(bundled_model_dir(), model, ignore=shutil.ignore_patterns("__init__.py", "__pycache__"))

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from fmnist_batch.labels import IMAGE_SIZE, NUM_CLASSES
-from fmnist_batch.model.runtime import bundled_model_dir
+from fmnist_batch.model.card import bundled_model_dir
 from fmnist_batch.training import figures_common, figures_eda, figures_evaluation
 from fmnist_batch.training.data import Dataset, Split
 

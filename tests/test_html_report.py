@@ -14,7 +14,7 @@ from PIL import Image
 
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.labels import CLASS_NAMES
-from fmnist_batch.model.runtime import bundled_model_dir
+from fmnist_batch.model.card import bundled_model_dir
 from fmnist_batch.outputs.html_report import IN_FLIGHT, HtmlReport, make_thumbnail
 from fmnist_batch.outputs.rows import make_row
 from fmnist_batch.outputs.writer import OutputError, read_rows

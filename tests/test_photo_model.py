@@ -14,8 +14,10 @@ from photos import render_garment_photo
 
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import ConversionSettings, convert_image
+from fmnist_batch.model.card import ModelError, bundled_model_dir
 from fmnist_batch.model.combine import predict_where
-from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
+from fmnist_batch.model.logits import softmax
+from fmnist_batch.model.runtime import load_model
 
 #: The stand-in photo model is the bundled one at this temperature: nearly uniform probabilities, so a
 #: row's confidence shows which model classified it.

@@ -9,7 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from fmnist_batch.model.runtime import ModelError, bundled_model_dir, load_model, softmax
+from fmnist_batch.model.card import ModelError, bundled_model_dir
+from fmnist_batch.model.logits import softmax
+from fmnist_batch.model.runtime import load_model
 from fmnist_batch.training.data import DEBIAN_DIR, load_dataset
 
 needs_dataset = pytest.mark.skipif(
@@ -265,7 +267,7 @@ def test_a_card_with_flip_averaging_makes_the_runtime_average_each_image_with_it
 
 
 def test_a_flip_gate_mirrors_only_the_images_the_model_is_unsure_of(model_copy):
-    from fmnist_batch.model.runtime import top_probability
+    from fmnist_batch.model.logits import top_probability
 
     rng = np.random.default_rng(4)
     images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)

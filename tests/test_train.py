@@ -322,7 +322,7 @@ def test_flip_averaging_is_decided_on_validation_and_recorded(short_run):
     below = card["preprocessing"]["flip_average_below"]
     assert below == record.get("below")
     if chosen and below is not None:
-        from fmnist_batch.model.runtime import FLIP_GATES
+        from fmnist_batch.model.logits import FLIP_GATES
 
         assert (
             below in FLIP_GATES and record["validation_accuracy_gated"] >= record["validation_accuracy_flip"]

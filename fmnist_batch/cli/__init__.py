@@ -82,7 +82,7 @@ def _status_of(error: Exception) -> ExitStatus | None:
     from fmnist_batch.discover import InputError
     from fmnist_batch.engines.ray import RayUnavailable
     from fmnist_batch.evaluate import EvaluationError
-    from fmnist_batch.model.runtime import ModelError
+    from fmnist_batch.model.card import ModelError
     from fmnist_batch.outputs.shards import MergeError
     from fmnist_batch.outputs.writer import OutputError, OutputLocked
     from fmnist_batch.training.data import DatasetError

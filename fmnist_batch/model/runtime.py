@@ -17,16 +17,13 @@ import numpy as np
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
 from fmnist_batch.model import litert, registry
 from fmnist_batch.model.card import (
-    CARD_FILE,
-    HISTORY_FILE,
     ModelCard,
     ModelError,
-    bundled_model_dir,
     find_card,
 )
 from fmnist_batch.model.dataset_reference import DatasetReference, load_reference
 from fmnist_batch.model.garment_reader import GarmentReader
-from fmnist_batch.model.logits import FLIP_GATES, flip_averaged, softmax, top_probability
+from fmnist_batch.model.logits import flip_averaged, softmax
 from fmnist_batch.model.person_models import PersonFiles
 
 if TYPE_CHECKING:
@@ -39,24 +36,6 @@ BACKENDS = ("auto", "litert", "keras")
 PRECISIONS = ("auto", "float", "int8")
 _LITERT_FILES = {"float": "tflite", "int8": "tflite_int8"}
 _PRECISION_OF_FILE = {file: precision for precision, file in _LITERT_FILES.items()}
-#: the card's names, for code that imported them from here before the card had a module of its own
-__all__ = [
-    "BACKENDS",
-    "CARD_FILE",
-    "FLIP_GATES",
-    "HISTORY_FILE",
-    "PRECISIONS",
-    "Model",
-    "ModelCard",
-    "ModelError",
-    "bundled_model_dir",
-    "find_card",
-    "flip_averaged",
-    "litert_available",
-    "load_model",
-    "softmax",
-    "top_probability",
-]
 
 
 def litert_available() -> bool:

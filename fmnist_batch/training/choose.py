@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fmnist_batch.model.card import FlipRecord
-from fmnist_batch.model.runtime import FLIP_GATES, flip_averaged, top_probability
+from fmnist_batch.model.logits import FLIP_GATES, flip_averaged, top_probability
 from fmnist_batch.training.config import INT8_TOLERANCE
 from fmnist_batch.training.metrics import fit_temperature
 

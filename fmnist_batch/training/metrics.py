@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fmnist_batch.labels import CLASS_NAMES, NUM_CLASSES
-from fmnist_batch.model.runtime import softmax
+from fmnist_batch.model.logits import softmax
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int = NUM_CLASSES) -> np.ndarray:
