@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,3 +72,23 @@ class PictureModel:
             self._interpreter.set_tensor(self._input, picture[None].astype(np.float32))
             self._interpreter.invoke()
             yield self._interpreter.get_tensor(self._output)[0]
+
+
+class PerProcess:
+    """Models loaded once per process and key, each on first use, a failure remembered as what `load`
+    returned (one attempt per process). Keyed by process id so a forked worker loads its own rather than
+    use its parent's: an interpreter is not safe to share across a fork."""
+
+    def __init__(self) -> None:
+        self._loaded: dict[tuple[int, Hashable], Any] = {}
+
+    def get(self, key: Hashable, load: Callable[[], Any]) -> Any:
+        pid = os.getpid()
+        if (pid, key) not in self._loaded:
+            if any(owner != pid for owner, _ in self._loaded):
+                self._loaded.clear()
+            self._loaded[pid, key] = load()
+        return self._loaded[pid, key]
+
+    def clear(self) -> None:
+        self._loaded.clear()

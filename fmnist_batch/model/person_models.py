@@ -12,7 +12,6 @@ off there: the photo then gets the conversion it would have had without it.
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -161,19 +160,13 @@ def load_person_models(files: PersonFiles) -> PersonModels | None:
         return None
 
 
-_loaded: dict[tuple[int, PersonFiles], PersonModels | None] = {}
+_loaded = litert.PerProcess()
 
 
 def shared_person_models(files: PersonFiles) -> PersonModels | None:
     """This process's detectors from `files`, loaded on first use (a failure is remembered too: one
-    attempt per process). Keyed by process id so a forked worker loads its own rather than use its
-    parent's (an interpreter is not safe to share across a fork)."""
-    key = (os.getpid(), files)
-    if key not in _loaded:
-        if any(pid != key[0] for pid, _ in _loaded):
-            _loaded.clear()
-        _loaded[key] = load_person_models(files)
-    return _loaded[key]
+    attempt per process; see litert.PerProcess)."""
+    return _loaded.get(files, lambda: load_person_models(files))
 
 
 def forget_person_models() -> None:

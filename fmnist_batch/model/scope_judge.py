@@ -48,26 +48,24 @@ class ScopeJudge(litert.PictureModel):
 
 
 #: this process's judges by file; a file that could not be loaded keeps the reason (one attempt each)
-_loaded: dict[tuple[int, str], ScopeJudge | str] = {}
+_loaded = litert.PerProcess()
 
 
 def shared_scope_judge(path: str | os.PathLike) -> ScopeJudge:
     """This process's judge from the verified file `path`, loaded on first use on one thread (conversion
-    already runs one process per core). Keyed by process id so a forked worker loads its own rather than
-    use its parent's (an interpreter is not safe to share across a fork). A file LiteRT cannot run is a
-    ModelError, here and at every later call."""
-    key = (os.getpid(), os.fspath(path))
-    if key not in _loaded:
-        if any(pid != key[0] for pid, _ in _loaded):
-            _loaded.clear()
-        try:
-            _loaded[key] = ScopeJudge(key[1], num_threads=1)
-        except (OSError, ValueError, RuntimeError, ImportError) as e:
-            _loaded[key] = f"cannot load the scope judge {key[1]}: {e}"
-    judge = _loaded[key]
+    already runs one process per core; litert.PerProcess: a forked worker loads its own). A file LiteRT
+    cannot run is a ModelError, here and at every later call."""
+    judge = _loaded.get(os.fspath(path), lambda: _load(os.fspath(path)))
     if isinstance(judge, str):
         raise ModelError(judge)
     return judge
+
+
+def _load(path: str) -> ScopeJudge | str:
+    try:
+        return ScopeJudge(path, num_threads=1)
+    except (OSError, ValueError, RuntimeError, ImportError) as e:
+        return f"cannot load the scope judge {path}: {e}"
 
 
 def forget_scope_judges() -> None:
