@@ -126,8 +126,9 @@ class OutOfScope:
             key = "/".join(parts[:depth]) or "all"
             self.files[key] = self.files.get(key, 0) + 1
             self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
-        if row.get("in_scope") is not None:
-            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(float(row["in_scope"]))
+        score = ranked_in_scope(row)
+        if score is not None:
+            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(score)
 
     def share_other(self, key: str = "all") -> float:
         files = self.files.get(key, 0)
@@ -157,6 +158,15 @@ class OutOfScope:
             },
             "auroc_in_scope_by_subfolder": {key: self.auroc_of(key) for key in sorted(self.in_scope_out)},
         }
+
+
+def ranked_in_scope(row: dict) -> float | None:
+    """A row's in_scope as the AUROC ranks it: the judge's, or 1 for a photo the judge did not read
+    because it is a dataset image (in scope without a look, and never answered other); None for an error
+    row and when no judge ran (the row has no in_scope field)."""
+    if "in_scope" not in row or row["status"] == "error":
+        return None
+    return 1.0 if row["in_scope"] is None else float(row["in_scope"])
 
 
 def auroc(positive: list[float], negative: list[float]) -> float | None:
@@ -268,8 +278,9 @@ def _score(row: dict, result: FolderResult, out: OutOfScope | None, mistakes: li
         result.other += 1
     else:
         result.predicted[CLASS_NAMES.index(row["label"])] += 1
-    if out is not None and row.get("in_scope") is not None:
-        out.in_scope_in.append(float(row["in_scope"]))
+    score = ranked_in_scope(row)
+    if out is not None and score is not None:
+        out.in_scope_in.append(score)
     if status in ("error", OTHER) or CLASS_NAMES.index(row["label"]) not in result.accepted:
         mistakes.append(_mistake(row, result.name))
 

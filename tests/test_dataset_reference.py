@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import skimage.data
 from photos import load_fmnist_test_sample, render_catalog_photo
+from PIL import Image
 
 from fmnist_batch import Classifier
 from fmnist_batch.convert.source import convert_source
@@ -72,20 +76,29 @@ def renders():
     return photos, sample[1]
 
 
-def test_dataset_images_rendered_as_photos_that_the_judge_doubts_stay_in_scope(renders):
-    photos, _ = renders
+def test_a_catalog_shot_that_reads_as_a_dataset_image_is_not_judged_and_never_other(renders, tmp_path):
+    rocket = tmp_path / "rocket.png"  # a product on white, which reads as no dataset image
+    frame = Image.new("RGB", (400, 400), "white")
+    frame.paste(Image.fromarray(skimage.data.rocket()).resize((180, 120)), (110, 140))
+    frame.save(rocket)
+    photos = [*renders[0], str(rocket)]
     clf = Classifier()
-    model = clf.model
-    threshold, reference = model.other_below(clf.options), model.dataset_reference
-    results = clf(photos)
-    doubted = [i for i, r in enumerate(results) if r["in_scope"] is not None and r["in_scope"] < threshold]
-    assert doubted, "the judge doubts some renders (else this test shows nothing)"
-    converted = [convert_source(photos[i], clf.settings) for i in doubted]
-    images = np.stack([np.frombuffer(c.data, np.uint8).reshape(28, 28) for c in converted])
-    kept = reference.reads_as_dataset(model.predict_logits(images))
-    assert kept.any()
-    for i, reads_as_dataset in zip(doubted, kept, strict=True):
-        assert (results[i]["status"] == "other") != reads_as_dataset, i
+    settings, model = clf.settings, clf.model
+    assert settings.reference_files is not None and settings.dataset_radius > 0
+    reference = load_reference(model.card, Path(settings.reference_files.points))
+    every_photo_judged = dataclasses.replace(settings, dataset_radius=0.0)
+    reads = []
+    for photo, result in zip(photos, clf(photos), strict=True):
+        converted = convert_source(photo, every_photo_judged)
+        image = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
+        distance = reference.nearest(model.predict_logits(image))[0]
+        reads.append(converted.view == "catalog" and distance <= settings.dataset_radius)
+        if reads[-1]:
+            assert result["in_scope"] is None and result["status"] != "other"
+        else:
+            assert result["in_scope"] == pytest.approx(converted.in_scope, abs=1e-6)
+    assert any(reads) and not reads[-1]
+    assert clf(str(rocket))["status"] == "other"
 
 
 def test_without_the_reference_in_the_card_the_judge_alone_decides(renders, tmp_path):

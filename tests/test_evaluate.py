@@ -9,7 +9,14 @@ from conftest import render_photos
 import fmnist_batch
 from fmnist_batch import ClassifyOptions
 from fmnist_batch.cli import main
-from fmnist_batch.evaluate import EvaluationError, evaluate, folder_classes, read_mapping
+from fmnist_batch.evaluate import (
+    EvaluationError,
+    auroc,
+    evaluate,
+    folder_classes,
+    ranked_in_scope,
+    read_mapping,
+)
 from fmnist_batch.labels import CLASS_NAMES, class_index
 
 
@@ -109,3 +116,12 @@ def test_evaluate_json_to_stdout_lists_the_misclassified_files(labelled, capsys)
     assert {m["path"] for m in figures["misclassified"]} == wrong
     for mistake in figures["misclassified"]:
         assert mistake["folder"] in mistake["path"] and mistake["label"] in (*CLASS_NAMES, "other")
+
+
+def test_a_photo_left_unjudged_as_a_dataset_image_ranks_as_surely_in_scope():
+    judged, unjudged = {"status": "ok", "in_scope": 0.3}, {"status": "ok", "in_scope": None}
+    assert ranked_in_scope(judged) == 0.3 and ranked_in_scope(unjudged) == 1.0
+    assert ranked_in_scope({"status": "error", "in_scope": None}) is None
+    assert ranked_in_scope({"status": "ok"}) is None  # no judge ran: no in_scope field at all
+    # an out-of-scope product the tool lets through unjudged counts against the AUROC, not out of it
+    assert auroc([ranked_in_scope(judged)], [ranked_in_scope(unjudged)]) == 0.0

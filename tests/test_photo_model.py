@@ -99,7 +99,9 @@ def test_classify_sends_only_segmented_photos_to_the_photo_model(paired, tmp_pat
 
     def confidences(*extra: str) -> dict[str, float]:
         out = tmp_path / f"out{len(extra)}.csv"
-        args = ["classify", str(folder), "-o", str(out), "--model", str(paired), "--workers", "1", *extra]
+        # --no-other: the routing is the question here, not the scope judge
+        args = ["classify", str(folder), "-o", str(out), "--model", str(paired), "--workers", "1"]
+        args += ["--no-other", *extra]
         assert main(args, Environment(stderr=io.StringIO())) == 0
         with open(out) as f:
             return {row["path"].split("/")[-1]: float(row["confidence"]) for row in csv.DictReader(f)}

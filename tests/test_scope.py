@@ -6,6 +6,7 @@ never loads the judge."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import os
@@ -22,19 +23,20 @@ from PIL import Image
 from fmnist_batch import Classifier
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import ConversionSettings
-from fmnist_batch.convert.garment import on_white_square
+from fmnist_batch.convert.decode import load_image, to_rgb
+from fmnist_batch.convert.garment import judge_picture, on_white_square
 from fmnist_batch.convert.source import convert_source
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model import scope_judge
-from fmnist_batch.model.card import CARD_FILE, ModelCard, bundled_model_dir
+from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
 from fmnist_batch.model.scope_judge import ScopeJudge
+from fmnist_batch.options import ClassifyOptions
 from fmnist_batch.outputs.formats import read_rows
 
-#: photos scikit-image ships (public domain, CC0), of none of the 10 classes: a clock and coins
+#: photos scikit-image ships (public domain, CC0), of none of the 10 classes: a clock and coins (the
+#: folders below), and a cup of coffee, a rocket and a cat
 OUT_OF_SCOPE = ("clock", "coins")
-#: ... and a cup of coffee, a rocket and a cat, which the judge reads at 128 px as less sure than the
-#: clock, though still well below the in-scope photos
-LESS_SURE = ("coffee", "rocket", "chelsea")
+LICENSED_OTHER = (*OUT_OF_SCOPE, "coffee", "rocket", "chelsea")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def run(*args: str) -> int:
 
 
 def test_licensed_out_of_scope_photos_are_answered_other(clf, threshold):
-    for name in OUT_OF_SCOPE:
+    for name in LICENSED_OTHER:
         result = clf(getattr(skimage.data, name)())
         assert (result["label"], result["status"]) == ("other", "other"), name
         assert 0 <= result["in_scope"] < threshold and result["score"] == pytest.approx(
@@ -87,21 +89,18 @@ def on_white_frame(name: str, side: int = 300, share: float = 0.3) -> Image.Imag
     return frame
 
 
-def test_a_licensed_product_shot_on_white_is_answered_other_because_the_judge_sees_the_product(
-    clf, threshold
-):
+def test_the_judge_reads_a_product_on_white_cut_to_its_box_not_the_white_around_it(clf, threshold):
     frame = on_white_frame("coffee")
-    result = clf(frame)
-    assert (result["label"], result["status"]) == ("other", "other") and result["in_scope"] < threshold
-    # read whole, the cup is a tenth of a picture of white, and the judge lets it through
     judge = ScopeJudge(clf.model.scope_judge_file)
-    assert judge.read(on_white_square(frame, judge.side)[None])[0] > threshold
+    cut = judge.in_scope(judge_picture(frame, judge.side))
+    whole = judge.in_scope(on_white_square(frame, judge.side))  # a cup in a tenth of a picture of white
+    assert cut < threshold < whole
 
 
 def test_in_scope_ranks_other_photos_below_in_scope_ones(clf):
     garments = [r["in_scope"] for r in clf([str(p) for p in cc0_photos("validation", 30, seed=9)])]
     typical = float(np.median([value for value in garments if value is not None]))
-    for name in LESS_SURE:
+    for name in LICENSED_OTHER:
         assert clf(getattr(skimage.data, name)())["in_scope"] < typical / 2, name
 
 
@@ -260,6 +259,40 @@ def test_the_judge_runs_in_the_workers_and_never_in_the_main_process(pooled_fold
     assert in_main == []
     judged = [v for v in in_scope_by_name(read_rows(str(out))).values() if v is not None]
     assert len(judged) == len(list(pooled_folder.iterdir())) - 3  # ... yet every photo was judged
+
+
+def judged_alone(path: str, photo: Path, side: int) -> float:
+    """in_scope of a photo file by one judge file, read as the conversion decodes it."""
+    return ScopeJudge(path).in_scope(judge_picture(to_rgb(load_image(photo)), side))
+
+
+def test_the_second_look_answers_for_the_photos_the_judge_doubts_and_only_for_them(clf, tmp_path):
+    settings = clf.model.conversion_settings(ClassifyOptions())
+    assert settings.scope_second_side > settings.scope_side and settings.scope_second_judge
+    doubted = tmp_path / "coffee.png"
+    Image.fromarray(skimage.data.coffee()).save(doubted)
+    trusted = next(p for p in cc0_photos("validation", 40, seed=3) if "/t-shirt/" in str(p))
+    first = {photo: judged_alone(settings.scope_judge, photo, settings.scope_side)
+             for photo in (doubted, trusted)}  # fmt: skip
+    assert first[doubted] < settings.scope_ask_below <= first[trusted]
+    second = judged_alone(settings.scope_second_judge, doubted, settings.scope_second_side)
+    assert second != pytest.approx(first[doubted], abs=1e-3)  # a different answer, so which one is seen
+    assert convert_source(str(doubted), settings).in_scope == pytest.approx(second, abs=1e-6)
+    assert convert_source(str(trusted), settings).in_scope == pytest.approx(first[trusted], abs=1e-6)
+    without = dataclasses.replace(settings, scope_second_side=0)
+    assert convert_source(str(doubted), without).in_scope == pytest.approx(first[doubted], abs=1e-6)
+
+
+def test_a_second_look_that_could_leave_a_photo_unasked_below_the_operating_point_is_refused(tmp_path):
+    raw = json.loads((bundled_model_dir() / CARD_FILE).read_text())
+    look = raw["scope_judge"]["second_look"]
+    below_the_point = {**look, "ask_below": raw["scope_judge"]["threshold"] / 2}
+    unhashed = {k: v for k, v in look.items() if k != "sha256"}
+    for broken, says in ((below_the_point, "ask_below must be"), (unhashed, "needs a file, its sha256")):
+        raw["scope_judge"]["second_look"] = broken
+        (tmp_path / CARD_FILE).write_text(json.dumps(raw))
+        with pytest.raises(ModelError, match=says):
+            ModelCard.load(tmp_path / CARD_FILE)
 
 
 def test_a_judge_that_cannot_be_loaded_is_each_photos_error_not_a_silent_pass(tmp_path):

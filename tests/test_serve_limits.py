@@ -143,7 +143,8 @@ def test_images_just_under_the_cap_decode_and_memory_is_given_back(server):
     data = flat_png(width, SERVE_MAX_PIXELS // width - 10, channels=4)
     before = server.memory_kb("VmRSS")
     results = post_at_once(server, data)
-    assert [r["status"] for r in results] == ["ok"] * 3, results
+    # decoded and answered (a grey box on black is none of the 10 classes: the judge may say so)
+    assert all(r["status"] in ("ok", "uncertain", "other") and r["label"] for r in results), results
     assert server.memory_kb("VmHWM") < GIGABYTE_KB
     assert server.memory_kb("VmRSS") < before + 200 * 1024, "the decoded images' memory was kept"
 

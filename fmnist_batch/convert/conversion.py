@@ -25,7 +25,8 @@ of garments alone: a pink or tan product shot does not pay for the face detector
 When the model runs a scope judge (settings.scope_side), ``convert_image`` also asks it whether the
 photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
 whichever process converts the photo, and the conversion keeps its in_scope; an image already in the
-dataset's own format (28x28 grey) is not judged.
+dataset's own format (28x28 grey), or a catalog shot whose 28x28 image reads as one (``reads_as_dataset``),
+is not judged.
 
 Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented, checked for
 a person or judged) and every step is a module-level function, so worker processes can import and pickle
@@ -43,7 +44,7 @@ from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
-from fmnist_batch.convert.scope import judged_in_scope
+from fmnist_batch.convert.scope import judged_in_scope, reads_as_dataset
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings
 from fmnist_batch.convert.steps import (
@@ -141,7 +142,8 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
         pixels = stretch_to_full_range(pixels)
     # the judge reads the photo, not the garment cut out of it, once the rest converted (a photo that
     # fails costs it nothing)
-    in_scope = None if is_dataset_image(img) else judged_in_scope(photo, settings)
+    dataset_like = is_dataset_image(img) or reads_as_dataset(pixels, view, settings)
+    in_scope = None if dataset_like else judged_in_scope(photo, settings)
     return Conversion(pixels, view, isolated.colour, isolated.region, in_scope)
 
 

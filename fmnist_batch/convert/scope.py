@@ -3,38 +3,65 @@
 The photo, already decoded for its 28x28 image, is made into the judge's picture at its side
 (garment.judge_picture: a product on a plain background cut to its box, any other photo whole) and read
 by the card's judge (model/scope_judge.py), which each process loads once, on one thread, from the file
-the model verified. A pool of conversion workers so judges its photos
-in parallel, and a conversion carries in_scope, one float, instead of the picture. Every caller that
-converts (classify's workers, Ray tasks, Classifier, the web app) runs it here, so each gets the same
-in_scope for the same photo.
+the model verified. A photo the judge doubts (in_scope below the card's ask_below, the point where it
+finds the photo no likelier in scope than not) is read again at a larger side by the judge's second look,
+whose answer is the photo's: most garments pass the quick look, and the photos that may be `other` get
+the sharp one. Before either, a catalog shot whose 28x28 image reads as a Fashion-MNIST image
+(reads_as_dataset) is not judged at all: it is in scope, and costs a 28x28 forward pass.
+
+A pool of conversion workers so judges its photos in parallel, and a conversion carries in_scope, one
+float, instead of the picture. Every caller that converts (classify's workers, Ray tasks, Classifier, the
+web app) runs it here, so each gets the same in_scope for the same photo.
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.garment import judge_picture
 from fmnist_batch.convert.settings import ConversionSettings, ImageError
 from fmnist_batch.model.card_checks import ModelError
+from fmnist_batch.model.dataset_reference import shared_reference_gate
 from fmnist_batch.model.scope_judge import shared_scope_judge
 
 
-def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | None:
-    """in_scope of an RGB photo by the settings' judge; None when no judge runs (scope_side 0). A judge
-    that cannot be loaded is an ImageError: the photo's row says so rather than go unjudged."""
-    if not settings.scope_side:
-        return None
-    picture = judge_picture(rgb, settings.scope_side)
+def reads_as_dataset(pixels: np.ndarray, view: str, settings: ConversionSettings) -> bool:
+    """Whether a converted catalog shot's 28x28 image reads as a Fashion-MNIST image: its main-network
+    logits lie within the settings' radius of the dataset reference's (model/dataset_reference.py). Such
+    a photo is not judged: it is in scope as a 28x28 grey file is. Asked only when a judge runs."""
+    files = settings.reference_files
+    if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
+        return False
     try:
-        return shared_scope_judge(settings.scope_judge or bundled_scope_judge()).in_scope(picture)
+        return shared_reference_gate(files, settings.dataset_radius).reads_as_dataset(pixels)
     except ModelError as e:
         raise ImageError(str(e)) from None
 
 
-def bundled_scope_judge() -> str:
-    """The bundled judge's file, verified against the bundled card (settings without a file: a Ray node
-    converting for the bundled model verifies its own installation's); a run's model hands the
-    conversion its own, verified at load."""
-    from fmnist_batch.model.registry import bundled_scope_judge as verified
+def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | None:
+    """in_scope of an RGB photo by the settings' judge; None when no judge runs (scope_side 0). A photo
+    the judge finds below scope_ask_below is read again by its second look, which answers for it. A judge
+    that cannot be loaded is an ImageError: the photo's row says so rather than go unjudged."""
+    if not settings.scope_side:
+        return None
+    try:
+        first = _judge(settings.scope_judge or _bundled("first"), rgb, settings.scope_side)
+        if not settings.scope_second_side or first >= settings.scope_ask_below:
+            return first
+        return _judge(settings.scope_second_judge or _bundled("second"), rgb, settings.scope_second_side)
+    except ModelError as e:
+        raise ImageError(str(e)) from None
 
-    return verified()
+
+def _judge(path: str, rgb: Image.Image, side: int) -> float:
+    return shared_scope_judge(path).in_scope(judge_picture(rgb, side))
+
+
+def _bundled(look: str) -> str:
+    """The bundled judge's file (`look`: first or second), verified against the bundled card (settings
+    without a file: a Ray node converting for the bundled model verifies its own installation's); a run's
+    model hands the conversion its own, verified at load."""
+    from fmnist_batch.model import registry
+
+    return registry.bundled_scope_judge() if look == "first" else registry.bundled_scope_second_look()

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from fmnist_batch.labels import DEFAULT_MAX_PIXELS, IMAGE_SIZE, VIEW_CLASSES  # noqa: F401 (re-exported)
 
 if TYPE_CHECKING:
+    from fmnist_batch.model.dataset_reference import ReferenceFiles
     from fmnist_batch.model.person_models import PersonFiles
 
 INVERT_CHOICES = ("auto", "always", "never")
@@ -81,6 +82,19 @@ class ConversionSettings:
     #: the scope judge's file, resolved and verified by the model like the person detectors' (None with
     #: a scope_side: the bundled judge, verified on first use); left out of `record()` for the same reason
     scope_judge: str | None = field(default=None, compare=False, repr=False)
+    #: the judge's second look: photos the judge finds below scope_ask_below are read again by a sharper
+    #: judge at this side, whose in_scope is theirs (convert/scope.py); 0: no second look
+    scope_second_side: int = 0
+    scope_ask_below: float = 0.0
+    #: the second look's file, as scope_judge (None with a scope_second_side: the bundled one)
+    scope_second_judge: str | None = field(default=None, compare=False, repr=False)
+    #: a catalog shot whose main-network logits lie within this radius of the dataset reference's reads as
+    #: a Fashion-MNIST image and is not judged, like a 28x28 grey file (model/dataset_reference.py);
+    #: 0 or no reference_files: every photo is judged
+    dataset_radius: float = 0.0
+    #: the reference and the main network it was made with, verified by the model (not recorded, as
+    #: the judge's file)
+    reference_files: ReferenceFiles | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.size < 1:
@@ -106,11 +120,17 @@ class ConversionSettings:
             raise ValueError(f"garment_side must be >= 16, got {self.garment_side}")
         if self.scope_side and self.scope_side < 16:
             raise ValueError(f"scope_side must be 0 (no judge) or >= 16, got {self.scope_side}")
+        if self.scope_second_side and (self.scope_second_side < 16 or not 0 <= self.scope_ask_below <= 1):
+            raise ValueError(
+                "scope_second_side must be 0 (no second look) or >= 16 with scope_ask_below in [0, 1], "
+                f"got {self.scope_second_side} and {self.scope_ask_below}"
+            )
 
     def record(self) -> dict[str, Any]:
         """The settings that shape a conversion's result, as plain values (a run's settings, reports)."""
         record = asdict(self)
-        del record["person_models"], record["scope_judge"]
+        for unrecorded in ("person_models", "scope_judge", "scope_second_judge", "reference_files"):
+            del record[unrecorded]
         return record
 
 

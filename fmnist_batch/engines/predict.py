@@ -39,11 +39,11 @@ def stack(converted: Sequence[Converted]) -> Batch:
     return Batch(images, ok, views, [c.colour for c in converted], [c.in_scope for c in converted])
 
 
-def scope_of(in_scope: float, below: float | None, dataset_like: bool = False) -> Scope | None:
+def scope_of(in_scope: float, below: float | None) -> Scope | None:
     """A row's Scope: None without a judge (no in_scope column), else what it said (NaN: not read)."""
     if below is None:
         return None
-    return Scope(None if np.isnan(in_scope) else float(in_scope), below, bool(dataset_like))
+    return Scope(None if np.isnan(in_scope) else float(in_scope), below)
 
 
 def predicted_rows(
@@ -52,9 +52,9 @@ def predicted_rows(
     """One row per file, in order: answered if it converted, its error otherwise."""
     batch = stack(converted)
     below, min_confidence = model.other_below(options), model.min_confidence(options)
-    answers = answer(model, *batch, other_below=below)
+    answers = answer(model, *batch)
     rows = zip(displays, converted, *answers, batch.ok, strict=True)
-    for display, conversion, probabilities, in_scope, blank, dataset_like, good in rows:
+    for display, conversion, probabilities, in_scope, blank, good in rows:
         yield make_row(
             display,
             probabilities if good else None,
@@ -63,6 +63,6 @@ def predicted_rows(
             min_confidence=min_confidence,
             view=conversion.view,
             region=conversion.region,
-            scope=scope_of(in_scope, below, dataset_like),
+            scope=scope_of(in_scope, below),
             blank=bool(blank),
         )

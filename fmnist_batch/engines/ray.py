@@ -130,7 +130,7 @@ class RayEngine:
             min_confidence=self.model.min_confidence(self.options),
             view=bytes(batch["view"][i]).decode(),
             region=bytes(batch["region"][i]).decode(),
-            scope=scope_of(batch["in_scope"][i], below, batch["dataset_like"][i]),
+            scope=scope_of(batch["in_scope"][i], below),
             blank=bool(batch["blank"][i]),
         )
 
@@ -222,14 +222,13 @@ class Predictor:
 
     def __init__(self, options: ClassifyOptions):
         self.model = load_job_model(options)
-        self.other_below = self.model.other_below(options)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         ok = batch["ok"].astype(bool)
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
         colours = [bytes(c) or None for c in batch["colour"]]
         judged = [None if np.isnan(v) else float(v) for v in batch["in_scope"]]
-        answers = answer(self.model, batch["image"], ok, views, colours, judged, self.other_below)
+        answers = answer(self.model, batch["image"], ok, views, colours, judged)
         # every other column (index, error, view, region, ...) passes through for the rows; the pictures
         # stay behind, so only what the rows need travels back, and the answer's in_scope replaces the
         # conversion's (a blank photo's is 0)
@@ -239,7 +238,6 @@ class Predictor:
             "probabilities": answers.probabilities,
             "in_scope": answers.in_scope,
             "blank": answers.blank,
-            "dataset_like": answers.dataset_like,
         }
         return passed | answered | {"ok": ok}
 

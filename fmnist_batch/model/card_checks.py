@@ -171,7 +171,26 @@ def check_scope_judge(entry: Any) -> dict[str, Any] | None:
         raise ModelError(f"scope_judge.side must be a whole number of pixels, got {side!r}")
     if not 0 <= _finite(entry["threshold"], "scope_judge.threshold") <= 1:
         raise ModelError(f"scope_judge.threshold must be in [0, 1], got {entry['threshold']!r}")
+    if entry.get("second_look") is not None:
+        _check_second_look(entry["second_look"], float(entry["threshold"]))
     return entry
+
+
+def _check_second_look(look: Any, threshold: float) -> None:
+    """The judge's second look (model/scope_judge.py): a sharper judge in the same folder, asked for the
+    photos the first finds below `ask_below`. Every photo it is not asked for must stay in scope, so
+    `ask_below` cannot lie under the operating point."""
+    if not isinstance(look, dict) or not {"file", "sha256", "side", "ask_below"} <= set(look):
+        raise ModelError("scope_judge.second_look needs a file, its sha256, its input side and ask_below")
+    _bare_name(look["file"], "scope_judge.second_look.file")
+    side = look["side"]
+    if isinstance(side, bool) or not isinstance(side, int) or not 16 <= side <= 1024:
+        raise ModelError(f"scope_judge.second_look.side must be a whole number of pixels, got {side!r}")
+    ask_below = _finite(look["ask_below"], "scope_judge.second_look.ask_below")
+    if not threshold <= ask_below <= 1:
+        raise ModelError(
+            f"scope_judge.second_look.ask_below must be in [threshold {threshold:g}, 1], got {ask_below!r}"
+        )
 
 
 def check_dataset_reference(entry: Any) -> dict[str, Any] | None:

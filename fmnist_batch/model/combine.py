@@ -4,7 +4,8 @@ The main network reads catalog shots, the photo network the views its card gives
 when its pairing found so), a view's answer is kept to the classes it can show (labels.VIEW_CLASSES), and
 a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
 network's (garment_reader.joined). in_scope is the scope judge's, which the conversion already ran on
-each photo (convert/scope.py): a photo that shows nothing at all gets 0. Engines and the web app
+each photo (convert/scope.py, which leaves dataset images unjudged): a photo that shows nothing at all
+gets 0. Engines and the web app
 call `answer` and never see how.
 """
 
@@ -22,14 +23,12 @@ from fmnist_batch.model.runtime import Model
 
 class Answers(NamedTuple):
     """A batch's answers: N x 10 calibrated probabilities (rows that did not convert stay 0), N in_scope
-    probabilities (NaN where the judge did not read the photo: no judge in use, no picture), which
-    photos show nothing at all (see shows_nothing), and which catalog shots the judge doubts but whose
-    garment reads as a dataset image (see reads_as_dataset), never answered other."""
+    probabilities (NaN where the judge did not read the photo: no judge in use, a dataset image, no
+    picture), and which photos show nothing at all (see shows_nothing)."""
 
     probabilities: np.ndarray
     in_scope: np.ndarray
     blank: np.ndarray
-    dataset_like: np.ndarray
 
 
 def answer(
@@ -39,18 +38,12 @@ def answer(
     views: np.ndarray,
     colours: Sequence[bytes | None] | None = None,
     in_scope: Sequence[float | None] | None = None,
-    other_below: float | None = None,
 ) -> Answers:
     """Every model's answer for a batch (see predict_where and judge_scope); `in_scope`: each photo's
-    Converted.in_scope; `other_below`: the operating point, below which the catalog shots the judge
-    doubts are compared with the dataset (reads_as_dataset)."""
+    Converted.in_scope."""
     blank = shows_nothing(images, ok)
     probabilities = predict_where(model, images, ok, views, colours)
-    judged = judge_scope(model, ok & ~blank, in_scope, blank)
-    doubted = np.zeros(len(ok), dtype=bool)
-    if other_below is not None:
-        doubted = (np.asarray(views) == "catalog") & ~blank & (judged < other_below)
-    return Answers(probabilities, judged, blank, reads_as_dataset(model, images, doubted))
+    return Answers(probabilities, judge_scope(model, ok & ~blank, in_scope, blank), blank)
 
 
 def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
@@ -75,19 +68,6 @@ def judge_scope(
         if value is not None and ok[i]:
             in_scope[i] = value
     return in_scope
-
-
-def reads_as_dataset(model: Model, images: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Which of the `rows` (bool, N) read as dataset images: their main-network logits lie within the
-    card's radius of a training image's (model/dataset_reference.py). Only the rows the judge doubts are
-    compared, so a batch of garments it trusts costs nothing more."""
-    out = np.zeros(len(rows), dtype=bool)
-    reference = model.dataset_reference
-    if reference is None or not np.any(rows):
-        return out
-    chosen = np.asarray(images)[rows].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-    out[rows] = reference.reads_as_dataset(model.predict_logits(chosen))
-    return out
 
 
 def predict_where(

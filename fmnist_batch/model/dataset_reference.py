@@ -6,19 +6,26 @@ garments. Their 28x28 images are the dataset's own, though: the main network ans
 the images it was trained on. The reference (models/reference/, built by
 scripts/build_dataset_reference.py) holds the main network's logits for its training images, each scaled
 to length 1; a catalog shot whose own scaled logits lie within the card's `radius` of one of them reads as
-a dataset image, and like a 28x28 grey file it is never answered other (model/combine.py).
+a dataset image, and like a 28x28 grey file it is not judged and never answered other.
+
+The conversion asks (convert/scope.py), before it runs the judge: a conversion worker loads the main
+network and the reference once (`shared_reference_gate`, from the files the model verified), so a catalog
+shot that reads as a dataset image costs a 28x28 forward pass instead of the judge's.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from fmnist_batch.model import litert
+
 if TYPE_CHECKING:
     from fmnist_batch.model.card import ModelCard
+    from fmnist_batch.model.runtime import Model
 
 #: rows compared at once: a block of distances is CHUNK x the reference's size (about 13 MB of float32)
 CHUNK = 64
@@ -72,3 +79,54 @@ def load_reference(card: ModelCard, path: Path) -> DatasetReference:
         return DatasetReference(path, entry["radius"])
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load {path}: {e}") from None
+
+
+class ReferenceFiles(NamedTuple):
+    """What a conversion needs to ask the reference: the card whose main network made it (loaded at
+    `precision`, as the run predicts) and the reference's file, both verified by the run's model."""
+
+    card: str
+    precision: str
+    points: str
+
+
+class ReferenceGate:
+    """The main network and the reference in one process: `reads_as_dataset(image)` for one 28x28 uint8
+    converted image, by the same logits the run predicts with."""
+
+    def __init__(self, network: Model, reference: DatasetReference):
+        self._network = network
+        self.reference = reference
+
+    def reads_as_dataset(self, image: np.ndarray) -> bool:
+        logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
+        return bool(self.reference.reads_as_dataset(logits)[0])
+
+
+#: this process's gates by files and radius; a failure keeps its reason (one attempt each)
+_gates = litert.PerProcess()
+
+
+def shared_reference_gate(files: ReferenceFiles, radius: float) -> ReferenceGate:
+    """This process's gate for `files`, loaded on first use on one thread (litert.PerProcess: a forked
+    worker loads its own). Files that cannot be loaded are a ModelError, here and at every later call."""
+    from fmnist_batch.model.card import ModelError
+
+    gate = _gates.get((files, radius), lambda: _load_gate(files, radius))
+    if isinstance(gate, str):
+        raise ModelError(gate)
+    return gate
+
+
+def _load_gate(files: ReferenceFiles, radius: float) -> ReferenceGate | str:
+    from fmnist_batch.model.card import ModelCard, ModelError
+    from fmnist_batch.model.runtime import Model
+
+    try:
+        card = ModelCard.load(Path(files.card))
+        network = Model(card, "litert", 1, False, files.precision, False, False, use_scope_judge=False)
+        reference = load_reference(card, Path(files.points))
+    except (ModelError, OSError, ValueError, RuntimeError, ImportError) as e:
+        return f"cannot load the dataset reference {files.points}: {e}"
+    reference.radius = float(radius)  # the run's, which its settings record
+    return ReferenceGate(network, reference)

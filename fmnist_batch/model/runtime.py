@@ -21,7 +21,7 @@ from fmnist_batch.model.card import (
     ModelError,
     find_card,
 )
-from fmnist_batch.model.dataset_reference import DatasetReference, load_reference
+from fmnist_batch.model.dataset_reference import ReferenceFiles
 from fmnist_batch.model.garment_reader import GarmentReader
 from fmnist_batch.model.logits import flip_averaged, softmax
 from fmnist_batch.model.person_models import PersonFiles
@@ -114,7 +114,6 @@ class Model:
         with_reader = use_garment_reader and card.garment_reader is not None
         self._garment_file = self.declared_path("garment reader") if with_reader else None
         self._garment_reader: GarmentReader | None = None
-        self._dataset_reference: DatasetReference | None = None
         if backend == "litert":
             self._init_litert(self.declared_path("main"), num_threads)
         else:
@@ -138,6 +137,8 @@ class Model:
             declared += registry.person_models(card)
         if self._use_scope_judge:
             declared.append(registry.scope_judge(card))
+            if card.scope_judge.get("second_look") is not None:
+                declared.append(registry.scope_second_look(card))
             if card.dataset_reference is not None:
                 declared.append(registry.dataset_reference(card))
         return declared
@@ -164,7 +165,32 @@ class Model:
             person_models=self.person_files,
             scope_side=self.scope_side,
             scope_judge=self.scope_judge_file,
+            **self._second_look_settings(),
+            **self._reference_settings(),
         )
+
+    def _reference_settings(self) -> dict:
+        """The ConversionSettings fields of the dataset reference (model/dataset_reference.py): none
+        without a judge in use or without a reference in the card."""
+        entry = self.card.dataset_reference
+        if not self._use_scope_judge or entry is None:
+            return {}
+        points = str(self.declared_path("dataset reference"))
+        # the gate runs the main network with LiteRT: the same file as this run, or the float one for Keras
+        precision = self.precision if self.backend == "litert" else "float"
+        files = ReferenceFiles(str(self.card.path), precision, points)
+        return {"dataset_radius": float(entry["radius"]), "reference_files": files}
+
+    def _second_look_settings(self) -> dict:
+        """The ConversionSettings fields of the judge's second look: none when the card has none."""
+        look = (self.card.scope_judge or {}).get("second_look") if self._use_scope_judge else None
+        if look is None:
+            return {}
+        return {
+            "scope_second_side": int(look["side"]),
+            "scope_ask_below": float(look["ask_below"]),
+            "scope_second_judge": str(self.declared_path("scope judge second look")),
+        }
 
     @property
     def person_files(self) -> PersonFiles | None:
@@ -270,19 +296,6 @@ class Model:
         """The scope judge's file, verified (None when the card has none or it is not in use). The
         conversion runs the judge, in whichever process converts a photo (convert/scope.py)."""
         return str(self.declared_path("scope judge")) if self._use_scope_judge else None
-
-    @property
-    def dataset_reference(self) -> DatasetReference | None:
-        """The main network's logits for its training images (model/dataset_reference.py), with which a
-        catalog shot that reads as a dataset image is never answered other; None without a judge in use or
-        without a reference in the card. Loaded on first use."""
-        entry = self.card.dataset_reference
-        if not self._use_scope_judge or entry is None:
-            return None
-        if self._dataset_reference is None:
-            path = self.declared_path("dataset reference")
-            self._dataset_reference = load_reference(self.card, path)
-        return self._dataset_reference
 
     @property
     def scope_side(self) -> int:

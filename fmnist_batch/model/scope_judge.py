@@ -6,8 +6,10 @@ The judge (models/scope, built by scripts/build_scope_model.py) reads the photo 
 white at the side its card declares (a product on a plain background cut to its box: convert/garment.py
 judge_picture), with an ImageNet backbone whose ImageNet answer feeds a head fitted on licensed photos;
 its one output is `in_scope`, the calibrated probability that the photo shows one of the 10 classes.
-Below the card's operating point (or --other-threshold) a row is answered "other" (outputs/rows.py),
-unless it is a catalog shot that reads as a dataset image (dataset_reference.py).
+The card may give the judge a second look: the same kind of network at a larger side, which reads again
+the photos the first finds below its `ask_below` and answers for them (convert/scope.py). Below the
+card's operating point (or --other-threshold) a row is answered "other" (outputs/rows.py). A catalog shot
+that reads as a dataset image (dataset_reference.py) is not judged at all.
 
 The conversion runs it (convert/scope.py), in whichever process converts the photo: each conversion
 worker loads the judge once (`shared_scope_judge`, one thread, from the file the model verified at load)

@@ -58,7 +58,7 @@ def make_row(
     row["error"] = ""
     if scope is not None and scope.in_scope is not None:
         row["in_scope"] = scope.in_scope
-        if scope.in_scope < scope.below and not scope.dataset_like:
+        if scope.in_scope < scope.below:
             row["label"], row["confidence"], row["status"] = OTHER, 1.0 - scope.in_scope, OTHER
     return row
 
@@ -66,10 +66,9 @@ def make_row(
 @dataclass(frozen=True)
 class Scope:
     """What the scope judge said of one photo: in_scope, the calibrated probability that it shows one of
-    the 10 classes (None: the judge did not read it, as for an image already in the dataset's own 28x28
-    grey format), and the operating point below which it is answered OTHER."""
+    the 10 classes (None: the judge did not read it: an image already in the dataset's own 28x28 grey
+    format, or a catalog shot whose 28x28 image reads as one), and the operating point below which it is
+    answered OTHER."""
 
     in_scope: float | None
     below: float
-    #: a catalog shot whose garment reads as a dataset image (model/dataset_reference.py): never OTHER
-    dataset_like: bool = False

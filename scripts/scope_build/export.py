@@ -120,3 +120,17 @@ def card_entry(target: Path, side: int, head: Head, threshold: float, figures: d
             "C_tried": head.tried,
         },
     }  # fmt: skip
+
+
+def second_look_entry(entry: dict, ask_below: float, asked: dict[str, float]) -> dict:
+    """The models/model_card.json changes a second look makes to the "scope_judge" entry: the operating
+    point set on the two judges together, and the "second_look" (from its own card_entry `entry`)."""
+    look = {key: entry[key] for key in ("file", "sha256", "side", "input", "calibration", "head")}
+    look["head"] = {**entry["head"], "groups": "the first judge's (scope_build/imagenet_groups.py)"}
+    look["ask_below"] = ask_below
+    look["licensed_share_asked"] = asked
+    operating_point = dict(entry["operating_point"])
+    operating_point["rule"] = operating_point["rule"].replace(
+        "the exported file's in_scope", "the in_scope of the two judges together"
+    )
+    return {"threshold": entry["threshold"], "operating_point": operating_point, "second_look": look}
