@@ -107,15 +107,17 @@ class FolderResult:
 @dataclass
 class OutOfScope:
     """The photos of the out-of-scope folder: per subfolder (every level: far, far/rings), how many were
-    read and how many answered other; and in_scope for them and for the in-scope photos (AUROC)."""
+    read, how many answered other and how many the judge did not read (dataset-like catalog shots); and
+    in_scope for them and for the in-scope photos (AUROC; None where the judge did not read the photo)."""
 
     folder: str
     files: dict[str, int] = field(default_factory=dict)
     answered_other: dict[str, int] = field(default_factory=dict)
+    unjudged: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     #: in_scope of the out-of-scope photos, by their first subfolder ("" for photos directly in it)
-    in_scope_out: dict[str, list[float]] = field(default_factory=dict)
-    in_scope_in: list[float] = field(default_factory=list)
+    in_scope_out: dict[str, list[float | None]] = field(default_factory=dict)
+    in_scope_in: list[float | None] = field(default_factory=list)
 
     def add(self, subfolder: str, row: dict) -> None:
         if row["status"] == "error":
@@ -126,23 +128,24 @@ class OutOfScope:
             key = "/".join(parts[:depth]) or "all"
             self.files[key] = self.files.get(key, 0) + 1
             self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
-        score = ranked_in_scope(row)
-        if score is not None:
-            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(score)
+            self.unjudged[key] = self.unjudged.get(key, 0) + ("in_scope" in row and row["in_scope"] is None)
+        if "in_scope" in row:
+            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(judged_in_scope(row))
 
     def share_other(self, key: str = "all") -> float:
         files = self.files.get(key, 0)
         return self.answered_other.get(key, 0) / files if files else float("nan")
 
-    @property
-    def auroc(self) -> float | None:
-        """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half); None
-        without a judge's in_scope on both sides."""
-        return auroc(self.in_scope_in, [v for values in self.in_scope_out.values() for v in values])
+    def auroc(self, judged_only: bool = False) -> float | None:
+        """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half), a photo
+        the judge did not read ranked as surely in scope (as the tool answers it), or left out with
+        `judged_only`; None without a judge's in_scope on both sides."""
+        out = [v for values in self.in_scope_out.values() for v in values]
+        return ranked_auroc(self.in_scope_in, out, judged_only)
 
-    def auroc_of(self, subfolder: str) -> float | None:
+    def auroc_of(self, subfolder: str, judged_only: bool = False) -> float | None:
         """The AUROC against the photos of one first-level subfolder alone (far/, near/, ...)."""
-        return auroc(self.in_scope_in, self.in_scope_out.get(subfolder, []))
+        return ranked_auroc(self.in_scope_in, self.in_scope_out.get(subfolder, []), judged_only)
 
     def to_dict(self) -> dict:
         return {
@@ -150,23 +153,39 @@ class OutOfScope:
             "files": self.files.get("all", 0),
             "errors": self.errors,
             "share_answered_other": self.share_other(),
-            "auroc_in_scope": self.auroc,
+            "auroc_in_scope": self.auroc(),
+            "auroc_in_scope_judged_only": self.auroc(judged_only=True),
             "subfolders": {
-                key: {"files": n, "answered_other": self.answered_other[key], "share": self.share_other(key)}
+                key: {
+                    "files": n,
+                    "answered_other": self.answered_other[key],
+                    "share": self.share_other(key),
+                    "not_judged": self.unjudged[key],
+                }
                 for key, n in sorted(self.files.items())
                 if key != "all"
             },
             "auroc_in_scope_by_subfolder": {key: self.auroc_of(key) for key in sorted(self.in_scope_out)},
+            "auroc_in_scope_judged_only_by_subfolder": {
+                key: self.auroc_of(key, judged_only=True) for key in sorted(self.in_scope_out)
+            },
         }
 
 
-def ranked_in_scope(row: dict) -> float | None:
-    """A row's in_scope as the AUROC ranks it: the judge's, or 1 for a photo the judge did not read
-    because it is a dataset image (in scope without a look, and never answered other); None for an error
-    row and when no judge ran (the row has no in_scope field)."""
-    if "in_scope" not in row or row["status"] == "error":
-        return None
-    return 1.0 if row["in_scope"] is None else float(row["in_scope"])
+def judged_in_scope(row: dict) -> float | None:
+    """A converted row's in_scope: the judge's, None where it did not read the photo (a dataset image, or
+    a catalog shot that reads as one)."""
+    return None if row.get("in_scope") is None else float(row["in_scope"])
+
+
+def ranked_auroc(
+    positive: list[float | None], negative: list[float | None], judged_only: bool
+) -> float | None:
+    """The AUROC of in_scope values, None (not judged) ranked as 1, surely in scope, as the tool answers
+    such a photo (so an out-of-scope product it lets through counts against it), or left out."""
+    if judged_only:
+        return auroc([v for v in positive if v is not None], [v for v in negative if v is not None])
+    return auroc([1.0 if v is None else v for v in positive], [1.0 if v is None else v for v in negative])
 
 
 def auroc(positive: list[float], negative: list[float]) -> float | None:
@@ -278,9 +297,8 @@ def _score(row: dict, result: FolderResult, out: OutOfScope | None, mistakes: li
         result.other += 1
     else:
         result.predicted[CLASS_NAMES.index(row["label"])] += 1
-    score = ranked_in_scope(row)
-    if out is not None and score is not None:
-        out.in_scope_in.append(score)
+    if out is not None and "in_scope" in row and status != "error":
+        out.in_scope_in.append(judged_in_scope(row))
     if status in ("error", OTHER) or CLASS_NAMES.index(row["label"]) not in result.accepted:
         mistakes.append(_mistake(row, result.name))
 

@@ -60,16 +60,25 @@ def confusion_table(evaluation: Evaluation) -> Table:
 def out_of_scope_table(out: OutOfScope) -> Table:
     from rich.table import Table
 
-    auroc = "n/a (no scope judge)" if out.auroc is None else f"{out.auroc:.3f}"
-    title = f"none of the 10 classes ({out.folder}/): answered other; AUROC of in_scope {auroc}"
+    title = f"none of the 10 classes ({out.folder}/): answered other; AUROC of in_scope {_auroc_text(out)}"
     table = Table(title=title, title_justify="left")
-    for name, justify in (("subfolder", "left"), ("files", "right"), ("other", "right"), ("share", "right")):
+    columns = ("subfolder", "left"), ("files", "right"), ("other", "right"), ("share", "right")
+    for name, justify in (*columns, ("not judged", "right")):
         table.add_column(name, justify=justify)
     for key in [*sorted(k for k in out.files if k != "all"), "all"]:
         if key == "all":
             table.add_section()
         files, other = out.files.get(key, 0), out.answered_other.get(key, 0)
-        table.add_row(key, f"{files:,}", f"{other:,}", f"{out.share_other(key):.1%}")
+        unjudged = out.unjudged.get(key, 0)
+        table.add_row(key, f"{files:,}", f"{other:,}", f"{out.share_other(key):.1%}", f"{unjudged:,}")
     if out.errors:
         table.add_row("not read (errors)", f"{out.errors:,}", "", "")
     return table
+
+
+def _auroc_text(out: OutOfScope) -> str:
+    """The AUROC, an unjudged photo (read as a dataset image) ranked as in scope, and over the judged ones."""
+    if out.auroc() is None:
+        return "n/a (no scope judge)"
+    judged = out.auroc(judged_only=True)
+    return f"{out.auroc():.3f}" + ("" if judged is None else f" ({judged:.3f} over the photos it judged)")

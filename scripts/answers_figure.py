@@ -4,9 +4,8 @@
         -o docs/figures/answers.png
 
 The photos: the first (by name) of each folder of the CC0 clothing-dataset-small split given, two of the
-rendered samples, and four of scikit-image's photos that show none of the 10 classes: a clock and coins,
-which the scope judge answers other, and a cup of coffee and a cat, which it does not. Whatever classify
-says is drawn, right or wrong.
+rendered samples, and four of scikit-image's photos that show none of the 10 classes: a clock, coins, a
+cup of coffee and a cat. Whatever classify says is drawn, right or wrong.
 Needs the [train] extra (matplotlib).
 """
 
@@ -52,7 +51,9 @@ def shown(photo: str | np.ndarray) -> Image.Image:
 def answer_text(result: dict) -> str:
     if result["status"] == "other":
         return f"other\n{result['view']}\nin_scope {result['in_scope']:.2f}"
-    return f"{result['label']} {result['score']:.0%}\n{result['view']}\nin_scope {result['in_scope']:.2f}"
+    # a catalog shot that reads as a Fashion-MNIST image is not judged: its in_scope is empty
+    judged = "not judged" if result["in_scope"] is None else f"in_scope {result['in_scope']:.2f}"
+    return f"{result['label']} {result['score']:.0%}\n{result['view']}\n{judged}"
 
 
 def draw(chosen: list[tuple[str, str | np.ndarray]], results: list[dict], out: Path) -> None:

@@ -369,14 +369,18 @@ def other_tables(sets: list[dict], out_of_scope: dict | None, dataset_files: dic
     if out_of_scope is None:
         return lines
     auroc = out_of_scope["auroc_in_scope_by_subfolder"]
+    judged = out_of_scope["auroc_in_scope_judged_only_by_subfolder"]
     lines += [
         "",
-        "| out of scope | photos | answered other | AUROC of in_scope |",
-        "| --- | ---: | ---: | ---: |",
+        "| out of scope | photos | answered other | not judged (read as dataset images) "
+        "| AUROC of in_scope | the same, judged photos only |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
     for key, figures in out_of_scope["subfolders"].items():
-        shown = f"{auroc[key]:.3f}" if key in auroc and auroc[key] is not None else ""
-        lines.append(f"| {key} | {figures['files']} | {figures['share']:.1%} | {shown} |")
+        share = f"{figures['share']:.1%} | {figures['not_judged'] / figures['files']:.1%}"
+        lines.append(
+            f"| {key} | {figures['files']} | {share} | {_cell(auroc.get(key))} | {_cell(judged.get(key))} |"
+        )
     return lines
 
 

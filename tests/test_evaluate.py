@@ -11,10 +11,9 @@ from fmnist_batch import ClassifyOptions
 from fmnist_batch.cli import main
 from fmnist_batch.evaluate import (
     EvaluationError,
-    auroc,
+    OutOfScope,
     evaluate,
     folder_classes,
-    ranked_in_scope,
     read_mapping,
 )
 from fmnist_batch.labels import CLASS_NAMES, class_index
@@ -118,10 +117,20 @@ def test_evaluate_json_to_stdout_lists_the_misclassified_files(labelled, capsys)
         assert mistake["folder"] in mistake["path"] and mistake["label"] in (*CLASS_NAMES, "other")
 
 
-def test_a_photo_left_unjudged_as_a_dataset_image_ranks_as_surely_in_scope():
-    judged, unjudged = {"status": "ok", "in_scope": 0.3}, {"status": "ok", "in_scope": None}
-    assert ranked_in_scope(judged) == 0.3 and ranked_in_scope(unjudged) == 1.0
-    assert ranked_in_scope({"status": "error", "in_scope": None}) is None
-    assert ranked_in_scope({"status": "ok"}) is None  # no judge ran: no in_scope field at all
-    # an out-of-scope product the tool lets through unjudged counts against the AUROC, not out of it
-    assert auroc([ranked_in_scope(judged)], [ranked_in_scope(unjudged)]) == 0.0
+def test_an_out_of_scope_photo_left_unjudged_counts_against_the_auroc_unless_asked_not_to():
+    out = OutOfScope("other")
+    out.in_scope_in += [0.9, 0.8]
+    out.add("far", {"status": "ok", "in_scope": 0.1})
+    out.add("far", {"status": "other", "in_scope": 0.2})
+    out.add("far", {"status": "ok", "in_scope": None})  # read as a dataset image: never judged
+    out.add("far", {"status": "error", "in_scope": None})
+    report = out.to_dict()
+    assert report["files"] == 3 and report["errors"] == 1
+    assert report["subfolders"]["far"] == {"files": 3, "answered_other": 1, "share": 1 / 3, "not_judged": 1}
+    # ranked as surely in scope, the unjudged product ties the in-scope photos' best and beats none
+    assert report["auroc_in_scope"] == pytest.approx((2 + 2 + 0) / 6)
+    assert report["auroc_in_scope_judged_only"] == 1.0
+    without_judge = OutOfScope("other")
+    without_judge.add("far", {"status": "ok"})  # a --no-other row has no in_scope field
+    assert without_judge.to_dict()["subfolders"]["far"]["not_judged"] == 0
+    assert without_judge.auroc() is None

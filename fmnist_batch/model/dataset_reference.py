@@ -45,15 +45,23 @@ class DatasetReference:
         points = np.load(path, allow_pickle=False)
         if points.ndim != 2 or not len(points):
             raise ValueError(f"{path} holds no reference points (shape {points.shape})")
-        self._points = np.ascontiguousarray(points, dtype=np.float32)
+        #: one row per logit: the similarities are summed column by column (see nearest)
+        self._columns = np.ascontiguousarray(points.T, dtype=np.float32)
         self.radius = float(radius)
 
     def nearest(self, logits: np.ndarray) -> np.ndarray:
         """Euclidean distance from each row's unit logits to the nearest reference point (N,)."""
         rows = unit_rows(logits)
+        if rows.shape[1:] != (len(self._columns),):
+            raise ValueError(f"expected logits of {len(self._columns)} values, got shape {rows.shape}")
         best = np.empty(len(rows), np.float32)
         for start in range(0, len(rows), CHUNK):
-            similarity = rows[start : start + CHUNK] @ self._points.T
+            block = rows[start : start + CHUNK]
+            # numpy's own loops, not a matrix product: OpenBLAS's threads keep spinning after each call,
+            # and in a pool of conversion workers, one photo at a time, they burn the workers' cores
+            similarity = np.outer(block[:, 0], self._columns[0])
+            for k in range(1, len(self._columns)):
+                similarity += np.outer(block[:, k], self._columns[k])
             # both unit length: |a - b|^2 = 2 - 2 a.b
             best[start : start + CHUNK] = np.sqrt(np.maximum(2 - 2 * similarity.max(axis=1), 0))
         return best

@@ -36,7 +36,8 @@ _ROW_FIELDS = {
     "in_scope": (
         ["number", "null"],
         "the scope judge's calibrated probability that the photo shows one of the 10 classes (absent with "
-        "--no-other; null for an image already in the dataset's 28x28 grey format and for errors)",
+        "--no-other; null where the judge did not read the photo: an image already in the dataset's 28x28 "
+        "grey format or a catalog shot that reads as one, both in scope, and errors)",
     ),
     "view": (
         ["string", "null"],
