@@ -111,3 +111,14 @@ def test_without_the_reference_in_the_card_the_judge_alone_decides(renders, tmp_
     threshold = clf.model.other_below(clf.options)
     for result in clf(renders[0]):
         assert (result["status"] == "other") == (result["in_scope"] < threshold)
+
+
+def test_a_reference_that_cannot_be_loaded_is_each_catalog_shots_error_not_a_silent_judge(renders, tmp_path):
+    settings = Classifier().settings
+    broken = tmp_path / "reference.npy"
+    broken.write_bytes(b"not an array")
+    files = settings.reference_files._replace(points=str(broken))
+    converted = convert_source(renders[0][0], dataclasses.replace(settings, reference_files=files))
+    assert converted.data is None and converted.error.startswith(
+        f"cannot load the dataset reference {broken}"
+    )

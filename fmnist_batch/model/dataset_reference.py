@@ -16,6 +16,7 @@ shot that reads as a dataset image costs a 28x28 forward pass instead of the jud
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -100,14 +101,18 @@ class ReferenceFiles(NamedTuple):
 
 class ReferenceGate:
     """The main network and the reference in one process: `reads_as_dataset(image)` for one 28x28 uint8
-    converted image, by the same logits the run predicts with."""
+    converted image, by the same logits the run predicts with. A lock serialises the network: an
+    interpreter is not safe to invoke from two threads at once (the web app converts uploads in a thread
+    pool)."""
 
     def __init__(self, network: Model, reference: DatasetReference):
         self._network = network
         self.reference = reference
+        self._lock = threading.Lock()
 
     def reads_as_dataset(self, image: np.ndarray) -> bool:
-        logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
+        with self._lock:
+            logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
         return bool(self.reference.reads_as_dataset(logits)[0])
 
 

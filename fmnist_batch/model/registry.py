@@ -144,6 +144,19 @@ def scope_second_look(card: ModelCard) -> DeclaredModel:
     )
 
 
+def scope_models(card: ModelCard) -> list[DeclaredModel]:
+    """The models the scope concern reads: the judge, its second look and the dataset reference, those the
+    card names (one list, so a run and a copy of the model folder never disagree on them)."""
+    if card.scope_judge is None:
+        return []
+    models = [scope_judge(card)]
+    if card.scope_judge.get("second_look") is not None:
+        models.append(scope_second_look(card))
+    if card.dataset_reference is not None:
+        models.append(dataset_reference(card))
+    return models
+
+
 @functools.cache
 def bundled_scope_judge() -> str:
     """The bundled card's scope judge's file, verified."""

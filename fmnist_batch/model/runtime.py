@@ -136,11 +136,7 @@ class Model:
         if with_person:
             declared += registry.person_models(card)
         if self._use_scope_judge:
-            declared.append(registry.scope_judge(card))
-            if card.scope_judge.get("second_look") is not None:
-                declared.append(registry.scope_second_look(card))
-            if card.dataset_reference is not None:
-                declared.append(registry.dataset_reference(card))
+            declared += registry.scope_models(card)
         return declared
 
     def declared_path(self, name: str) -> Path:

@@ -63,10 +63,7 @@ def _companions(card: ModelCard) -> list[registry.DeclaredModel]:
     models = []
     if card.garment_reader is not None:
         models.append(registry.garment_reader(card))
-    if card.scope_judge is not None:
-        models.append(registry.scope_judge(card))
-    if card.dataset_reference is not None:
-        models.append(registry.dataset_reference(card))
+    models += registry.scope_models(card)
     if card.person_models is not None and not card.person_models.get("bundled"):
         models += registry.person_models(card)
     return models
