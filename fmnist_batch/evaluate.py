@@ -130,7 +130,7 @@ class OutOfScope:
             self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
             self.unjudged[key] = self.unjudged.get(key, 0) + ("in_scope" in row and row["in_scope"] is None)
         if "in_scope" in row:
-            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(judged_in_scope(row))
+            self.in_scope_out.setdefault(parts[0] if parts else "", []).append(row_in_scope(row))
 
     def share_other(self, key: str = "all") -> float:
         files = self.files.get(key, 0)
@@ -172,7 +172,7 @@ class OutOfScope:
         }
 
 
-def judged_in_scope(row: dict) -> float | None:
+def row_in_scope(row: dict) -> float | None:
     """A converted row's in_scope: the judge's, None where it did not read the photo (a dataset image, or
     a catalog shot that reads as one)."""
     return None if row.get("in_scope") is None else float(row["in_scope"])
@@ -298,7 +298,7 @@ def _score(row: dict, result: FolderResult, out: OutOfScope | None, mistakes: li
     else:
         result.predicted[CLASS_NAMES.index(row["label"])] += 1
     if out is not None and "in_scope" in row and status != "error":
-        out.in_scope_in.append(judged_in_scope(row))
+        out.in_scope_in.append(row_in_scope(row))
     if status in ("error", OTHER) or CLASS_NAMES.index(row["label"]) not in result.accepted:
         mistakes.append(_mistake(row, result.name))
 

@@ -53,15 +53,21 @@ def on_white_square(img: Image.Image, side: int) -> np.ndarray:
 
 
 def judge_picture(rgb: Image.Image, side: int, margin: float = SUBJECT_MARGIN) -> np.ndarray:
-    """What the scope judge reads of an RGB photo: a product on a plain background (a catalog shot, a
-    model on a studio wall) cut to its box with `margin` of its background around it, any other photo
-    whole; centred on a white square and resized to `side` (side x side x 3 uint8)."""
+    """What the scope judge reads of an RGB photo: its judge_subject centred on a white square and resized
+    to `side` (side x side x 3 uint8)."""
+    return on_white_square(judge_subject(rgb, margin), side)
+
+
+def judge_subject(rgb: Image.Image, margin: float = SUBJECT_MARGIN) -> Image.Image:
+    """The part of an RGB photo the scope judge reads, at any side: a product on a plain background (a
+    catalog shot, a model on a studio wall) cut to its box with `margin` of its background around it, any
+    other photo whole."""
     if not has_plain_background(rgb):
-        return on_white_square(rgb, side)
+        return rgb
     background = background_colour(rgb)
     subject = trim_background(rgb, SUBJECT_TOLERANCE, background)
     width, height = subject.size
     pad = round(margin * max(width, height))
     framed = Image.new("RGB", (width + 2 * pad, height + 2 * pad), background)
     framed.paste(subject, (pad, pad))
-    return on_white_square(framed, side)
+    return framed

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from fmnist_batch.convert.garment import judge_picture
+from fmnist_batch.convert.garment import judge_subject, on_white_square
 from fmnist_batch.convert.settings import ConversionSettings, ImageError
 from fmnist_batch.model.card_checks import ModelError
 from fmnist_batch.model.dataset_reference import shared_reference_gate
@@ -45,17 +45,18 @@ def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | N
     that cannot be loaded is an ImageError: the photo's row says so rather than go unjudged."""
     if not settings.scope_side:
         return None
+    subject = judge_subject(rgb)  # both looks read the same part of the photo, each at its own side
     try:
-        first = _judge(settings.scope_judge or _bundled("first"), rgb, settings.scope_side)
+        first = _judge(settings.scope_judge or _bundled("first"), subject, settings.scope_side)
         if not settings.scope_second_side or first >= settings.scope_ask_below:
             return first
-        return _judge(settings.scope_second_judge or _bundled("second"), rgb, settings.scope_second_side)
+        return _judge(settings.scope_second_judge or _bundled("second"), subject, settings.scope_second_side)
     except ModelError as e:
         raise ImageError(str(e)) from None
 
 
-def _judge(path: str, rgb: Image.Image, side: int) -> float:
-    return shared_scope_judge(path).in_scope(judge_picture(rgb, side))
+def _judge(path: str, subject: Image.Image, side: int) -> float:
+    return shared_scope_judge(path).in_scope(on_white_square(subject, side))
 
 
 def _bundled(look: str) -> str:

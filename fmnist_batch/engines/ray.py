@@ -152,12 +152,9 @@ class RayEngine:
         # An explicit model is loaded from the card this process verified; the bundled one from each
         # node's own installation.
         model = str(self.model.card.path.resolve()) if options.model is not None else None
-        # ... and so are the bundled person detectors and scope judge, which each node verifies from its own
-        settings = (
-            self.settings
-            if model is not None
-            else replace(self.settings, person_models=None, scope_judge=None)
-        )
+        # ... and so are the bundled person detectors, scope judges and dataset reference, which each node
+        # verifies from its own
+        settings = self.settings if model is not None else self._bundled_settings()
         converted = ray.data.from_items(
             items, override_num_blocks=max(1, -(-len(items) // CONVERT_BATCH))
         ).map_batches(
@@ -191,6 +188,18 @@ class RayEngine:
         import ray
 
         return max(1, int(ray.cluster_resources().get("CPU", 1)) // 8)
+
+    def _bundled_settings(self) -> ConversionSettings:
+        """The run's settings with every model file the bundled card names left for each node to find and
+        verify in its own installation."""
+        files = self.settings.reference_files
+        return replace(
+            self.settings,
+            person_models=None,
+            scope_judge=None,
+            scope_second_judge=None,
+            reference_files=None if files is None else files._replace(card=None, points=None),
+        )
 
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:

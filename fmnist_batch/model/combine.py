@@ -5,8 +5,7 @@ when its pairing found so), a view's answer is kept to the classes it can show (
 a worn garment's colour picture is also read by the garment reader, whose answer is joined with the
 network's (garment_reader.joined). in_scope is the scope judge's, which the conversion already ran on
 each photo (convert/scope.py, which leaves dataset images unjudged): a photo that shows nothing at all
-gets 0. Engines and the web app
-call `answer` and never see how.
+gets 0. Engines and the web app call `answer` and never see how.
 """
 
 from __future__ import annotations

@@ -92,11 +92,12 @@ def load_reference(card: ModelCard, path: Path) -> DatasetReference:
 
 class ReferenceFiles(NamedTuple):
     """What a conversion needs to ask the reference: the card whose main network made it (loaded at
-    `precision`, as the run predicts) and the reference's file, both verified by the run's model."""
+    `precision`, as the run predicts) and the reference's file, both verified by the run's model; None
+    for both: the bundled card's, verified where they are loaded (a Ray node, from its own installation)."""
 
-    card: str
+    card: str | None
     precision: str
-    points: str
+    points: str | None
 
 
 class ReferenceGate:
@@ -132,13 +133,15 @@ def shared_reference_gate(files: ReferenceFiles, radius: float) -> ReferenceGate
 
 
 def _load_gate(files: ReferenceFiles, radius: float) -> ReferenceGate | str:
-    from fmnist_batch.model.card import ModelCard, ModelError
+    from fmnist_batch.model import registry
+    from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
     from fmnist_batch.model.runtime import Model
 
     try:
-        card = ModelCard.load(Path(files.card))
+        card = ModelCard.load(Path(files.card) if files.card else bundled_model_dir() / CARD_FILE)
         network = Model(card, "litert", 1, False, files.precision, False, False, use_scope_judge=False)
-        reference = load_reference(card, Path(files.points))
+        points = files.points or registry.verify(registry.dataset_reference(card))
+        reference = load_reference(card, Path(points))
     except (ModelError, OSError, ValueError, RuntimeError, ImportError) as e:
         return f"cannot load the dataset reference {files.points}: {e}"
     reference.radius = float(radius)  # the run's, which its settings record

@@ -4,10 +4,10 @@ input it wants), resolved relative to the card, and verified before any photo is
 A run's models are the main network, the photo network (segmented and worn photos), the garment reader
 (worn garments in colour), the person path's face detector and selfie segmentation, the scope judge and
 its second look, the dataset reference, and any later one the card names. `Model` (runtime.py) loads its
-networks lazily and hands the conversion the files the conversion runs (person detectors, scope judge,
-dataset reference), but asks here for every one it may use and
-checks each first, so a tampered or swapped file anywhere is a ModelError before the first photo, and
-the run's settings record each file's sha256 (`--resume` compares them).
+networks lazily and hands the conversion the files the conversion runs (person detectors, scope judges,
+dataset reference), but asks here for every one it may use and checks each first, so a tampered or
+swapped file anywhere is a ModelError before the first photo, and the run's settings record each file's
+sha256 (`--resume` compares them).
 """
 
 from __future__ import annotations
