@@ -2,10 +2,13 @@
 shot that reads as a Fashion-MNIST image is never answered other (fmnist_batch/model/dataset_reference.py).
 
 Only the Fashion-MNIST TRAIN split is read (MIT), split as retrain split it (the card's seed): the images the
-model fitted are the reference; its validation images, which it never fitted, set the radius. The radius
-is the q-quantile of the validation images' distances to the reference, q the smallest of QUANTILES with
-which at most 2.5% of 500 validation images rendered as catalog photos (scope_build.licensed_data) are
-answered other, the share of licensed in-scope photos the judge's own operating point gives up.
+model fitted are the reference; its 5,000 validation images, which it never fitted, rendered as catalog
+photos (scope_build.licensed_data), set the two limits of the gate:
+- the ink limit is the largest ink spread (convert/ink.py) of those renders, so the colour question takes
+  none of them from the reference: it only sends coloured products to the judge;
+- the radius is the q-quantile of the validation images' distances to the reference, q the smallest of
+  QUANTILES with which at most 2.5% of the renders are answered other, the share of licensed in-scope
+  photos the judge's own operating point gives up.
 
     python scripts/build_dataset_reference.py ../shared/real-photos/clothing-dataset-small
 
@@ -30,6 +33,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from scope_build import licensed_data  # noqa: E402
 
+from fmnist_batch.convert.decode import load_image, to_rgb  # noqa: E402
+from fmnist_batch.convert.ink import ink_spread  # noqa: E402
+from fmnist_batch.convert.settings import ImageError  # noqa: E402
 from fmnist_batch.engines.local import convert_files  # noqa: E402
 from fmnist_batch.model.card_records import file_sha256  # noqa: E402
 from fmnist_batch.model.dataset_reference import DatasetReference, unit_rows  # noqa: E402
@@ -43,7 +49,6 @@ from fmnist_batch.training.prepare import split_indices  # noqa: E402
 QUANTILES = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.96, 0.97, 0.98, 0.99)
 #: at most this share of licensed renders answered other (the judge keeps 97.5% of licensed garments)
 RENDERS_OTHER = 0.025
-RENDERS = 500
 FOLDER, FILE = "reference", "reference.npy"
 
 
@@ -64,7 +69,17 @@ def judged(model: Model, reference: DatasetReference, files: list, folder: Path)
         images = np.stack([np.frombuffer(c.data, np.uint8).reshape(28, 28) for c in converted])[catalog]
         distance[catalog] = reference.nearest(model.predict_logits(images))
     in_scope = np.array([np.nan if c.in_scope is None else c.in_scope for c in converted], np.float32)
-    return {"in_scope": in_scope, "distance": distance}
+    spread = np.array([photo_ink_spread(p, settings) for p in paths], np.float32)
+    return {"in_scope": in_scope, "distance": distance, "ink_spread": spread}
+
+
+def photo_ink_spread(path: str, settings) -> float:
+    """The ink spread of a file's photo as the conversion measures it (its decode, on white), NaN for
+    a file that is no image."""
+    try:
+        return ink_spread(to_rgb(load_image(path, settings)), settings.trim_tolerance)
+    except ImageError:
+        return float("nan")
 
 
 def licensed_out_of_scope(clothing_small: Path) -> list:
@@ -74,30 +89,33 @@ def licensed_out_of_scope(clothing_small: Path) -> list:
     return licensed_data.skimage_photos().files + outside
 
 
-def other_share(read: dict[str, np.ndarray], threshold: float, radius: float | None) -> float:
-    """The share answered other: judged below the threshold, and not within the radius (None: no radius)."""
+def other_share(read: dict[str, np.ndarray], threshold: float, radius: float | None, ink: float) -> float:
+    """The share answered other: judged below the threshold, and not read as a dataset image: within
+    the radius with an ink spread within the limit (radius None: no reference)."""
     other = read["in_scope"] < threshold
     if radius is not None:
-        other &= ~(read["distance"] <= radius)
+        other &= ~((read["distance"] <= radius) & (read["ink_spread"] <= ink))
     return round(float(other.mean()), 4)
 
 
-def card_entry(card, target: Path, radius: float, quantile: float, rows: list[dict]) -> dict:
+def card_entry(card, target: Path, chosen: dict, ink: float, renders: int, rows: list[dict]) -> dict:
     network = card.files[card.litert_file]
     return {
         "folder": FOLDER,
         "file": target.name,
         "sha256": file_sha256(target),
-        "radius": radius,
+        "radius": chosen["radius"],
+        "ink_limit": ink,
         "network_sha256": network["sha256"],
         "network_file": network["name"],
         "licence": "MIT (the Fashion-MNIST training images' logits; the network is the project's own)",
         "source": "Fashion-MNIST TRAIN split, the images the main network fitted (the card's seed), read by "
         "that network as classify runs it; scripts/build_dataset_reference.py",
-        "rule": f"a catalog shot reads as a dataset image when its unit logits lie within the radius of a "
-        f"reference point's; radius = the {quantile:g} quantile of the held-out validation images' "
-        f"distances, the smallest of {list(QUANTILES)} with which at most {RENDERS_OTHER:.1%} of "
-        f"{RENDERS} validation images rendered as catalog photos are answered other",
+        "rule": f"a catalog shot reads as a dataset image when its ink spread is within the ink limit and "
+        f"its unit logits lie within the radius of a reference point's; ink limit = the largest ink spread "
+        f"of the {renders} held-out validation images rendered as catalog photos; radius = the "
+        f"{chosen['quantile']:g} quantile of the same images' distances, the smallest of {list(QUANTILES)} "
+        f"with which at most {RENDERS_OTHER:.1%} of those renders are answered other",
         "licensed_figures": rows,
     }
 
@@ -119,21 +137,22 @@ def main() -> int:
     reference = DatasetReference(target, 0)
     distances = reference.nearest(model.predict_logits(train.images[held_out]))
     with tempfile.TemporaryDirectory() as scratch:
-        renders = licensed_data.fmnist_renders(train.images[held_out[:RENDERS]]).files
-        read_renders = judged(model, reference, renders, Path(scratch))
+        read_renders = judged(model, reference, licensed_data.fmnist_renders(train.images[held_out]).files,
+                              Path(scratch))  # fmt: skip
         read_outside = judged(model, reference, licensed_out_of_scope(args.clothing_small), Path(scratch))
+    ink = float(np.nanmax(read_renders["ink_spread"]))
     rows, chosen = [], None
     for q in (None, *QUANTILES):
         radius = None if q is None else float(np.quantile(distances, q))
         rows.append({"quantile": q, "radius": radius,
-                     "renders_other": other_share(read_renders, threshold, radius),
-                     "out_of_scope_other": other_share(read_outside, threshold, radius)})  # fmt: skip
+                     "renders_other": other_share(read_renders, threshold, radius, ink),
+                     "out_of_scope_other": other_share(read_outside, threshold, radius, ink)})  # fmt: skip
         print(json.dumps(rows[-1]))
         if chosen is None and q is not None and rows[-1]["renders_other"] <= RENDERS_OTHER:
             chosen = rows[-1]
     if chosen is None:
         raise SystemExit(f"no quantile of {QUANTILES} keeps renders answered other <= {RENDERS_OTHER}")
-    entry = card_entry(model.card, target, chosen["radius"], chosen["quantile"], rows)
+    entry = card_entry(model.card, target, chosen, ink, len(held_out), rows)
     (args.out / "reference.json").write_text(json.dumps(entry, indent=2) + "\n")
     print(json.dumps(entry, indent=2))
     return 0

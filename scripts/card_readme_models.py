@@ -72,11 +72,16 @@ def reference_details(card: ModelCard) -> list[str]:
     entry = card.dataset_reference
     if entry is None:
         return []
+    colours = (
+        f"whose colours keep within an ink spread of {entry['ink_limit']:.3f} of one ink's and "
+        if "ink_limit" in entry
+        else ""
+    )
     return [
         f"- **Dataset reference** (`{entry['folder']}/`): the main network's logits for its training "
-        f"images, scaled to length 1; a catalog shot whose own lie within {entry['radius']:.4f} of one "
-        f"of them reads as a dataset image: as a 28x28 grey file, it is not judged and never answered "
-        f"`other`. "
+        f"images, scaled to length 1; a catalog shot {colours}whose own logits lie within "
+        f"{entry['radius']:.4f} of one of them reads as a dataset image: as a 28x28 grey file, it is not "
+        f"judged and never answered `other`. "
         f"Rule: {entry.get('rule', 'not recorded')}. Source: {entry.get('source', 'not recorded')}; "
         f"{entry.get('licence', '')}.",
     ]

@@ -14,6 +14,7 @@ from photos import load_fmnist_test_sample, render_catalog_photo
 from PIL import Image
 
 from fmnist_batch import Classifier
+from fmnist_batch.convert.ink import ink_spread
 from fmnist_batch.convert.source import convert_source
 from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
 from fmnist_batch.model.dataset_reference import CHUNK, DatasetReference, load_reference, unit_rows
@@ -92,13 +93,49 @@ def test_a_catalog_shot_that_reads_as_a_dataset_image_is_not_judged_and_never_ot
         converted = convert_source(photo, every_photo_judged)
         image = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
         distance = reference.nearest(model.predict_logits(image))[0]
-        reads.append(converted.view == "catalog" and distance <= settings.dataset_radius)
+        one_ink = ink_spread(_rgb(photo), settings.trim_tolerance) <= settings.dataset_ink_limit
+        reads.append(converted.view == "catalog" and distance <= settings.dataset_radius and one_ink)
         if reads[-1]:
             assert result["in_scope"] is None and result["status"] != "other"
         else:
             assert result["in_scope"] == pytest.approx(converted.in_scope, abs=1e-6)
     assert any(reads) and not reads[-1]
     assert clf(str(rocket))["status"] == "other"
+
+
+def _rgb(photo) -> Image.Image:
+    return (photo if isinstance(photo, Image.Image) else Image.open(photo)).convert("RGB")
+
+
+def _in_two_inks(array28: np.ndarray) -> Image.Image:
+    """The garment in two colour blocks, red on its left and teal on its right, two inks of about the
+    same grey: its 28x28 image is a one-ink render's, its colours no one ink's."""
+    red = render_catalog_photo(array28, size=400, tint=(160, 40, 40))
+    teal = render_catalog_photo(array28, size=400, tint=(20, 90, 110))
+    right_half = Image.new("L", (400, 400), 0)
+    right_half.paste(255, (200, 0, 400, 400))
+    return Image.composite(teal, red, right_half)
+
+
+def test_a_shot_in_colours_no_one_ink_gives_is_judged_however_its_silhouette_reads():
+    sample = load_fmnist_test_sample(12, seed=8)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    clf = Classifier()
+    settings, model = clf.settings, clf.model
+    assert settings.dataset_ink_limit is not None, "the bundled card's reference asks the colours"
+    reference = load_reference(model.card, Path(settings.reference_files.points))
+    judged_within_radius = 0
+    for image in sample[0]:
+        one, two = render_catalog_photo(image, size=400, tint=(160, 40, 40)), _in_two_inks(image)
+        converted = convert_source(two, settings)
+        assert converted.in_scope is not None  # judged whatever the reference makes of its 28x28 image
+        assert ink_spread(two, settings.trim_tolerance) > settings.dataset_ink_limit
+        pixels = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
+        if reference.nearest(model.predict_logits(pixels))[0] <= settings.dataset_radius:
+            judged_within_radius += 1
+            assert convert_source(one, settings).in_scope is None  # in one ink: read as a dataset image
+    assert judged_within_radius >= 3
 
 
 def test_without_the_reference_in_the_card_the_judge_alone_decides(renders, tmp_path):

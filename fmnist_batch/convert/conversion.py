@@ -25,8 +25,8 @@ of garments alone: a pink or tan product shot does not pay for the face detector
 When the model runs a scope judge (settings.scope_side), ``convert_image`` also asks it whether the
 photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
 whichever process converts the photo, and the conversion keeps its in_scope; an image already in the
-dataset's own format (28x28 grey), or a catalog shot whose 28x28 image reads as one (``reads_as_dataset``),
-is not judged.
+dataset's own format (28x28 grey), or a catalog shot that reads as one (``reads_as_dataset``: one ink,
+and a 28x28 image like the network's training images), is not judged.
 
 Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented, checked for
 a person or judged) and every step is a module-level function, so worker processes can import and pickle
@@ -142,7 +142,7 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
         pixels = stretch_to_full_range(pixels)
     # the judge reads the photo, not the garment cut out of it, once the rest converted (a photo that
     # fails costs it nothing)
-    dataset_like = is_dataset_image(img) or reads_as_dataset(pixels, view, settings)
+    dataset_like = is_dataset_image(img) or reads_as_dataset(photo, pixels, view, settings)
     in_scope = None if dataset_like else judged_in_scope(photo, settings)
     return Conversion(pixels, view, isolated.colour, isolated.region, in_scope)
 

@@ -6,8 +6,9 @@ by the card's judge (model/scope_judge.py), which each process loads once, on on
 the model verified. A photo the judge doubts (in_scope below the card's ask_below, the point where it
 finds the photo no likelier in scope than not) is read again at a larger side by the judge's second look,
 whose answer is the photo's: most garments pass the quick look, and the photos that may be `other` get
-the sharp one. Before either, a catalog shot whose 28x28 image reads as a Fashion-MNIST image
-(reads_as_dataset) is not judged at all: it is in scope, and costs a 28x28 forward pass.
+the sharp one. Before either, a catalog shot that reads as a Fashion-MNIST image (reads_as_dataset: its
+colours one ink, its 28x28 image near one the main network was trained on) is not judged at all: it is
+in scope, and costs a 28x28 forward pass.
 
 A pool of conversion workers so judges its photos in parallel, and a conversion carries in_scope, one
 float, instead of the picture. Every caller that converts (classify's workers, Ray tasks, Classifier, the
@@ -20,18 +21,24 @@ import numpy as np
 from PIL import Image
 
 from fmnist_batch.convert.garment import judge_subject, on_white_square
+from fmnist_batch.convert.ink import ink_spread
 from fmnist_batch.convert.settings import ConversionSettings, ImageError
 from fmnist_batch.model.card_checks import ModelError
 from fmnist_batch.model.dataset_reference import shared_reference_gate
 from fmnist_batch.model.scope_judge import shared_scope_judge
 
 
-def reads_as_dataset(pixels: np.ndarray, view: str, settings: ConversionSettings) -> bool:
-    """Whether a converted catalog shot's 28x28 image reads as a Fashion-MNIST image: its main-network
-    logits lie within the settings' radius of the dataset reference's (model/dataset_reference.py). Such
-    a photo is not judged: it is in scope as a 28x28 grey file is. Asked only when a judge runs."""
+def reads_as_dataset(rgb: Image.Image, pixels: np.ndarray, view: str, settings: ConversionSettings) -> bool:
+    """Whether a converted catalog shot reads as a Fashion-MNIST image: its colours could be one grey
+    image painted in one ink (ink_spread of the RGB photo within the settings' limit), and its 28x28
+    image's main-network logits lie within the settings' radius of the dataset reference's
+    (model/dataset_reference.py). Such a photo is not judged: it is in scope as a 28x28 grey file is.
+    Asked only when a judge runs; the colours first, as they cost no network."""
     files = settings.reference_files
     if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
+        return False
+    limit = settings.dataset_ink_limit
+    if limit is not None and ink_spread(rgb, settings.trim_tolerance) > limit:
         return False
     try:
         return shared_reference_gate(files, settings.dataset_radius).reads_as_dataset(pixels)

@@ -92,6 +92,9 @@ class ConversionSettings:
     #: a Fashion-MNIST image and is not judged, like a 28x28 grey file (model/dataset_reference.py);
     #: 0 or no reference_files: every photo is judged
     dataset_radius: float = 0.0
+    #: ...provided its colours could be one grey image painted in one ink: its ink_spread
+    #: (convert/ink.py) at most this; None: its colours are not asked
+    dataset_ink_limit: float | None = None
     #: the reference and the main network it was made with, verified by the model (not recorded, as
     #: the judge's file)
     reference_files: ReferenceFiles | None = field(default=None, compare=False, repr=False)
@@ -120,6 +123,8 @@ class ConversionSettings:
             raise ValueError(f"garment_side must be >= 16, got {self.garment_side}")
         if self.scope_side and self.scope_side < 16:
             raise ValueError(f"scope_side must be 0 (no judge) or >= 16, got {self.scope_side}")
+        if self.dataset_ink_limit is not None and not self.dataset_ink_limit >= 0:
+            raise ValueError(f"dataset_ink_limit must be None or >= 0, got {self.dataset_ink_limit}")
         if self.scope_second_side and (self.scope_second_side < 16 or not 0 <= self.scope_ask_below <= 1):
             raise ValueError(
                 "scope_second_side must be 0 (no second look) or >= 16 with scope_ask_below in [0, 1], "

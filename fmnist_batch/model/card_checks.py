@@ -196,7 +196,8 @@ def _check_second_look(look: Any, threshold: float) -> None:
 def check_dataset_reference(entry: Any) -> dict[str, Any] | None:
     """The dataset reference entry (model/dataset_reference.py): folder, file, sha256, the radius within
     which a catalog shot reads as a dataset image, and the sha256 of the main network whose logits it
-    holds (a reference made with another network means nothing)."""
+    holds (a reference made with another network means nothing); optionally the ink_limit its colours
+    must keep to (convert/ink.py)."""
     if entry is None:
         return None
     needed = {"folder", "file", "sha256", "radius", "network_sha256"}
@@ -208,4 +209,6 @@ def check_dataset_reference(entry: Any) -> dict[str, Any] | None:
     _bare_name(entry["file"], "dataset_reference.file")
     if not 0 <= _finite(entry["radius"], "dataset_reference.radius") <= 2:
         raise ModelError(f"dataset_reference.radius must be in [0, 2], got {entry['radius']!r}")
+    if "ink_limit" in entry and _finite(entry["ink_limit"], "dataset_reference.ink_limit") < 0:
+        raise ModelError(f"dataset_reference.ink_limit must be >= 0, got {entry['ink_limit']!r}")
     return entry

@@ -175,7 +175,12 @@ class Model:
         # the gate runs the main network with LiteRT: the same file as this run, or the float one for Keras
         precision = self.precision if self.backend == "litert" else "float"
         files = ReferenceFiles(str(self.card.path), precision, points)
-        return {"dataset_radius": float(entry["radius"]), "reference_files": files}
+        limit = entry.get("ink_limit")  # a card without it reads no colours: the radius alone decides
+        return {
+            "dataset_radius": float(entry["radius"]),
+            "dataset_ink_limit": None if limit is None else float(limit),
+            "reference_files": files,
+        }
 
     def _second_look_settings(self) -> dict:
         """The ConversionSettings fields of the judge's second look: none when the card has none."""
