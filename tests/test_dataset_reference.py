@@ -159,3 +159,30 @@ def test_a_reference_that_cannot_be_loaded_is_each_catalog_shots_error_not_a_sil
     assert converted.data is None and converted.error.startswith(
         f"cannot load the dataset reference {broken}"
     )
+
+
+def test_an_ink_limit_that_is_no_limit_is_refused_and_a_card_without_one_asks_no_colours(tmp_path):
+    raw = json.loads((bundled_model_dir() / CARD_FILE).read_text())
+    for broken, says in ((-0.01, "ink_limit must be >= 0"), ("0.05", "ink_limit must be a finite number")):
+        raw["dataset_reference"] = {**raw["dataset_reference"], "ink_limit": broken}
+        with pytest.raises(ModelError, match=says):
+            ModelCard.from_dict(raw, tmp_path / CARD_FILE)
+    folder = tmp_path / "model"
+    shutil.copytree(bundled_model_dir(), folder)
+    raw["dataset_reference"] = {k: v for k, v in raw["dataset_reference"].items() if k != "ink_limit"}
+    (folder / CARD_FILE).write_text(json.dumps(raw))
+    clf = Classifier(model=str(folder))
+    settings = clf.settings
+    assert settings.dataset_ink_limit is None and settings.dataset_radius > 0
+    sample = load_fmnist_test_sample(12, seed=8)
+    if sample is None:
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    reference = load_reference(clf.model.card, Path(settings.reference_files.points))
+    read_by_silhouette = 0
+    for image in sample[0]:
+        converted = convert_source(_in_two_inks(image), settings)
+        pixels = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
+        within = reference.nearest(clf.model.predict_logits(pixels))[0] <= settings.dataset_radius
+        assert (converted.in_scope is None) == within  # the radius alone decides, whatever the colours
+        read_by_silhouette += within
+    assert read_by_silhouette >= 3

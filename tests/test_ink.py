@@ -64,3 +64,11 @@ def test_fashion_mnist_renders_keep_within_the_cards_ink_limit_and_real_products
         frame = Image.new("RGB", (500, 500), WHITE)
         frame.paste(product.resize((300, 200)), (100, 150))
         assert ink_spread(_jpeg(frame), TOLERANCE) > limit, name
+
+
+def test_a_negative_ink_limit_is_refused_by_the_settings():
+    from fmnist_batch.convert.settings import ConversionSettings
+
+    with pytest.raises(ValueError, match="dataset_ink_limit"):
+        ConversionSettings(dataset_ink_limit=-0.1)
+    assert ConversionSettings(dataset_ink_limit=0.0).record()["dataset_ink_limit"] == 0.0
