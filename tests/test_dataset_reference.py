@@ -16,8 +16,11 @@ from PIL import Image
 from fmnist_batch import Classifier
 from fmnist_batch.convert.ink import ink_spread
 from fmnist_batch.convert.source import convert_source
+from fmnist_batch.engines.predict import stack
 from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
+from fmnist_batch.model.combine import answer
 from fmnist_batch.model.dataset_reference import CHUNK, DatasetReference, load_reference, unit_rows
+from fmnist_batch.model.runtime import Model
 
 
 def test_distances_are_to_the_nearest_point_whatever_the_logits_length(tmp_path):
@@ -186,3 +189,19 @@ def test_an_ink_limit_that_is_no_limit_is_refused_and_a_card_without_one_asks_no
         assert (converted.in_scope is None) == within  # the radius alone decides, whatever the colours
         read_by_silhouette += within
     assert read_by_silhouette >= 3
+
+
+def test_the_run_reuses_the_logits_the_reference_computed_and_answers_the_same(renders, monkeypatch):
+    clf = Classifier()
+    converted = [convert_source(photo, clf.settings) for photo in renders[0][:40]]
+    assert sum(c.logits is not None for c in converted) >= 30  # catalog shots in one ink: all read
+    batch = stack(converted)
+    read = []
+    network = Model.predict_logits
+    monkeypatch.setattr(Model, "predict_logits", lambda self, x: read.append(len(x)) or network(self, x))
+    reused = answer(clf.model, *batch)
+    assert sum(read) == sum(c.logits is None for c in converted)  # the network read only the others
+    read.clear()
+    afresh = answer(clf.model, *batch._replace(logits=[None] * len(converted)))
+    assert sum(read) == len(converted)
+    np.testing.assert_array_equal(reused.probabilities, afresh.probabilities)

@@ -25,7 +25,7 @@ of garments alone: a pink or tan product shot does not pay for the face detector
 When the model runs a scope judge (settings.scope_side), ``convert_image`` also asks it whether the
 photo shows one of the 10 classes at all (``judged_in_scope``, scope.py): the judge runs here, in
 whichever process converts the photo, and the conversion keeps its in_scope; an image already in the
-dataset's own format (28x28 grey), or a catalog shot that reads as one (``reads_as_dataset``: one ink,
+dataset's own format (28x28 grey), or a catalog shot that reads as one (``read_by_reference``: one ink,
 and a 28x28 image like the network's training images), is not judged.
 
 Only PIL and numpy are imported up front (OpenCV and LiteRT only when a photo is segmented, checked for
@@ -44,7 +44,7 @@ from PIL import Image
 
 from fmnist_batch.convert.decode import load_image, to_rgb
 from fmnist_batch.convert.person import find_worn_garment, might_show_person
-from fmnist_batch.convert.scope import judged_in_scope, reads_as_dataset
+from fmnist_batch.convert.scope import judged_in_scope, read_by_reference
 from fmnist_batch.convert.segment import has_plain_background, segment_garment
 from fmnist_batch.convert.settings import DEFAULT_SETTINGS, ConversionSettings
 from fmnist_batch.convert.steps import (
@@ -109,6 +109,9 @@ class Conversion:
     #: the scope judge's in_scope of the photo (scope.py); None when no judge runs or the image is
     #: already in the dataset's own format (is_dataset_image), which is in scope
     in_scope: float | None = None
+    #: the main network's logits of `image` when the dataset reference computed them (scope.py): the
+    #: run's own network, so the run reuses them
+    logits: np.ndarray | None = None
 
     @property
     def segmented(self) -> bool:
@@ -142,9 +145,10 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
         pixels = stretch_to_full_range(pixels)
     # the judge reads the photo, not the garment cut out of it, once the rest converted (a photo that
     # fails costs it nothing)
-    dataset_like = is_dataset_image(img) or reads_as_dataset(photo, pixels, view, settings)
+    reading = read_by_reference(photo, pixels, view, settings)
+    dataset_like = is_dataset_image(img) or reading.dataset_like
     in_scope = None if dataset_like else judged_in_scope(photo, settings)
-    return Conversion(pixels, view, isolated.colour, isolated.region, in_scope)
+    return Conversion(pixels, view, isolated.colour, isolated.region, in_scope, reading.logits)
 
 
 def is_dataset_image(img: Image.Image) -> bool:

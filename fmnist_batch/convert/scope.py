@@ -6,9 +6,10 @@ by the card's judge (model/scope_judge.py), which each process loads once, on on
 the model verified. A photo the judge doubts (in_scope below the card's ask_below, the point where it
 finds the photo no likelier in scope than not) is read again at a larger side by the judge's second look,
 whose answer is the photo's: most garments pass the quick look, and the photos that may be `other` get
-the sharp one. Before either, a catalog shot that reads as a Fashion-MNIST image (reads_as_dataset: its
+the sharp one. Before either, a catalog shot that reads as a Fashion-MNIST image (read_by_reference: its
 colours one ink, its 28x28 image near one the main network was trained on) is not judged at all: it is
-in scope, and costs a 28x28 forward pass.
+in scope, and costs a 28x28 forward pass, whose logits the conversion carries so that the run does not
+compute them again.
 
 A pool of conversion workers so judges its photos in parallel, and a conversion carries in_scope, one
 float, instead of the picture. Every caller that converts (classify's workers, Ray tasks, Classifier, the
@@ -16,6 +17,8 @@ web app) runs it here, so each gets the same in_scope for the same photo.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -28,7 +31,17 @@ from fmnist_batch.model.dataset_reference import shared_reference_gate
 from fmnist_batch.model.scope_judge import shared_scope_judge
 
 
-def reads_as_dataset(rgb: Image.Image, pixels: np.ndarray, view: str, settings: ConversionSettings) -> bool:
+class ReferenceReading(NamedTuple):
+    """What the dataset reference made of a converted photo: whether it reads as a dataset image, and
+    the main network's logits of its 28x28 image when the reference computed them (None otherwise)."""
+
+    dataset_like: bool = False
+    logits: np.ndarray | None = None
+
+
+def read_by_reference(
+    rgb: Image.Image, pixels: np.ndarray, view: str, settings: ConversionSettings
+) -> ReferenceReading:
     """Whether a converted catalog shot reads as a Fashion-MNIST image: its colours could be one grey
     image painted in one ink (ink_spread of the RGB photo within the settings' limit), and its 28x28
     image's main-network logits lie within the settings' radius of the dataset reference's
@@ -36,12 +49,12 @@ def reads_as_dataset(rgb: Image.Image, pixels: np.ndarray, view: str, settings: 
     Asked only when a judge runs; the colours first, as they cost no network."""
     files = settings.reference_files
     if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
-        return False
+        return ReferenceReading()
     limit = settings.dataset_ink_limit
     if limit is not None and ink_spread(rgb, settings.trim_tolerance) > limit:
-        return False
+        return ReferenceReading()
     try:
-        return shared_reference_gate(files, settings.dataset_radius).reads_as_dataset(pixels)
+        return ReferenceReading(*shared_reference_gate(files, settings.dataset_radius).read(pixels))
     except ModelError as e:
         raise ImageError(str(e)) from None
 

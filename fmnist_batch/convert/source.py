@@ -41,12 +41,22 @@ class Converted(NamedTuple):
     region: str = ""
     #: the scope judge's in_scope of the photo (None: not judged: no judge runs, or a dataset image)
     in_scope: float | None = None
+    #: the main network's logits of the image as 10 float32, when the conversion computed them
+    #: (Conversion.logits): 40 bytes that spare the run a forward pass
+    logits: bytes | None = None
 
     @classmethod
     def of(cls, conversion: Conversion) -> Converted:
         colour = None if conversion.colour is None else conversion.colour.tobytes()
+        logits = None if conversion.logits is None else conversion.logits.astype(np.float32).tobytes()
         return cls(
-            conversion.image.tobytes(), None, conversion.view, colour, conversion.region, conversion.in_scope
+            conversion.image.tobytes(),
+            None,
+            conversion.view,
+            colour,
+            conversion.region,
+            conversion.in_scope,
+            logits,
         )
 
     @classmethod

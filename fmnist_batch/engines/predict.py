@@ -26,6 +26,7 @@ class Batch(NamedTuple):
     views: np.ndarray
     colours: list[bytes | None]
     in_scope: list[float | None]
+    logits: list[np.ndarray | None]
 
 
 def stack(converted: Sequence[Converted]) -> Batch:
@@ -36,7 +37,13 @@ def stack(converted: Sequence[Converted]) -> Batch:
             images[i] = np.frombuffer(conversion.data, np.uint8)
     ok = np.array([c.data is not None for c in converted], dtype=bool)
     views = np.array([c.view for c in converted], dtype=object)
-    return Batch(images, ok, views, [c.colour for c in converted], [c.in_scope for c in converted])
+    colours, in_scope = [c.colour for c in converted], [c.in_scope for c in converted]
+    return Batch(images, ok, views, colours, in_scope, [logits_of(c.logits) for c in converted])
+
+
+def logits_of(data: bytes | None) -> np.ndarray | None:
+    """A conversion's logits (Converted.logits: 10 float32, or nothing)."""
+    return np.frombuffer(data, np.float32) if data else None
 
 
 def scope_of(in_scope: float, below: float | None) -> Scope | None:

@@ -24,7 +24,7 @@ import numpy as np
 from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.local import chunks
-from fmnist_batch.engines.predict import scope_of, stack
+from fmnist_batch.engines.predict import logits_of, scope_of, stack
 from fmnist_batch.engines.workers import WorkerSettings, convert_here, keep_freed_memory
 from fmnist_batch.labels import IMAGE_SIZE
 from fmnist_batch.model.combine import answer
@@ -205,7 +205,8 @@ class RayEngine:
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
     ok, view, region, colour (a worn garment's colour picture, b"" for others), in_scope (the scope
-    judge's, judged in this task; NaN: not judged), error."""
+    judge's, judged in this task; NaN: not judged), logits (the main network's, 10 float32, where the
+    dataset reference computed them; b"" for others), error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.
     items = [
@@ -222,6 +223,7 @@ def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dic
         "region": np.array([c.region.encode() for c in converted], dtype=object),
         "colour": np.array([c or b"" for c in stacked.colours], dtype=object),
         "in_scope": np.array([np.nan if v is None else v for v in stacked.in_scope], dtype=np.float32),
+        "logits": np.array([c.logits or b"" for c in converted], dtype=object),
         "error": np.array([(c.error or "").encode(**_TEXT) for c in converted], dtype=object),
     }
 
@@ -237,11 +239,12 @@ class Predictor:
         views = np.array([bytes(v).decode() for v in batch["view"]], dtype=object)
         colours = [bytes(c) or None for c in batch["colour"]]
         judged = [None if np.isnan(v) else float(v) for v in batch["in_scope"]]
-        answers = answer(self.model, batch["image"], ok, views, colours, judged)
+        logits = [logits_of(bytes(v)) for v in batch["logits"]]
+        answers = answer(self.model, batch["image"], ok, views, colours, judged, logits)
         # every other column (index, error, view, region, ...) passes through for the rows; the pictures
         # stay behind, so only what the rows need travels back, and the answer's in_scope replaces the
         # conversion's (a blank photo's is 0)
-        answered_here = ("image", "colour", "in_scope")
+        answered_here = ("image", "colour", "in_scope", "logits")
         passed = {name: column for name, column in batch.items() if name not in answered_here}
         answered = {
             "probabilities": answers.probabilities,

@@ -37,11 +37,12 @@ def answer(
     views: np.ndarray,
     colours: Sequence[bytes | None] | None = None,
     in_scope: Sequence[float | None] | None = None,
+    logits: Sequence[np.ndarray | None] | None = None,
 ) -> Answers:
-    """Every model's answer for a batch (see predict_where and judge_scope); `in_scope`: each photo's
-    Converted.in_scope."""
+    """Every model's answer for a batch (see predict_where and judge_scope); `in_scope` and `logits`:
+    each photo's Converted.in_scope and Converted.logits."""
     blank = shows_nothing(images, ok)
-    probabilities = predict_where(model, images, ok, views, colours)
+    probabilities = predict_where(model, images, ok, views, colours, logits)
     return Answers(probabilities, judge_scope(model, ok & ~blank, in_scope, blank), blank)
 
 
@@ -75,17 +76,21 @@ def predict_where(
     ok: np.ndarray,
     views: np.ndarray,
     colours: Sequence[bytes | None] | None = None,
+    logits: Sequence[np.ndarray | None] | None = None,
 ) -> np.ndarray:
     """Probabilities (N x 10 float32) for the images where `ok` is set (other rows stay 0); `images` is
     N x 784 or N x 28 x 28 uint8. The views the card gives its photo model (segmented photos, and worn
-    ones when its pairing found so) go to it, the others to the main model; a view's answer is one of
+    ones when its pairing found so) go to it, the others to the main model, which reuses the logits
+    the conversion computed (`logits`, Converted.logits) where it has them; a view's answer is one of
     the classes it can show (convert.VIEW_CLASSES). Worn rows with their garment in colour (`colours`,
     Converted.colour) are also read by the card's garment reader, if it has one."""
     ok = np.asarray(ok, dtype=bool)
     probabilities = np.zeros((len(ok), len(CLASS_NAMES)), np.float32)
     if ok.any():
         chosen = np.asarray(images)[ok].reshape(-1, IMAGE_SIZE, IMAGE_SIZE)
-        probabilities[ok] = model.predict_proba(chosen, np.isin(np.asarray(views)[ok], model.photo_views))
+        to_photo_model = np.isin(np.asarray(views)[ok], model.photo_views)
+        known = None if logits is None else [logits[i] for i in np.flatnonzero(ok)]
+        probabilities[ok] = model.predict_proba(chosen, to_photo_model, known)
     probabilities = within_view_classes(probabilities, np.asarray(views))
     return read_in_colour(model, probabilities, views, colours)
 

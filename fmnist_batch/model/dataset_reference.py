@@ -101,20 +101,21 @@ class ReferenceFiles(NamedTuple):
 
 
 class ReferenceGate:
-    """The main network and the reference in one process: `reads_as_dataset(image)` for one 28x28 uint8
-    converted image, by the same logits the run predicts with. A lock serialises the network: an
-    interpreter is not safe to invoke from two threads at once (the web app converts uploads in a thread
-    pool)."""
+    """The main network and the reference in one process: `read(image)` for one 28x28 uint8 converted
+    image, by the same logits the run predicts with. A lock serialises the network: an interpreter is not
+    safe to invoke from two threads at once (the web app converts uploads in a thread pool)."""
 
     def __init__(self, network: Model, reference: DatasetReference):
         self._network = network
         self.reference = reference
         self._lock = threading.Lock()
 
-    def reads_as_dataset(self, image: np.ndarray) -> bool:
+    def read(self, image: np.ndarray) -> tuple[bool, np.ndarray]:
+        """Whether the image reads as a dataset image, and the network's logits of it (10 float32): the
+        run's own, which the run reuses rather than compute them again."""
         with self._lock:
             logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
-        return bool(self.reference.reads_as_dataset(logits)[0])
+        return bool(self.reference.reads_as_dataset(logits)[0]), logits[0]
 
 
 #: this process's gates by files and radius; a failure keeps its reason (one attempt each)

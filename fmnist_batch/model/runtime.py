@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -330,22 +331,43 @@ class Model:
         """How much the garment reader's answer counts in a worn row's (0: not at all, 1: alone)."""
         return float(self.card.garment_reader["weight"]) if self.card.garment_reader else 0.0
 
-    def predict_proba(self, images: np.ndarray, to_photo_model: np.ndarray | None = None) -> np.ndarray:
+    def predict_proba(
+        self,
+        images: np.ndarray,
+        to_photo_model: np.ndarray | None = None,
+        logits: Sequence[np.ndarray | None] | None = None,
+    ) -> np.ndarray:
         """Calibrated probabilities; rows where `to_photo_model` is set (see photo_views) go to the photo
-        model, if there is one."""
+        model, if there is one. `logits`: per image, this model's logits when already computed (the
+        conversion's dataset reference runs this network's LiteRT file, convert/scope.py) or None."""
+        images = np.asarray(images)
+        known = list(logits) if logits is not None else [None] * len(images)
         if to_photo_model is None or not self._use_photo_model or not np.any(to_photo_model):
-            return self._calibrated(images)
-        images, chosen = np.asarray(images), np.asarray(to_photo_model, dtype=bool)
+            return self._calibrated(images, known)
+        chosen = np.asarray(to_photo_model, dtype=bool)
         if chosen.shape != (len(images),):
             raise ValueError(f"to_photo_model must have one flag per image, got shape {chosen.shape}")
         out = np.empty((len(images), len(CLASS_NAMES)), np.float32)
-        out[chosen] = self.photo_model._calibrated(images[chosen])
+        out[chosen] = self.photo_model._calibrated(images[chosen], [None] * int(chosen.sum()))
         if not chosen.all():
-            out[~chosen] = self._calibrated(images[~chosen])
+            main_rows = [k for k, photo in zip(known, chosen, strict=True) if not photo]
+            out[~chosen] = self._calibrated(images[~chosen], main_rows)
         return out
 
-    def _calibrated(self, images: np.ndarray) -> np.ndarray:
-        return softmax(self.predict_logits(images), self.card.temperature).astype(np.float32)
+    def _calibrated(self, images: np.ndarray, known: list[np.ndarray | None]) -> np.ndarray:
+        return softmax(self._logits_reusing(images, known), self.card.temperature).astype(np.float32)
+
+    def _logits_reusing(self, images: np.ndarray, known: list[np.ndarray | None]) -> np.ndarray:
+        """predict_logits, taking the rows `known` has from it: only under LiteRT, the runtime the
+        conversion computed them with (Keras's float sums differ in the last bits)."""
+        have = np.array([k is not None for k in known], dtype=bool)
+        if self.backend != "litert" or not have.any():
+            return self.predict_logits(images)
+        logits = np.empty((len(images), len(CLASS_NAMES)), np.float32)
+        logits[have] = np.stack([k for k in known if k is not None])
+        if not have.all():
+            logits[~have] = self.predict_logits(images[~have])
+        return logits
 
 
 def load_model(
