@@ -6,7 +6,6 @@ fallback when LiteRT is not installed. Every model file is checked against the s
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import os
 from collections.abc import Sequence
@@ -16,13 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fmnist_batch.labels import CLASS_NAMES, IMAGE_SIZE
-from fmnist_batch.model import litert, registry
+from fmnist_batch.model import litert, registry, run_settings
 from fmnist_batch.model.card import (
     ModelCard,
     ModelError,
     find_card,
 )
-from fmnist_batch.model.dataset_reference import ReferenceFiles
 from fmnist_batch.model.garment_reader import GarmentReader
 from fmnist_batch.model.logits import flip_averaged, softmax
 from fmnist_batch.model.person_models import PersonFiles
@@ -150,49 +148,8 @@ class Model:
         return {d.name: d.sha256 for d in self.declared}
 
     def conversion_settings(self, options: ClassifyOptions) -> ConversionSettings:
-        """How photos are converted for this model: `options`' settings resolved against the card's
-        (argument > card > default), with what its models want: the garment reader's picture side, and
-        the models the conversion runs: the person detectors' and the scope judge's verified files (the
-        judge's picture side with it)."""
-        settings = options.conversion_settings(self.card.conversion_settings())
-        side = int((self.card.garment_reader or {}).get("input", settings.garment_side))
-        return dataclasses.replace(
-            settings,
-            garment_side=side,
-            person_models=self.person_files,
-            scope_side=self.scope_side,
-            scope_judge=self.scope_judge_file,
-            **self._second_look_settings(),
-            **self._reference_settings(),
-        )
-
-    def _reference_settings(self) -> dict:
-        """The ConversionSettings fields of the dataset reference (model/dataset_reference.py): none
-        without a judge in use or without a reference in the card."""
-        entry = self.card.dataset_reference
-        if not self._use_scope_judge or entry is None:
-            return {}
-        points = str(self.declared_path("dataset reference"))
-        # the gate runs the main network with LiteRT: the same file as this run, or the float one for Keras
-        precision = self.precision if self.backend == "litert" else "float"
-        files = ReferenceFiles(str(self.card.path), precision, points)
-        limit = entry.get("ink_limit")  # a card without it reads no colours: the radius alone decides
-        return {
-            "dataset_radius": float(entry["radius"]),
-            "dataset_ink_limit": None if limit is None else float(limit),
-            "reference_files": files,
-        }
-
-    def _second_look_settings(self) -> dict:
-        """The ConversionSettings fields of the judge's second look: none when the card has none."""
-        look = (self.card.scope_judge or {}).get("second_look") if self._use_scope_judge else None
-        if look is None:
-            return {}
-        return {
-            "scope_second_side": int(look["side"]),
-            "scope_ask_below": float(look["ask_below"]),
-            "scope_second_judge": str(self.declared_path("scope judge second look")),
-        }
+        """How photos are converted for this model (model/run_settings.py)."""
+        return run_settings.conversion_settings(self, options)
 
     @property
     def person_files(self) -> PersonFiles | None:
@@ -341,26 +298,25 @@ class Model:
         model, if there is one. `logits`: per image, this model's logits when already computed (the
         conversion's dataset reference runs this network's LiteRT file, convert/scope.py) or None."""
         images = np.asarray(images)
-        known = list(logits) if logits is not None else [None] * len(images)
         if to_photo_model is None or not self._use_photo_model or not np.any(to_photo_model):
-            return self._calibrated(images, known)
+            return self._calibrated(images, logits)
         chosen = np.asarray(to_photo_model, dtype=bool)
         if chosen.shape != (len(images),):
             raise ValueError(f"to_photo_model must have one flag per image, got shape {chosen.shape}")
         out = np.empty((len(images), len(CLASS_NAMES)), np.float32)
-        out[chosen] = self.photo_model._calibrated(images[chosen], [None] * int(chosen.sum()))
+        out[chosen] = self.photo_model._calibrated(images[chosen])
         if not chosen.all():
-            main_rows = [k for k, photo in zip(known, chosen, strict=True) if not photo]
+            main_rows = None if logits is None else [k for k, c in zip(logits, chosen, strict=True) if not c]
             out[~chosen] = self._calibrated(images[~chosen], main_rows)
         return out
 
-    def _calibrated(self, images: np.ndarray, known: list[np.ndarray | None]) -> np.ndarray:
+    def _calibrated(self, images: np.ndarray, known: Sequence[np.ndarray | None] | None = None) -> np.ndarray:
         return softmax(self._logits_reusing(images, known), self.card.temperature).astype(np.float32)
 
-    def _logits_reusing(self, images: np.ndarray, known: list[np.ndarray | None]) -> np.ndarray:
+    def _logits_reusing(self, images: np.ndarray, known: Sequence[np.ndarray | None] | None) -> np.ndarray:
         """predict_logits, taking the rows `known` has from it: only under LiteRT, the runtime the
         conversion computed them with (Keras's float sums differ in the last bits)."""
-        have = np.array([k is not None for k in known], dtype=bool)
+        have = np.array([k is not None for k in known or ()], dtype=bool)
         if self.backend != "litert" or not have.any():
             return self.predict_logits(images)
         logits = np.empty((len(images), len(CLASS_NAMES)), np.float32)
