@@ -53,7 +53,11 @@ def shard(text: str):  # -> discover.Shard, imported here so --help stays fast
 
 def _model_options() -> dict[str, dict]:
     """Flag -> add_argument keywords of the model and conversion options; dest = the ClassifyOptions field."""
-    from fmnist_batch.convert import BACKGROUND_CHOICES, INVERT_CHOICES
+    return {**_model_choice_options(), **_conversion_options(), **_answer_options(), **_run_options()}
+
+
+def _model_choice_options() -> dict[str, dict]:
+    """Which model runs, and how: backend, precision, the models its card names, batches and workers."""
     from fmnist_batch.model.runtime import BACKENDS, PRECISIONS
 
     return {
@@ -67,43 +71,6 @@ def _model_options() -> dict[str, dict]:
             "help": "what runs the model: litert (its .tflite files, no TensorFlow needed) or keras (its "
             ".keras file, with the train extra); auto: LiteRT when installed, else Keras (default: "
             "%(default)s)",
-        },
-        "--batch-size": {
-            "type": positive_int,
-            "default": default("batch_size"),
-            "help": "images per prediction (default: %(default)s)",
-        },
-        "--workers": {"type": positive_int, "help": "conversion processes (default: CPU count)"},
-        "--top-k": {
-            "type": top_k,
-            "default": default("top_k"),
-            "help": "labels and probabilities per file (default: %(default)s)",
-        },
-        "--min-confidence": {
-            "type": probability,
-            "metavar": "P",
-            "help": "files below this confidence get status 'uncertain'; 0 marks none (default: the "
-            "model card's, the confidence below which its answers were wrong more often than right on "
-            "labelled real photos)",
-        },
-        "--invert": {
-            "choices": INVERT_CHOICES,
-            "help": "negate photos (auto: unless the background is dark; default: the model card's, "
-            "else auto)",
-        },
-        "--background": {
-            "choices": BACKGROUND_CHOICES,
-            "default": default("background"),
-            "help": "segment: cut the garment out of its surroundings first (GrabCut); person: cut out the "
-            "garment a person wears (no head, skin or second garment; plain when nobody is found); plain: "
-            "the dataset's conversion as is; auto: person for photos that show one, else segment unless "
-            "the border is one plain colour; products: auto without the person check, for folders of "
-            "garments alone (default: %(default)s)",
-        },
-        "--max-pixels": {
-            "type": positive_int,
-            "default": default("max_pixels"),
-            "help": "refuse larger images, from their header, before decoding (default: %(default)s)",
         },
         "--precision": {
             "choices": PRECISIONS,
@@ -123,6 +90,62 @@ def _model_options() -> dict[str, dict]:
             "help": "read worn garments with the 28x28 model alone, not also in colour with the garment "
             "reader its card names (faster, less accurate on photos of a person)",
         },
+        "--batch-size": {
+            "type": positive_int,
+            "default": default("batch_size"),
+            "help": "images per prediction (default: %(default)s)",
+        },
+        "--workers": {"type": positive_int, "help": "conversion processes (default: CPU count)"},
+    }
+
+
+def _conversion_options() -> dict[str, dict]:
+    """How a photo becomes the 28x28 image: negation, the view of the garment, the size refused."""
+    from fmnist_batch.convert import BACKGROUND_CHOICES, INVERT_CHOICES
+
+    return {
+        "--invert": {
+            "choices": INVERT_CHOICES,
+            "help": "negate photos (auto: unless the background is dark; default: the model card's, "
+            "else auto)",
+        },
+        "--background": {
+            "choices": BACKGROUND_CHOICES,
+            "default": default("background"),
+            "help": "segment: cut the garment out of its surroundings first (GrabCut); person: cut out the "
+            "garment a person wears (no head, skin or second garment; plain when nobody is found); plain: "
+            "the dataset's conversion as is; auto: person for photos that show one, else segment unless "
+            "the border is one plain colour; products: auto without the person check, for folders of "
+            "garments alone (default: %(default)s)",
+        },
+        "--max-pixels": {
+            "type": positive_int,
+            "default": default("max_pixels"),
+            "help": "refuse larger images, from their header, before decoding (default: %(default)s)",
+        },
+        "--save-preprocessed": {
+            "metavar": "DIR",
+            "help": "also write the 28x28 images the model saw, as DIR/PHOTO-PATH.png (never through a "
+            "symlink in DIR); a DIR inside an input folder is refused unless hidden (photos/.seen)",
+        },
+    }
+
+
+def _answer_options() -> dict[str, dict]:
+    """What each row answers: how many labels, and when a row is uncertain or other."""
+    return {
+        "--top-k": {
+            "type": top_k,
+            "default": default("top_k"),
+            "help": "labels and probabilities per file (default: %(default)s)",
+        },
+        "--min-confidence": {
+            "type": probability,
+            "metavar": "P",
+            "help": "files below this confidence get status 'uncertain'; 0 marks none (default: the "
+            "model card's, the confidence below which its answers were wrong more often than right on "
+            "labelled real photos)",
+        },
         "--other-threshold": {
             "type": probability,
             "metavar": "P",
@@ -136,6 +159,12 @@ def _model_options() -> dict[str, dict]:
             "help": "give every photo one of the 10 classes, without the card's scope judge: no 'other' "
             "answers and no in_scope column",
         },
+    }
+
+
+def _run_options() -> dict[str, dict]:
+    """Where and how long the conversion runs."""
+    return {
         "--timeout": {
             "type": positive_float,
             "default": default("timeout"),
@@ -152,11 +181,6 @@ def _model_options() -> dict[str, dict]:
             "metavar": "ADDRESS",
             "help": "the Ray cluster for --engine ray: auto (the one this machine is part of) or HEAD:6379 "
             "(default: $RAY_ADDRESS, else a local Ray with --workers CPUs, for this run)",
-        },
-        "--save-preprocessed": {
-            "metavar": "DIR",
-            "help": "also write the 28x28 images the model saw, as DIR/PHOTO-PATH.png (never through a "
-            "symlink in DIR); a DIR inside an input folder is refused unless hidden (photos/.seen)",
         },
     }
 

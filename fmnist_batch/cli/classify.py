@@ -47,6 +47,27 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         epilog=EXAMPLES + "\n" + exit_codes_help(CLASSIFY_MEANINGS),
         formatter_class=formatter,
     )
+    _add_inputs_and_output(p)
+    add_discovery_options(p)
+    _add_run_control(p)
+    add_model_options(
+        p, "--engine", "--ray-address", "--model", "--backend", "--batch-size", "--workers", "--top-k",
+        "--min-confidence", "--invert", "--background", "--max-pixels", "--precision", "--no-photo-model",
+        "--no-garment-reader", "--other-threshold", "--no-other", "--timeout", "--save-preprocessed",
+    )  # fmt: skip
+    p.add_argument(
+        "--report",
+        metavar="FILE",
+        help="also write a self-contained HTML review report: summary, photos by class, errors",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only errors, and one line if files failed"
+    )
+    p.set_defaults(run=run_classify)
+
+
+def _add_inputs_and_output(p: argparse.ArgumentParser) -> None:
+    """What to read and where the rows go."""
     p.add_argument(
         "inputs", nargs="*", metavar="INPUT", help="files, folders or glob patterns; - reads paths from stdin"
     )
@@ -59,7 +80,10 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-0", "--null", action="store_true", help="paths on stdin are NUL-separated (find -print0)"
     )
-    add_discovery_options(p)
+
+
+def _add_run_control(p: argparse.ArgumentParser) -> None:
+    """How this run relates to others: resuming one, waiting for one, taking one slice of the files."""
     p.add_argument(
         "--resume",
         action="store_true",
@@ -87,20 +111,6 @@ def add_classify(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="prefix CSV cells that a spreadsheet would run as a formula (=, +, -, @) with '",
     )
-    add_model_options(
-        p, "--engine", "--ray-address", "--model", "--backend", "--batch-size", "--workers", "--top-k",
-        "--min-confidence", "--invert", "--background", "--max-pixels", "--precision", "--no-photo-model",
-        "--no-garment-reader", "--other-threshold", "--no-other", "--timeout", "--save-preprocessed",
-    )  # fmt: skip
-    p.add_argument(
-        "--report",
-        metavar="FILE",
-        help="also write a self-contained HTML review report: summary, photos by class, errors",
-    )
-    p.add_argument(
-        "-q", "--quiet", action="store_true", help="print only errors, and one line if files failed"
-    )
-    p.set_defaults(run=run_classify)
 
 
 def _stdin_paths(args: argparse.Namespace, env: Environment) -> Iterator[str] | None:

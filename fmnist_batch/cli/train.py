@@ -10,6 +10,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fmnist_batch.cli.arguments import (
     add_model_options,
@@ -19,6 +20,9 @@ from fmnist_batch.cli.arguments import (
     probability,
 )
 from fmnist_batch.cli.env import Environment, ExitStatus, require
+
+if TYPE_CHECKING:
+    from fmnist_batch.training import TrainConfig
 
 RETRAIN_DESCRIPTION = (
     "Retrain the CNN on Fashion-MNIST with augmentation and early stopping on a stratified "
@@ -77,6 +81,20 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--learning-rate", type=float, default=defaults.learning_rate, help="peak rate (default: %(default)s)"
     )
+    _add_export_options(p, defaults)
+    _add_extra_data_options(p, defaults.extra_share)
+    add_model_options(p, "--workers")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument(
+        "--verbose", action="store_true", help="also show TensorFlow's and the converter's own log lines"
+    )
+    p.set_defaults(run=run_retrain)
+
+
+def _add_export_options(p: argparse.ArgumentParser, defaults: TrainConfig) -> None:
+    """How the model learns beyond the schedule (augmentation, a starting point) and what retrain exports
+    with it (mirror averaging, the int8 file)."""
     p.add_argument(
         "--augment",
         choices=("full", "light", "photo", "none"),
@@ -107,14 +125,6 @@ def add_retrain(sub: argparse._SubParsersAction) -> None:
         "runs it; auto: when its validation accuracy is within 0.001 of the float file's; off: no int8 "
         "file (default: %(default)s)",
     )
-    _add_extra_data_options(p, defaults.extra_share)
-    add_model_options(p, "--workers")
-    p.add_argument("--out", required=True, metavar="DIR", help="folder to write the model files into")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
-    p.add_argument(
-        "--verbose", action="store_true", help="also show TensorFlow's and the converter's own log lines"
-    )
-    p.set_defaults(run=run_retrain)
 
 
 def _add_extra_data_options(p: argparse.ArgumentParser, extra_share: float) -> None:
