@@ -78,7 +78,8 @@ def out_of_scope_table(out: OutOfScope) -> Table:
 
 def _auroc_text(out: OutOfScope) -> str:
     """The AUROC, an unjudged photo (read as a dataset image) ranked as in scope, and over the judged ones."""
-    if out.auroc() is None:
+    every = out.auroc()
+    if every is None:
         return "n/a (no scope judge)"
     judged = out.auroc(judged_only=True)
-    return f"{out.auroc():.3f}" + ("" if judged is None else f" ({judged:.3f} over the photos it judged)")
+    return f"{every:.3f}" + ("" if judged is None else f" ({judged:.3f} over the photos it judged)")
