@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 from synth import CATALOG_GREY, WHITE, render_catalog_photo, save_photo
 
 from fmnist_batch.labels import CLASS_NAMES
@@ -24,6 +25,25 @@ from fmnist_batch.training.data import load_dataset
 
 TINTS = [None, (40, 60, 120), (120, 30, 30), (30, 90, 50), (90, 70, 40)]
 FORMATS = [("JPEG", "jpg"), ("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")]
+QUALITY = 88
+
+
+def render_sample(
+    image: np.ndarray, rng: np.random.Generator, seed: int
+) -> tuple[Image.Image, tuple[str, str]]:
+    """One 28x28 image as a catalog photo in this script's style, and the (format, extension) to save it
+    as (with QUALITY): the photos samples/ and the catalog accuracy figure are made of."""
+    photo = render_catalog_photo(
+        image,
+        size=int(rng.integers(400, 701)),
+        background=WHITE if rng.random() < 0.6 else CATALOG_GREY,
+        tint=TINTS[rng.integers(len(TINTS))],
+        offset=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
+        garment_fraction=float(rng.uniform(0.5, 0.8)),
+        noise=1.0,
+        seed=seed,
+    )
+    return photo, FORMATS[rng.integers(len(FORMATS))]
 
 
 def slug(name: str) -> str:
@@ -57,18 +77,8 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         indices = rng.choice(np.flatnonzero(test.labels == label), size=args.per_class, replace=False)
         for index in indices:
-            photo = render_catalog_photo(
-                test.images[index],
-                size=int(rng.integers(400, 701)),
-                background=WHITE if rng.random() < 0.6 else CATALOG_GREY,
-                tint=TINTS[rng.integers(len(TINTS))],
-                offset=(float(rng.uniform(-0.12, 0.12)), float(rng.uniform(-0.12, 0.12))),
-                garment_fraction=float(rng.uniform(0.5, 0.8)),
-                noise=1.0,
-                seed=int(index),
-            )
-            fmt, ext = FORMATS[rng.integers(len(FORMATS))]
-            save_photo(photo, folder / f"{args.split}-{index:05d}.{ext}", fmt, quality=88)
+            photo, (fmt, ext) = render_sample(test.images[index], rng, seed=int(index))
+            save_photo(photo, folder / f"{args.split}-{index:05d}.{ext}", fmt, quality=QUALITY)
     print(f"wrote {len(CLASS_NAMES) * args.per_class} photos to {args.out}/")
 
 

@@ -14,7 +14,7 @@ from scope_build import export, licensed_data
 from scope_build.head import C_CHOICES, Head, evidence, fit_head, operating_point
 from scope_build.imagenet_groups import EVIDENCE, GROUPS, NUM_IMAGENET_CLASSES, evidence_matrix, membership
 
-from fmnist_batch.convert import ConversionSettings, convert_path, scope
+from fmnist_batch.convert import ConversionSettings, convert_image, convert_path, scope
 from fmnist_batch.model.card_checks import check_scope_judge
 
 CARD_KEYS = {"folder", "file", "sha256", "side", "threshold", "licence", "source", "input", "fitted_on",
@@ -130,3 +130,28 @@ def test_the_card_entry_has_the_keys_the_card_takes(tmp_path):
     assert entry["folder"] == "scope" and entry["licence"] == "Apache-2.0"
     assert check_scope_judge(entry) is entry
     assert Path(entry["file"]).name == entry["file"]
+
+
+def test_sample_style_renders_are_make_samples_photos_of_the_images_given(tmp_path):
+    """The reference's limits are also measured on renders in make_samples.py's style: each file must be
+    that script's photo of the image it was given (its formats and sizes), which converts back to it."""
+    from make_samples import FORMATS
+
+    rows, cols = np.mgrid[0:28, 0:28]
+    garments = np.zeros((6, 28, 28), np.uint8)
+    for i, garment in enumerate(garments):  # shaded ellipses of six shapes
+        inside = ((rows - 14) / (6 + 1.5 * i)) ** 2 + ((cols - 14) / (11 - i)) ** 2 <= 1
+        garment[inside] = (110 + 5 * rows + i * cols)[inside].clip(0, 255)
+    photos = licensed_data.sample_renders(garments, seed=1)
+    again = licensed_data.sample_renders(garments, seed=1)
+    assert photos.files == again.files and photos.in_scope.all()
+    formats = {fmt for fmt, _ in FORMATS}
+    for garment, data in zip(garments, photos.files, strict=True):
+        path = tmp_path / "photo"
+        path.write_bytes(data)
+        with Image.open(path) as img:
+            assert img.format in formats and 400 <= max(img.size) <= 700
+        settings = ConversionSettings(background="plain")
+        seen = convert_path(path, settings).image.astype(float)
+        itself = convert_image(Image.fromarray(garment, "L"), settings).image.astype(float)
+        assert np.corrcoef(seen.ravel(), itself.ravel())[0, 1] > 0.9

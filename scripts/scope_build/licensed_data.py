@@ -99,6 +99,19 @@ def fmnist_renders(images: np.ndarray, seed: int = 2) -> PhotoSet:
     return PhotoSet(files, np.ones(len(files), bool), np.full(len(files), "render"))
 
 
+def sample_renders(images: np.ndarray, seed: int = 3) -> PhotoSet:
+    """Fashion-MNIST images rendered in scripts/make_samples.py's catalog style (larger photos, its five
+    tints, JPEG, PNG or WebP): the style of samples/ and of the catalog accuracy figure, encoded in memory."""
+    from make_samples import QUALITY, render_sample
+
+    rng = np.random.default_rng(seed)
+    files: list[Path | bytes] = []
+    for i, array in enumerate(images):
+        photo, (fmt, _) = render_sample(array, rng, seed=i)
+        files.append(_encoded(photo, fmt, **({"quality": QUALITY} if fmt in ("JPEG", "WEBP") else {})))
+    return PhotoSet(files, np.ones(len(files), bool), np.full(len(files), "sample render"))
+
+
 def fmnist_measured(data_dir: Path | None = None) -> dict[str, PhotoSet]:
     """The Fashion-MNIST TRAIN images the operating point is reported on: as catalog renders and as the
     dataset's own 28x28 files (which the product lets through without the judge)."""
