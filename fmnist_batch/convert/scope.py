@@ -46,17 +46,18 @@ def read_by_reference(
     image painted in one ink (ink_spread of the RGB photo within the settings' limit), and its 28x28
     image's main-network logits lie within the settings' radius of the dataset reference's
     (model/dataset_reference.py). Such a photo is not judged: it is in scope as a 28x28 grey file is.
-    Asked only when a judge runs; the colours first, as they cost no network."""
+    Asked only when a judge runs. The logits first: the run reuses them, so they cost no extra forward
+    pass, while the colours are measured only for a shot within the radius."""
     files = settings.reference_files
     if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
         return ReferenceReading()
-    limit = settings.dataset_ink_limit
-    if limit is not None and ink_spread(rgb, settings.trim_tolerance) > limit:
-        return ReferenceReading()
     try:
-        return ReferenceReading(*shared_reference_gate(files, settings.dataset_radius).read(pixels))
+        within, logits = shared_reference_gate(files, settings.dataset_radius).read(pixels)
     except ModelError as e:
         raise ImageError(str(e)) from None
+    limit = settings.dataset_ink_limit
+    one_ink = limit is None or (within and ink_spread(rgb, settings.trim_tolerance) <= limit)
+    return ReferenceReading(within and one_ink, logits)
 
 
 def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | None:
