@@ -107,13 +107,12 @@ class FolderResult:
 @dataclass
 class OutOfScope:
     """The photos of the out-of-scope folder: per subfolder (every level: far, far/rings), how many were
-    read, how many answered other and how many the judge did not read (dataset-like catalog shots); and
-    in_scope for them and for the in-scope photos (AUROC; None where the judge did not read the photo)."""
+    read and how many answered other; and in_scope for them and for the in-scope photos (AUROC; None for
+    an image already in the dataset's 28x28 format, which has none)."""
 
     folder: str
     files: dict[str, int] = field(default_factory=dict)
     answered_other: dict[str, int] = field(default_factory=dict)
-    unjudged: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     #: in_scope of the out-of-scope photos, by their first subfolder ("" for photos directly in it)
     in_scope_out: dict[str, list[float | None]] = field(default_factory=dict)
@@ -128,7 +127,6 @@ class OutOfScope:
             key = "/".join(parts[:depth]) or "all"
             self.files[key] = self.files.get(key, 0) + 1
             self.answered_other[key] = self.answered_other.get(key, 0) + (row["status"] == OTHER)
-            self.unjudged[key] = self.unjudged.get(key, 0) + ("in_scope" in row and row["in_scope"] is None)
         if "in_scope" in row:
             self.in_scope_out.setdefault(parts[0] if parts else "", []).append(row_in_scope(row))
 
@@ -136,16 +134,16 @@ class OutOfScope:
         files = self.files.get(key, 0)
         return self.answered_other.get(key, 0) / files if files else float("nan")
 
-    def auroc(self, judged_only: bool = False) -> float | None:
-        """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half), a photo
-        the judge did not read ranked as surely in scope (as the tool answers it), or left out with
-        `judged_only`; None without a judge's in_scope on both sides."""
+    def auroc(self) -> float | None:
+        """How often an in-scope photo's in_scope exceeds an out-of-scope one's (ties count half), an image
+        without one ranked as surely in scope (as the tool answers it); None without a judge's in_scope
+        on both sides."""
         out = [v for values in self.in_scope_out.values() for v in values]
-        return ranked_auroc(self.in_scope_in, out, judged_only)
+        return ranked_auroc(self.in_scope_in, out)
 
-    def auroc_of(self, subfolder: str, judged_only: bool = False) -> float | None:
+    def auroc_of(self, subfolder: str) -> float | None:
         """The AUROC against the photos of one first-level subfolder alone (far/, near/, ...)."""
-        return ranked_auroc(self.in_scope_in, self.in_scope_out.get(subfolder, []), judged_only)
+        return ranked_auroc(self.in_scope_in, self.in_scope_out.get(subfolder, []))
 
     def to_dict(self) -> dict:
         return {
@@ -154,37 +152,27 @@ class OutOfScope:
             "errors": self.errors,
             "share_answered_other": self.share_other(),
             "auroc_in_scope": self.auroc(),
-            "auroc_in_scope_judged_only": self.auroc(judged_only=True),
             "subfolders": {
                 key: {
                     "files": n,
                     "answered_other": self.answered_other[key],
                     "share": self.share_other(key),
-                    "not_judged": self.unjudged[key],
                 }
                 for key, n in sorted(self.files.items())
                 if key != "all"
             },
             "auroc_in_scope_by_subfolder": {key: self.auroc_of(key) for key in sorted(self.in_scope_out)},
-            "auroc_in_scope_judged_only_by_subfolder": {
-                key: self.auroc_of(key, judged_only=True) for key in sorted(self.in_scope_out)
-            },
         }
 
 
 def row_in_scope(row: dict) -> float | None:
-    """A converted row's in_scope: the judge's, None where it did not read the photo (a dataset image, or
-    a catalog shot that reads as one)."""
+    """A converted row's in_scope, None for an image already in the dataset's format (it has none)."""
     return None if row.get("in_scope") is None else float(row["in_scope"])
 
 
-def ranked_auroc(
-    positive: list[float | None], negative: list[float | None], judged_only: bool
-) -> float | None:
-    """The AUROC of in_scope values, None (not judged) ranked as 1, surely in scope, as the tool answers
-    such a photo (so an out-of-scope product it lets through counts against it), or left out."""
-    if judged_only:
-        return auroc([v for v in positive if v is not None], [v for v in negative if v is not None])
+def ranked_auroc(positive: list[float | None], negative: list[float | None]) -> float | None:
+    """The AUROC of in_scope values, None (a 28x28 dataset image) ranked as 1, surely in scope, as the
+    tool answers such an image."""
     return auroc([1.0 if v is None else v for v in positive], [1.0 if v is None else v for v in negative])
 
 

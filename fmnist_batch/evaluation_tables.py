@@ -63,23 +63,18 @@ def out_of_scope_table(out: OutOfScope) -> Table:
     title = f"none of the 10 classes ({out.folder}/): answered other; AUROC of in_scope {_auroc_text(out)}"
     table = Table(title=title, title_justify="left")
     columns = ("subfolder", "left"), ("files", "right"), ("other", "right"), ("share", "right")
-    for name, justify in (*columns, ("not judged", "right")):
+    for name, justify in columns:
         table.add_column(name, justify=justify)
     for key in [*sorted(k for k in out.files if k != "all"), "all"]:
         if key == "all":
             table.add_section()
         files, other = out.files.get(key, 0), out.answered_other.get(key, 0)
-        unjudged = out.unjudged.get(key, 0)
-        table.add_row(key, f"{files:,}", f"{other:,}", f"{out.share_other(key):.1%}", f"{unjudged:,}")
+        table.add_row(key, f"{files:,}", f"{other:,}", f"{out.share_other(key):.1%}")
     if out.errors:
         table.add_row("not read (errors)", f"{out.errors:,}", "", "")
     return table
 
 
 def _auroc_text(out: OutOfScope) -> str:
-    """The AUROC, an unjudged photo (read as a dataset image) ranked as in scope, and over the judged ones."""
     every = out.auroc()
-    if every is None:
-        return "n/a (no scope judge)"
-    judged = out.auroc(judged_only=True)
-    return f"{every:.3f}" + ("" if judged is None else f" ({judged:.3f} over the photos it judged)")
+    return "n/a (no scope judge)" if every is None else f"{every:.3f}"

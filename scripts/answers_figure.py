@@ -51,9 +51,9 @@ def shown(photo: str | np.ndarray) -> Image.Image:
 def answer_text(result: dict) -> str:
     if result["status"] == "other":
         return f"other\n{result['view']}\nin_scope {result['in_scope']:.2f}"
-    # a catalog shot that reads as a Fashion-MNIST image is not judged: its in_scope is empty
-    judged = "not judged" if result["in_scope"] is None else f"in_scope {result['in_scope']:.2f}"
-    return f"{result['label']} {result['score']:.0%}\n{result['view']}\n{judged}"
+    # an image already in the dataset's 28x28 format has no in_scope: it is in scope
+    scope = "28x28 image" if result["in_scope"] is None else f"in_scope {result['in_scope']:.2f}"
+    return f"{result['label']} {result['score']:.0%}\n{result['view']}\n{scope}"
 
 
 def draw(chosen: list[tuple[str, str | np.ndarray]], results: list[dict], out: Path) -> None:

@@ -369,18 +369,10 @@ def other_tables(sets: list[dict], out_of_scope: dict | None, dataset_files: dic
     if out_of_scope is None:
         return lines
     auroc = out_of_scope["auroc_in_scope_by_subfolder"]
-    judged = out_of_scope["auroc_in_scope_judged_only_by_subfolder"]
-    lines += [
-        "",
-        "| out of scope | photos | answered other | not judged (read as dataset images) "
-        "| AUROC of in_scope | the same, judged photos only |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
-    ]
+    lines += ["", "| out of scope | photos | answered other | AUROC of in_scope |"]
+    lines.append("| --- | ---: | ---: | ---: |")
     for key, figures in out_of_scope["subfolders"].items():
-        share = f"{figures['share']:.1%} | {figures['not_judged'] / figures['files']:.1%}"
-        lines.append(
-            f"| {key} | {figures['files']} | {share} | {_cell(auroc.get(key))} | {_cell(judged.get(key))} |"
-        )
+        lines.append(f"| {key} | {figures['files']} | {figures['share']:.1%} | {_cell(auroc.get(key))} |")
     return lines
 
 

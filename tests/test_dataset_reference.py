@@ -1,8 +1,10 @@
-"""The dataset reference: a catalog shot whose garment reads as a Fashion-MNIST image is never other."""
+"""The dataset reference: a catalog shot whose garment reads as a Fashion-MNIST image is never other, and
+its in_scope says how near it is to the training images."""
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import shutil
 from pathlib import Path
@@ -19,8 +21,21 @@ from fmnist_batch.convert.source import convert_source
 from fmnist_batch.engines.predict import stack
 from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
 from fmnist_batch.model.combine import answer
-from fmnist_batch.model.dataset_reference import CHUNK, DatasetReference, load_reference, unit_rows
+from fmnist_batch.model.dataset_reference import (
+    CHUNK,
+    DatasetReference,
+    in_scope_within,
+    load_reference,
+    unit_rows,
+)
 from fmnist_batch.model.runtime import Model
+
+
+def test_in_scope_within_the_radius_falls_from_one_to_the_floor_at_its_edge():
+    assert in_scope_within(0.0, 0.14, 0.27) == 1.0
+    assert in_scope_within(0.07, 0.14, 0.27) == pytest.approx(0.635)
+    assert in_scope_within(0.14, 0.14, 0.27) == pytest.approx(0.27)
+    assert in_scope_within(0.2, 0.14, 0.27) == pytest.approx(0.27)  # never under the floor
 
 
 def test_distances_are_to_the_nearest_point_whatever_the_logits_length(tmp_path):
@@ -80,7 +95,7 @@ def renders():
     return photos, sample[1]
 
 
-def test_a_catalog_shot_that_reads_as_a_dataset_image_is_not_judged_and_never_other(renders, tmp_path):
+def test_a_shot_read_as_a_dataset_image_is_in_scope_by_its_distance_not_judged(renders, tmp_path):
     rocket = tmp_path / "rocket.png"  # a product on white, which reads as no dataset image
     frame = Image.new("RGB", (400, 400), "white")
     frame.paste(Image.fromarray(skimage.data.rocket()).resize((180, 120)), (110, 140))
@@ -91,7 +106,9 @@ def test_a_catalog_shot_that_reads_as_a_dataset_image_is_not_judged_and_never_ot
     assert settings.reference_files is not None and settings.dataset_radius > 0
     reference = load_reference(model.card, Path(settings.reference_files.points))
     every_photo_judged = dataclasses.replace(settings, dataset_radius=0.0)
-    reads = []
+    floor = model.other_below(clf.options)
+    assert settings.dataset_in_scope_floor == floor, "the floor is the card's operating point"
+    reads, read_values = [], []
     for photo, result in zip(photos, clf(photos), strict=True):
         converted = convert_source(photo, every_photo_judged)
         image = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
@@ -99,11 +116,33 @@ def test_a_catalog_shot_that_reads_as_a_dataset_image_is_not_judged_and_never_ot
         one_ink = ink_spread(_rgb(photo), settings.trim_tolerance) <= settings.dataset_ink_limit
         reads.append(converted.view == "catalog" and distance <= settings.dataset_radius and one_ink)
         if reads[-1]:
-            assert result["in_scope"] is None and result["status"] != "other"
+            expected = in_scope_within(distance, settings.dataset_radius, floor)
+            assert result["in_scope"] == pytest.approx(expected, abs=1e-6) and result["status"] != "other"
+            read_values.append((distance, result["in_scope"]))
         else:
             assert result["in_scope"] == pytest.approx(converted.in_scope, abs=1e-6)
-    assert any(reads) and not reads[-1]
+    assert len(read_values) >= 2 and not reads[-1]
+    # the nearer a shot's image to the training images', the higher its in_scope, never under the floor
+    read_values.sort()
+    assert all(a[1] >= b[1] >= floor for a, b in itertools.pairwise(read_values))
+    assert read_values[0][1] > read_values[-1][1]
     assert clf(str(rocket))["status"] == "other"
+
+
+def _reads_as_dataset_image(clf: Classifier, photo) -> bool:
+    """Whether the photo's in_scope is the reference's (in_scope_within its distance), not the judge's."""
+    settings, model = clf.settings, clf.model
+    converted = convert_source(photo, settings)
+    pixels = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
+    distance = load_reference(model.card, Path(settings.reference_files.points)).nearest(
+        model.predict_logits(pixels)
+    )[0]
+    if distance > settings.dataset_radius:
+        return False
+    expected = in_scope_within(distance, settings.dataset_radius, settings.dataset_in_scope_floor)
+    judge = convert_source(photo, dataclasses.replace(settings, dataset_radius=0.0)).in_scope
+    assert judge is not None and abs(judge - expected) > 1e-6, "the judge and the reference agree: no test"
+    return abs(converted.in_scope - expected) <= 1e-6
 
 
 def _rgb(photo) -> Image.Image:
@@ -137,7 +176,7 @@ def test_a_shot_in_colours_no_one_ink_gives_is_judged_however_its_silhouette_rea
         pixels = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
         if reference.nearest(model.predict_logits(pixels))[0] <= settings.dataset_radius:
             judged_within_radius += 1
-            assert convert_source(one, settings).in_scope is None  # in one ink: read as a dataset image
+            assert _reads_as_dataset_image(clf, one)  # in one ink: read as a dataset image
     assert judged_within_radius >= 3
 
 
@@ -186,7 +225,7 @@ def test_an_ink_limit_that_is_no_limit_is_refused_and_a_card_without_one_asks_no
         converted = convert_source(_in_two_inks(image), settings)
         pixels = np.frombuffer(converted.data, np.uint8).reshape(1, 28, 28)
         within = reference.nearest(clf.model.predict_logits(pixels))[0] <= settings.dataset_radius
-        assert (converted.in_scope is None) == within  # the radius alone decides, whatever the colours
+        assert _reads_as_dataset_image(clf, _in_two_inks(image)) == within  # the radius alone decides
         read_by_silhouette += within
     assert read_by_silhouette >= 3
 

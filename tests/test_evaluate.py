@@ -117,20 +117,18 @@ def test_evaluate_json_to_stdout_lists_the_misclassified_files(labelled, capsys)
         assert mistake["folder"] in mistake["path"] and mistake["label"] in (*CLASS_NAMES, "other")
 
 
-def test_an_out_of_scope_photo_left_unjudged_counts_against_the_auroc_unless_asked_not_to():
+def test_the_auroc_ranks_in_scope_values_and_a_28x28_image_without_one_as_surely_in_scope():
     out = OutOfScope("other")
-    out.in_scope_in += [0.9, 0.8]
-    out.add("far", {"status": "ok", "in_scope": 0.1})
+    out.in_scope_in += [0.9, 0.8, None]  # None: a 28x28 dataset image, which has no in_scope
+    out.add("far", {"status": "ok", "in_scope": 0.85})
     out.add("far", {"status": "other", "in_scope": 0.2})
-    out.add("far", {"status": "ok", "in_scope": None})  # read as a dataset image: never judged
     out.add("far", {"status": "error", "in_scope": None})
     report = out.to_dict()
-    assert report["files"] == 3 and report["errors"] == 1
-    assert report["subfolders"]["far"] == {"files": 3, "answered_other": 1, "share": 1 / 3, "not_judged": 1}
-    # ranked as surely in scope, the unjudged product ties the in-scope photos' best and beats none
-    assert report["auroc_in_scope"] == pytest.approx((2 + 2 + 0) / 6)
-    assert report["auroc_in_scope_judged_only"] == 1.0
+    assert report["files"] == 2 and report["errors"] == 1
+    assert report["subfolders"]["far"] == {"files": 2, "answered_other": 1, "share": 0.5}
+    # 0.9 and the dataset image beat both; 0.8 beats only 0.2
+    assert report["auroc_in_scope"] == pytest.approx((2 + 1 + 2) / 6)
+    assert report["auroc_in_scope_by_subfolder"] == {"far": pytest.approx(5 / 6)}
     without_judge = OutOfScope("other")
     without_judge.add("far", {"status": "ok"})  # a --no-other row has no in_scope field
-    assert without_judge.to_dict()["subfolders"]["far"]["not_judged"] == 0
     assert without_judge.auroc() is None

@@ -106,8 +106,9 @@ class Conversion:
     view: str = "catalog"
     colour: np.ndarray | None = None
     region: str = ""
-    #: the scope judge's in_scope of the photo (scope.py); None when no judge runs or the image is
-    #: already in the dataset's own format (is_dataset_image), which is in scope
+    #: the photo's in_scope (scope.py): the judge's, or the dataset reference's for a shot that reads as
+    #: a dataset image; None when no judge runs or the image is already in the dataset's own format
+    #: (is_dataset_image), which is in scope
     in_scope: float | None = None
     #: the main network's logits of `image` when the dataset reference computed them (scope.py): the
     #: run's own network, so the run reuses them
@@ -146,8 +147,10 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
     # the judge reads the photo, not the garment cut out of it, once the rest converted (a photo that
     # fails costs it nothing)
     reading = read_by_reference(photo, pixels, view, settings)
-    dataset_like = is_dataset_image(img) or reading.dataset_like
-    in_scope = None if dataset_like else judged_in_scope(photo, settings)
+    if is_dataset_image(img):
+        in_scope = None
+    else:
+        in_scope = reading.in_scope if reading.dataset_like else judged_in_scope(photo, settings)
     return Conversion(pixels, view, isolated.colour, isolated.region, in_scope, reading.logits)
 
 

@@ -8,8 +8,8 @@ finds the photo no likelier in scope than not) is read again at a larger side by
 whose answer is the photo's: most garments pass the quick look, and the photos that may be `other` get
 the sharp one. Before either, a catalog shot that reads as a Fashion-MNIST image (read_by_reference: its
 colours one ink, its 28x28 image near one the main network was trained on) is not judged at all: it is
-in scope, and costs a 28x28 forward pass, whose logits the conversion carries so that the run does not
-compute them again.
+in scope, its in_scope set by how near (dataset_reference.in_scope_within), and costs a 28x28 forward
+pass, whose logits the conversion carries so that the run does not compute them again.
 
 A pool of conversion workers so judges its photos in parallel, and a conversion carries in_scope, one
 float, instead of the picture. Every caller that converts (classify's workers, Ray tasks, Classifier, the
@@ -27,16 +27,18 @@ from fmnist_batch.convert.garment import judge_subject, on_white_square
 from fmnist_batch.convert.ink import ink_spread
 from fmnist_batch.convert.settings import ConversionSettings, ImageError
 from fmnist_batch.model.card_checks import ModelError
-from fmnist_batch.model.dataset_reference import shared_reference_gate
+from fmnist_batch.model.dataset_reference import in_scope_within, shared_reference_gate
 from fmnist_batch.model.scope_judge import shared_scope_judge
 
 
 class ReferenceReading(NamedTuple):
     """What the dataset reference made of a converted photo: whether it reads as a dataset image, and
-    the main network's logits of its 28x28 image when the reference computed them (None otherwise)."""
+    then its in_scope (in_scope_within), and the main network's logits of its 28x28 image when the
+    reference computed them (None otherwise)."""
 
     dataset_like: bool = False
     logits: np.ndarray | None = None
+    in_scope: float | None = None
 
 
 def read_by_reference(
@@ -52,12 +54,15 @@ def read_by_reference(
     if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
         return ReferenceReading()
     try:
-        within, logits = shared_reference_gate(files, settings.dataset_radius).read(pixels)
+        distance, logits = shared_reference_gate(files, settings.dataset_radius).read(pixels)
     except ModelError as e:
         raise ImageError(str(e)) from None
+    within = distance <= settings.dataset_radius
     limit = settings.dataset_ink_limit
-    one_ink = limit is None or (within and ink_spread(rgb, settings.trim_tolerance) <= limit)
-    return ReferenceReading(within and one_ink, logits)
+    if not within or (limit is not None and ink_spread(rgb, settings.trim_tolerance) > limit):
+        return ReferenceReading(False, logits)
+    floor = settings.dataset_in_scope_floor
+    return ReferenceReading(True, logits, in_scope_within(distance, settings.dataset_radius, floor))
 
 
 def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | None:

@@ -95,6 +95,9 @@ class ConversionSettings:
     #: ...provided its colours could be one grey image painted in one ink: its ink_spread
     #: (convert/ink.py) at most this; None: its colours are not asked
     dataset_ink_limit: float | None = None
+    #: the in_scope of such a shot at the edge of the radius (the judge's operating point), rising to 1
+    #: at a training image (dataset_reference.in_scope_within)
+    dataset_in_scope_floor: float = 0.0
     #: the reference and the main network it was made with, verified by the model (not recorded, as
     #: the judge's file)
     reference_files: ReferenceFiles | None = field(default=None, compare=False, repr=False)
@@ -125,6 +128,8 @@ class ConversionSettings:
             raise ValueError(f"scope_side must be 0 (no judge) or >= 16, got {self.scope_side}")
         if self.dataset_ink_limit is not None and not self.dataset_ink_limit >= 0:
             raise ValueError(f"dataset_ink_limit must be None or >= 0, got {self.dataset_ink_limit}")
+        if not 0 <= self.dataset_in_scope_floor <= 1:
+            raise ValueError(f"dataset_in_scope_floor must be in [0, 1], got {self.dataset_in_scope_floor}")
         if self.scope_second_side and (self.scope_second_side < 16 or not 0 <= self.scope_ask_below <= 1):
             raise ValueError(
                 "scope_second_side must be 0 (no second look) or >= 16 with scope_ask_below in [0, 1], "

@@ -39,7 +39,8 @@ class Converted(NamedTuple):
     colour: bytes | None = None
     #: the part of the person a worn garment was read from (convert.REGIONS); "" for other views
     region: str = ""
-    #: the scope judge's in_scope of the photo (None: not judged: no judge runs, or a dataset image)
+    #: the photo's in_scope, the judge's or the dataset reference's (None: no judge runs, or an image
+    #: already in the dataset's 28x28 format)
     in_scope: float | None = None
     #: the main network's logits of the image as 10 float32, when the conversion computed them
     #: (Conversion.logits): 40 bytes that spare the run a forward pass

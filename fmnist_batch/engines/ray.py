@@ -204,8 +204,8 @@ class RayEngine:
 
 def convert_batch(batch: dict[str, np.ndarray], settings: WorkerSettings) -> dict[str, np.ndarray]:
     """A Ray task: convert each file of a batch as a pool worker would -> index, image (N x 784 uint8),
-    ok, view, region, colour (a worn garment's colour picture, b"" for others), in_scope (the scope
-    judge's, judged in this task; NaN: not judged), logits (the main network's, 10 float32, where the
+    ok, view, region, colour (a worn garment's colour picture, b"" for others), in_scope (the judge's or
+    the dataset reference's, read in this task; NaN: none), logits (the main network's, 10 float32, where the
     dataset reference computed them; b"" for others), error."""
     keep_freed_memory()  # as pool workers do; Ray's workers belong to this job
     # Ray runs plain tasks on its workers' main thread, where the per-file time limit can be armed.

@@ -103,8 +103,8 @@ class ModelCard:
     #: "side", "threshold", ...} (model/scope_judge.py)
     scope_judge: dict[str, Any] | None = None
     #: the main network's logits for its training images, by which a catalog shot that reads as a dataset
-    #: image is never answered other: {"folder", "file", "sha256", "radius", "network_sha256", ...}
-    #: (model/dataset_reference.py)
+    #: image is not judged, its in_scope from its distance: {"folder", "file", "sha256", "radius",
+    #: "network_sha256", ...} (model/dataset_reference.py)
     dataset_reference: dict[str, Any] | None = None
     #: the files entry LiteRT runs by default ("tflite" or "tflite_int8")
     litert_file: str = "tflite"

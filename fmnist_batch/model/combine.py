@@ -57,9 +57,9 @@ def shows_nothing(images: np.ndarray, ok: np.ndarray) -> np.ndarray:
 def judge_scope(
     model: Model, ok: np.ndarray, judged: Sequence[float | None] | None, blank: np.ndarray
 ) -> np.ndarray:
-    """in_scope of each converted photo the conversion judged (Converted.in_scope), 0 for one that shows
-    nothing, NaN for the others (not judged: a dataset image, a row that did not convert) and for every
-    row when the model runs no judge."""
+    """in_scope of each converted photo as the conversion gave it (Converted.in_scope: the judge's or the
+    dataset reference's), 0 for one that shows nothing, NaN for the others (a 28x28 dataset image, a row
+    that did not convert) and for every row when the model runs no judge."""
     in_scope = np.full(len(ok), np.nan, np.float32)
     if not model.scope_side:
         return in_scope

@@ -6,7 +6,10 @@ garments. Their 28x28 images are the dataset's own, though: the main network ans
 the images it was trained on. The reference (models/reference/, built by
 scripts/build_dataset_reference.py) holds the main network's logits for its training images, each scaled
 to length 1; a catalog shot whose own scaled logits lie within the card's `radius` of one of them reads as
-a dataset image, and like a 28x28 grey file it is not judged and never answered other.
+a dataset image, and like a 28x28 grey file it is not judged: it is in scope. Its in_scope then says how
+near its image is to the training images (`in_scope_within`): the judge's operating point at the edge of
+the radius, 1 at a training image's logits, so the shots the reference lets through least firmly rank
+lowest among the photos in scope, as the judge's doubtful ones do.
 
 The conversion asks (convert/scope.py), before it runs the judge: a conversion worker loads the main
 network and the reference once (`shared_reference_gate`, from the files the model verified), so a catalog
@@ -72,6 +75,15 @@ class DatasetReference:
         return self.nearest(logits) <= self.radius
 
 
+def in_scope_within(distance: float, radius: float, floor: float) -> float:
+    """The in_scope of a shot whose logits lie `distance` (<= `radius`) from the nearest training image's:
+    falling linearly from 1 at a training image to `floor`, the judge's operating point, at the edge of
+    the radius. A ranking by distance, not a probability fitted on photos: only the two ends are fixed,
+    by the radius and the operating point the card chose on licensed data. At the card's operating point
+    no such shot is answered other; a stricter --other-threshold answers the farthest ones other first."""
+    return floor + (1.0 - floor) * min(max(1.0 - distance / radius, 0.0), 1.0)
+
+
 def load_reference(card: ModelCard, path: Path) -> DatasetReference:
     """The reference `card` declares, read from `path` (verified by the registry), after checking it was
     made with one of the card's own network files."""
@@ -110,12 +122,13 @@ class ReferenceGate:
         self.reference = reference
         self._lock = threading.Lock()
 
-    def read(self, image: np.ndarray) -> tuple[bool, np.ndarray]:
-        """Whether the image reads as a dataset image, and the network's logits of it (10 float32): the
-        run's own, which the run reuses rather than compute them again."""
+    def read(self, image: np.ndarray) -> tuple[float, np.ndarray]:
+        """The image's distance to the nearest training image (within the reference's radius: it reads as
+        a dataset image), and the network's logits of it (10 float32): the run's own, which the run reuses
+        rather than compute them again."""
         with self._lock:
             logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
-        return bool(self.reference.reads_as_dataset(logits)[0]), logits[0]
+        return float(self.reference.nearest(logits)[0]), logits[0]
 
 
 #: this process's gates by files and radius; a failure keeps its reason (one attempt each)

@@ -46,6 +46,7 @@ def _reference_settings(model: Model) -> dict:
     return {
         "dataset_radius": float(entry["radius"]),
         "dataset_ink_limit": None if limit is None else float(limit),
+        "dataset_in_scope_floor": float(model.card.scope_judge["threshold"]),
         "reference_files": files,
     }
 

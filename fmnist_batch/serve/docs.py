@@ -35,9 +35,10 @@ _ROW_FIELDS = {
     "confidence": (["number", "null"], "its probability, 0 to 1 (for other: 1 - in_scope)"),
     "in_scope": (
         ["number", "null"],
-        "the scope judge's calibrated probability that the photo shows one of the 10 classes (absent with "
-        "--no-other; null where the judge did not read the photo: an image already in the dataset's 28x28 "
-        "grey format or a catalog shot that reads as one, both in scope, and errors)",
+        "the scope judge's calibrated probability that the photo shows one of the 10 classes; for a catalog "
+        "shot that reads as a Fashion-MNIST image, not judged, how near its 28x28 image is to the training "
+        "images, from the operating point to 1 (absent with --no-other; null for an image already in the "
+        "dataset's 28x28 grey format, which is in scope, and for errors)",
     ),
     "view": (
         ["string", "null"],
