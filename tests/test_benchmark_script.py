@@ -11,7 +11,7 @@ from pathlib import Path
 
 import benchmark  # scripts/ is on the path (pyproject's pytest pythonpath)
 import pytest
-from bench.measure import Measurement, median_run
+from bench.measure import Measurement, median_run, run_measured
 from bench.real_corpora import TARGET_MS
 from PIL import Image
 
@@ -19,16 +19,29 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def test_median_run_is_the_middle_wall_time_and_keeps_every_run():
-    runs = [Measurement("c", "(c)", ["x"], 10, photos=10, wall_s=wall) for wall in (3.0, 1.0, 2.0)]
+    runs = [
+        Measurement("c", "(c)", ["x"], 10, photos=10, wall_s=wall, cpu_s=2 * wall) for wall in (3.0, 1.0, 2.0)
+    ]
     median = median_run(runs)
-    assert median.wall_s == 2.0
-    assert median.runs_wall_s == [3.0, 1.0, 2.0]
+    assert median.wall_s == 2.0 and median.cpu_s == 4.0
+    assert median.runs_wall_s == [3.0, 1.0, 2.0] and median.runs_cpu_s == [6.0, 2.0, 4.0]
 
 
 def test_median_run_reports_a_failed_run_rather_than_hiding_it():
     good = Measurement("d", "(d)", ["x"], 10, photos=10, wall_s=1.0)
     bad = Measurement("d", "(d)", ["x"], 10, error="exit code 1: boom")
     assert median_run([good, bad]) is bad
+
+
+def test_a_run_counts_the_cpu_time_of_the_workers_it_waited_for():
+    # the parent only waits; its child burns about 0.4 s of CPU, as a pool's worker would
+    burn = "import time\nend = time.process_time() + 0.4\nwhile time.process_time() < end: pass"
+    parent = f"import subprocess, sys; subprocess.run([sys.executable, '-c', {burn!r}], check=True)"
+    measured = run_measured("c", "(c)", [sys.executable, "-c", parent], {}, 1)
+    assert measured.returncode == 0 and measured.error is None
+    assert measured.cpu_s >= 0.4 and measured.cpu_s <= measured.wall_s + 0.1
+    failed = run_measured("c", "(c)", [sys.executable, "-c", "raise SystemExit(3)"], {}, 1)
+    assert failed.returncode == 3 and failed.error.startswith("exit code 3")
 
 
 @pytest.mark.slow

@@ -240,12 +240,26 @@ def _catalog_notes(report: dict, results: dict[str, Measurement], scaled: Measur
         if m.error:
             notes.append(f"{m.label} failed: {m.error}")
         notes.extend(f"{m.label}: {note}" for note in m.notes)
-    return [*notes, _load_note(rows)]
+    return [*notes, _load_note(rows), _cpu_note(rows)]
 
 
 def _load_note(rows: list[Measurement]) -> str:
     runs = [f"{m.label}: {', '.join(map(str, m.runs_load_1m or [m.load_1m]))}" for m in rows]
     return "1-minute load average at the start of each run: " + "; ".join(runs) + "."
+
+
+def _cpu_note(rows: list[Measurement]) -> str:
+    """Each run's CPU time: it moves less than the wall time when other work shares the machine."""
+    runs = [f"{m.label}: {_cpu_seconds(m.runs_cpu_s or [m.cpu_s])}" for m in rows]
+    return (
+        "CPU time of each run (user + system, the process and the workers it waited for, in s): "
+        + "; ".join(runs)
+        + "."
+    )
+
+
+def _cpu_seconds(values: list[float | None]) -> str:
+    return ", ".join("?" if value is None else f"{value:.2f}" for value in values)
 
 
 def _cell(value: float | None, digits: int = 2) -> str:
@@ -272,7 +286,8 @@ def _runs(measured: dict | None) -> str:
         return "—"
     walls = ", ".join(f"{wall:.2f}" for wall in measured["runs_wall_s"])
     loads = ", ".join("?" if load is None else f"{load:.2f}" for load in measured.get("runs_load_1m", []))
-    return f"{walls} s (1-minute load average at their starts: {loads})"
+    cpu = _cpu_seconds(measured.get("runs_cpu_s") or [measured.get("cpu_s")])
+    return f"{walls} s (CPU time: {cpu} s; 1-minute load average at their starts: {loads})"
 
 
 def _corpora_section(corpora: dict, notes: list[str], settings: dict) -> list[str]:
