@@ -149,8 +149,10 @@ def convert_image(img: Image.Image, settings: ConversionSettings = DEFAULT_SETTI
     reading = read_by_reference(photo, pixels, view, settings)
     if is_dataset_image(img):
         in_scope = None
+    elif reading.in_scope is not None:  # reads as a dataset image: the reference's, not judged
+        in_scope = reading.in_scope
     else:
-        in_scope = reading.in_scope if reading.dataset_like else judged_in_scope(photo, settings)
+        in_scope = judged_in_scope(photo, settings)
     return Conversion(pixels, view, isolated.colour, isolated.region, in_scope, reading.logits)
 
 

@@ -32,11 +32,10 @@ from fmnist_batch.model.scope_judge import shared_scope_judge
 
 
 class ReferenceReading(NamedTuple):
-    """What the dataset reference made of a converted photo: whether it reads as a dataset image, and
-    then its in_scope (in_scope_within), and the main network's logits of its 28x28 image when the
-    reference computed them (None otherwise)."""
+    """What the dataset reference made of a converted photo: the main network's logits of its 28x28 image
+    when the reference computed them, and the photo's in_scope when it reads as a dataset image
+    (in_scope_within; None otherwise: the judge decides)."""
 
-    dataset_like: bool = False
     logits: np.ndarray | None = None
     in_scope: float | None = None
 
@@ -60,9 +59,9 @@ def read_by_reference(
     within = distance <= settings.dataset_radius
     limit = settings.dataset_ink_limit
     if not within or (limit is not None and ink_spread(rgb, settings.trim_tolerance) > limit):
-        return ReferenceReading(False, logits)
+        return ReferenceReading(logits)
     floor = settings.dataset_in_scope_floor
-    return ReferenceReading(True, logits, in_scope_within(distance, settings.dataset_radius, floor))
+    return ReferenceReading(logits, in_scope_within(distance, settings.dataset_radius, floor))
 
 
 def judged_in_scope(rgb: Image.Image, settings: ConversionSettings) -> float | None:

@@ -250,7 +250,7 @@ def _load_note(rows: list[Measurement]) -> str:
 
 def _cpu_note(rows: list[Measurement]) -> str:
     """Each run's CPU time: it moves less than the wall time when other work shares the machine."""
-    runs = [f"{m.label}: {_cpu_seconds(m.runs_cpu_s or [m.cpu_s])}" for m in rows]
+    runs = [f"{m.label}: {_figures(m.runs_cpu_s or [m.cpu_s])}" for m in rows]
     return (
         "CPU time of each run (user + system, the process and the workers it waited for, in s): "
         + "; ".join(runs)
@@ -258,7 +258,8 @@ def _cpu_note(rows: list[Measurement]) -> str:
     )
 
 
-def _cpu_seconds(values: list[float | None]) -> str:
+def _figures(values: list[float | None]) -> str:
+    """Measured figures to 2 decimals, "?" where one was not measured."""
     return ", ".join("?" if value is None else f"{value:.2f}" for value in values)
 
 
@@ -285,8 +286,8 @@ def _runs(measured: dict | None) -> str:
     if not measured or not measured.get("runs_wall_s"):
         return "—"
     walls = ", ".join(f"{wall:.2f}" for wall in measured["runs_wall_s"])
-    loads = ", ".join("?" if load is None else f"{load:.2f}" for load in measured.get("runs_load_1m", []))
-    cpu = _cpu_seconds(measured.get("runs_cpu_s") or [measured.get("cpu_s")])
+    loads = _figures(measured.get("runs_load_1m", []))
+    cpu = _figures(measured.get("runs_cpu_s") or [measured.get("cpu_s")])
     return f"{walls} s (CPU time: {cpu} s; 1-minute load average at their starts: {loads})"
 
 
