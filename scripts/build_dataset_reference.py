@@ -138,7 +138,7 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / FILE
     np.save(target, unit_rows(model.predict_logits(train.images[fitted])).astype(np.float16))
-    reference = DatasetReference(target, 0)
+    reference = DatasetReference(target)
     distances = reference.nearest(model.predict_logits(train.images[held_out]))
     with tempfile.TemporaryDirectory() as scratch:
         read_renders, read_samples = (

@@ -53,7 +53,7 @@ def read_by_reference(
     if view != "catalog" or not settings.scope_side or files is None or settings.dataset_radius <= 0:
         return ReferenceReading()
     try:
-        distance, logits = shared_reference_gate(files, settings.dataset_radius).read(pixels)
+        distance, logits = shared_reference_gate(files).read(pixels)
     except ModelError as e:
         raise ImageError(str(e)) from None
     within = distance <= settings.dataset_radius

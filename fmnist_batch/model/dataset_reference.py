@@ -43,15 +43,16 @@ def unit_rows(logits: np.ndarray) -> np.ndarray:
 
 
 class DatasetReference:
-    """A loaded reference: `nearest(logits)` is each row's distance to the closest training image's."""
+    """A loaded reference: `nearest(logits)` is each row's distance to the closest training image's. The
+    radius it is compared with is the run's (ConversionSettings.dataset_radius, from the card by default),
+    so the reference holds only the points."""
 
-    def __init__(self, path: str | os.PathLike, radius: float):
+    def __init__(self, path: str | os.PathLike):
         points = np.load(path, allow_pickle=False)
         if points.ndim != 2 or not len(points):
             raise ValueError(f"{path} holds no reference points (shape {points.shape})")
         #: one row per logit: the similarities are summed column by column (see nearest)
         self._columns = np.ascontiguousarray(points.T, dtype=np.float32)
-        self.radius = float(radius)
 
     def nearest(self, logits: np.ndarray) -> np.ndarray:
         """Euclidean distance from each row's unit logits to the nearest reference point (N,)."""
@@ -69,10 +70,6 @@ class DatasetReference:
             # both unit length: |a - b|^2 = 2 - 2 a.b
             best[start : start + CHUNK] = np.sqrt(np.maximum(2 - 2 * similarity.max(axis=1), 0))
         return best
-
-    def reads_as_dataset(self, logits: np.ndarray) -> np.ndarray:
-        """Which rows of logits lie within the radius of a training image's (bool, N)."""
-        return self.nearest(logits) <= self.radius
 
 
 def in_scope_within(distance: float, radius: float, floor: float) -> float:
@@ -97,7 +94,7 @@ def load_reference(card: ModelCard, path: Path) -> DatasetReference:
             "card's; rebuild it (scripts/build_dataset_reference.py) or remove the entry"
         )
     try:
-        return DatasetReference(path, entry["radius"])
+        return DatasetReference(path)
     except (OSError, ValueError) as e:
         raise ModelError(f"cannot load {path}: {e}") from None
 
@@ -123,30 +120,30 @@ class ReferenceGate:
         self._lock = threading.Lock()
 
     def read(self, image: np.ndarray) -> tuple[float, np.ndarray]:
-        """The image's distance to the nearest training image (within the reference's radius: it reads as
-        a dataset image), and the network's logits of it (10 float32): the run's own, which the run reuses
+        """The image's distance to the nearest training image (within the run's radius: it reads as a
+        dataset image), and the network's logits of it (10 float32): the run's own, which the run reuses
         rather than compute them again."""
         with self._lock:
             logits = self._network.predict_logits(np.asarray(image, np.uint8)[None])
         return float(self.reference.nearest(logits)[0]), logits[0]
 
 
-#: this process's gates by files and radius; a failure keeps its reason (one attempt each)
+#: this process's gates by files; a failure keeps its reason (one attempt each)
 _gates = litert.PerProcess()
 
 
-def shared_reference_gate(files: ReferenceFiles, radius: float) -> ReferenceGate:
+def shared_reference_gate(files: ReferenceFiles) -> ReferenceGate:
     """This process's gate for `files`, loaded on first use on one thread (litert.PerProcess: a forked
     worker loads its own). Files that cannot be loaded are a ModelError, here and at every later call."""
     from fmnist_batch.model.card import ModelError
 
-    gate = _gates.get((files, radius), lambda: _load_gate(files, radius))
+    gate = _gates.get(files, lambda: _load_gate(files))
     if isinstance(gate, str):
         raise ModelError(gate)
     return gate
 
 
-def _load_gate(files: ReferenceFiles, radius: float) -> ReferenceGate | str:
+def _load_gate(files: ReferenceFiles) -> ReferenceGate | str:
     from fmnist_batch.model import registry
     from fmnist_batch.model.card import CARD_FILE, ModelCard, ModelError, bundled_model_dir
     from fmnist_batch.model.runtime import Model
@@ -158,5 +155,4 @@ def _load_gate(files: ReferenceFiles, radius: float) -> ReferenceGate | str:
         reference = load_reference(card, Path(points))
     except (ModelError, OSError, ValueError, RuntimeError, ImportError) as e:
         return f"cannot load the dataset reference {files.points}: {e}"
-    reference.radius = float(radius)  # the run's, which its settings record
     return ReferenceGate(network, reference)
