@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from fmnist_batch.cpus import usable_cpus
 from fmnist_batch.engines import engine_names
 from fmnist_batch.labels import CLASS_NAMES, DEFAULT_MAX_PIXELS
 
@@ -35,7 +36,7 @@ class ClassifyOptions:
     garment_reader: bool = True
     #: images per prediction
     batch_size: int = 256
-    #: conversion processes; None: the CPU count
+    #: conversion processes; None: the CPUs this process may use (cpus.usable_cpus)
     workers: int | None = None
     #: labels and probabilities per file
     top_k: int = 3
@@ -100,7 +101,7 @@ class ClassifyOptions:
 
     @property
     def worker_count(self) -> int:
-        return self.workers or os.cpu_count() or 1
+        return self.workers or usable_cpus()
 
     def conversion_settings(self, card: Mapping[str, Any] | None = None):  # -> ConversionSettings
         """The conversion settings: each set option, else the card's value, else the default."""

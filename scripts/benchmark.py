@@ -61,6 +61,8 @@ from bench.measure import machine_info
 from bench.methods import CATALOG_PARTS, SKIPPABLE, child_env, measure_corpora, run_catalog
 from bench.report import build_report, render_markdown, write_report
 
+from fmnist_batch.cpus import usable_cpus
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
@@ -77,8 +79,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--workers",
         type=int,
-        default=os.cpu_count() or 1,
-        help="worker processes for (c) and (d) (default: CPU count, %(default)s)",
+        default=usable_cpus(),
+        help="worker processes for (c) and (d) (default: the CPUs this process may use, %(default)s)",
     )
     parser.add_argument(
         "--a-limit", type=int, default=300, help="photos for the slow method (a) (default: %(default)s)"

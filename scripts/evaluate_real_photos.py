@@ -66,7 +66,12 @@ def main() -> int:
         "(default: %(default)s)",
     )
     parser.add_argument("--out", type=Path, default=REPO / "docs" / "real_photos.json")
-    parser.add_argument("--workers", type=int, default=None, help="conversion processes (default: CPU count)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="conversion processes (default: the CPUs this process may use)",
+    )
     args = parser.parse_args()
     root = args.photos_root if args.photos_root.is_absolute() else REPO / args.photos_root
     options = ClassifyOptions(workers=args.workers)

@@ -95,7 +95,10 @@ def _model_choice_options() -> dict[str, dict]:
             "default": default("batch_size"),
             "help": "images per prediction (default: %(default)s)",
         },
-        "--workers": {"type": positive_int, "help": "conversion processes (default: CPU count)"},
+        "--workers": {
+            "type": positive_int,
+            "help": "conversion processes (default: the CPUs this process may use)",
+        },
     }
 
 

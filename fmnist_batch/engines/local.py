@@ -6,13 +6,13 @@ yielded as soon as their batch is predicted, in input order.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from itertools import chain, islice
 from typing import TYPE_CHECKING, Any
 
 from fmnist_batch.convert import ConversionSettings
+from fmnist_batch.cpus import usable_cpus
 from fmnist_batch.discover import InputFile
 from fmnist_batch.engines.predict import predicted_rows
 from fmnist_batch.engines.workers import ConversionPool, DoneConversion, WorkerSettings, convert_here
@@ -99,7 +99,7 @@ def convert_files(
     model: one Converted per path, in order."""
     settings = WorkerSettings(settings or ConversionSettings(), None, timeout)
     items = [(path, path) for path in paths]
-    workers = workers or os.cpu_count() or 1
+    workers = workers or usable_cpus()
     if workers == 1 or len(items) < INLINE_THRESHOLD:
         return convert_here(items, settings)
     pool = ConversionPool(workers, settings, chunksize=max(1, min(16, len(items) // (workers * 4))))

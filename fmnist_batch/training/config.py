@@ -60,7 +60,7 @@ class TrainConfig:
     extra_val_fraction: float = 0.2
     #: an .npz keeping the converted real photos for the next run
     extra_cache: str | None = None
-    workers: int | None = None  # processes converting the real photos (default: one per CPU)
+    workers: int | None = None  # processes converting the real photos (default: one per usable CPU)
     #: average the logits of an image and its mirror image at inference: "on" for the images below the
     #: confidence gate chosen on validation, "all" for every image, "auto" "on" when mirroring is more
     #: accurate on the validation split, "off" never

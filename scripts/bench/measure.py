@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from fmnist_batch.cpus import usable_cpus
+
 SAMPLE_INTERVAL = 0.02
 
 #: whether this kernel lists a task's children in /proc (else they are found from every process's parent;
@@ -249,7 +251,7 @@ def machine_info() -> dict:
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
         "cores": os.cpu_count(),
-        "cores_usable": len(os.sched_getaffinity(0)),
+        "cores_usable": usable_cpus(),
         "ram_gib": round(total_kib / 2**20, 1),
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
