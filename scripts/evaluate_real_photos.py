@@ -117,9 +117,14 @@ def main() -> int:
 
 
 def without_judge(photo_set: PhotoSet, folder: Path, mapping: Path | None, options: ClassifyOptions) -> dict:
-    """The set's accuracy with every photo given one of the 10 classes (--no-other, as before the judge)."""
+    """The set's accuracy, overall and per class, with every photo given one of the 10 classes
+    (--no-other, as before the judge)."""
     plain = evaluate(folder, mapping=mapping, options=replace(options, other=False))
-    return {"accuracy": plain.accuracy, "command": f"{photo_set.command} --no-other"}
+    return {
+        "accuracy": plain.accuracy,
+        "per_class": {_display(f): f.accuracy for f in plain.folders},
+        "command": f"{photo_set.command} --no-other",
+    }
 
 
 def shop_out_of_scope(root: Path, tmp: Path, options: ClassifyOptions) -> dict | None:
@@ -341,32 +346,29 @@ def markdown_table(sets: list[dict]) -> str:
 def person_path_table(sets: list[dict]) -> list[str]:
     """Accuracy of each photo set without the person path (`--background products`) and with it (the
     default), then per class wherever the two differ."""
-    measured = [s for s in sets if "without_person_path" in s]
-    lines = [
-        "| set or class | without the person path (`--background products`) | default |",
-        "| --- | ---: | ---: |",
-    ]
-    for s in measured:
-        lines.append(f"| {s['name']} | {s['without_person_path']['accuracy']:.3f} | {s['accuracy']:.3f} |")
-        before = s["without_person_path"]["per_class"]
+    header = "| set or class | without the person path (`--background products`) | default |"
+    return compared_table(sets, "without_person_path", header)
+
+
+def compared_table(sets: list[dict], variant: str, header: str) -> list[str]:
+    """Each set's accuracy under `variant` (a record key) and by default, then per class wherever the two
+    differ."""
+    lines = [header, "| --- | ---: | ---: |"]
+    for s in (s for s in sets if variant in s):
+        lines.append(f"| {s['name']} | {s[variant]['accuracy']:.3f} | {s['accuracy']:.3f} |")
+        before = s[variant].get("per_class", {})
         for name, after in s["per_class"].items():
-            if before.get(name) != after:
-                lines.append(f"| {s['name']}: {name} | {_cell(before.get(name))} | {_cell(after)} |")
+            if name in before and before[name] != after:
+                lines.append(f"| {s['name']}: {name} | {_cell(before[name])} | {_cell(after)} |")
     return lines
 
 
 def other_tables(sets: list[dict], out_of_scope: dict | None, dataset_files: dict | None) -> list[str]:
-    """What answering other costs each set (accuracy with and without the judge), then the share of the
-    shop's out-of-scope products answered other, per group and article type, and the AUROC of in_scope."""
-    lines = [
-        "| set | without the judge (`--no-other`) | default (other counts wrong) |",
-        "| --- | ---: | ---: |",
-    ]
-    for s in sets:
-        if "without_scope_judge" in s:
-            lines.append(
-                f"| {s['name']} | {s['without_scope_judge']['accuracy']:.3f} | {s['accuracy']:.3f} |"
-            )
+    """What answering other costs each set (accuracy with and without the judge, then per class wherever
+    they differ), then the share of the shop's out-of-scope products answered other, per group and
+    article type, and the AUROC of in_scope."""
+    header = "| set or class | without the judge (`--no-other`) | default (other counts wrong) |"
+    lines = compared_table(sets, "without_scope_judge", header)
     if dataset_files and "share" in dataset_files:
         lines.append(
             f"\nFashion-MNIST test images as 28x28 PNGs answered other: {dataset_files['share']:.1%}"

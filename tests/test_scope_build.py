@@ -50,7 +50,7 @@ def random_logits(rng: np.random.Generator, n: int) -> np.ndarray:
 def test_the_exported_head_computes_the_numpy_head(tmp_path):
     keras = pytest.importorskip("keras")
     pytest.importorskip("ai_edge_litert")
-    head = Head(w=np.array([0.25, -0.12, -0.07], np.float32), b0=-0.16, a=2.08, b=0.45, c=0.001)
+    head = Head(w=np.array([0.25, -0.12, -0.07, -0.01], np.float32), b0=-0.16, a=2.08, b=0.45, c=0.001)
     inputs = keras.Input((NUM_IMAGENET_CLASSES,))
     path = tmp_path / "head.tflite"
     path.write_bytes(export.to_tflite(keras.Model(inputs, export.with_head(keras, inputs, head)), "f32"))

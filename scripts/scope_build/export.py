@@ -31,10 +31,10 @@ FITTED_ON = {
 
 
 def with_head(keras, logits, head: Head):
-    """The head on a logits tensor (N, 1000): softmax, the three group masses, their floored log, then
+    """The head on a logits tensor (N, 1000): softmax, the group masses, their floored log, then
     sigmoid(a * (w . x + b0) + b) folded into one dense layer."""
     probs = keras.layers.Softmax(name="imagenet_softmax")(logits)
-    pick = keras.layers.Dense(3, use_bias=False, name="evidence_mass")
+    pick = keras.layers.Dense(evidence_matrix().shape[1], use_bias=False, name="evidence_mass")
     mass = pick(probs)
     pick.set_weights([evidence_matrix()])
     floored = keras.layers.Lambda(

@@ -1,11 +1,11 @@
 """The evidence head, its calibration and the operating-point rule.
 
-The head reads no pixel features, only how much of the ImageNet softmax falls on in-scope-looking, near
-and far-product classes (imagenet_groups). Licensed in-scope photos on white are all Fashion-MNIST
-renders and every licensed out-of-scope photo has a real background, so a head on pixel features learns
-"white background = in scope"; the ImageNet answer cannot take that shortcut. The renders are left out of
-the fit for the same reason: they look like no ImageNet class, and as positives they would teach "no
-evidence of anything = in scope", which lets every studio product shot through.
+The head reads no pixel features, only how much of the ImageNet softmax falls on in-scope-looking,
+skirt-shaped, near and far-product classes (imagenet_groups). Licensed in-scope photos on white are all
+Fashion-MNIST renders and every licensed out-of-scope photo has a real background, so a head on pixel
+features learns "white background = in scope"; the ImageNet answer cannot take that shortcut. The
+renders are left out of the fit for the same reason: they look like no ImageNet class, and as positives
+they would teach "no evidence of anything = in scope", which lets every studio product shot through.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def log_softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def evidence(logits: np.ndarray) -> np.ndarray:
-    """(N, 3): the log of the ImageNet softmax mass on each evidence group (floored)."""
+    """(N, len(EVIDENCE)): the log of the ImageNet softmax mass on each evidence input (floored)."""
     return np.log(np.maximum(np.exp(log_softmax(logits)) @ evidence_matrix(), EVIDENCE_FLOOR))
 
 
