@@ -5,6 +5,7 @@ Small synthetic inputs only; the full build reads the licensed photos and takes 
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +13,14 @@ import pytest
 from PIL import Image
 from scope_build import export, licensed_data
 from scope_build.head import C_CHOICES, Head, evidence, fit_head, operating_point
-from scope_build.imagenet_groups import EVIDENCE, GROUPS, NUM_IMAGENET_CLASSES, evidence_matrix, membership
+from scope_build.imagenet_groups import (
+    EVIDENCE,
+    GROUPS,
+    NUM_IMAGENET_CLASSES,
+    card_groups,
+    evidence_matrix,
+    membership,
+)
 
 from fmnist_batch.convert import ConversionSettings, convert_image, convert_path, scope
 from fmnist_batch.model.card_checks import check_scope_judge
@@ -29,6 +37,14 @@ def test_every_imagenet_class_is_in_exactly_one_group():
     assert len(listed) == len(set(listed))
     assert (evidence_matrix().sum(axis=1) == m[:, :-1].sum(axis=1)).all()
     assert set(EVIDENCE["in_scope_looking"]) == {g for g in GROUPS if g.startswith("in_")}
+
+
+def test_the_bundled_judge_was_built_with_these_groups():
+    """A change to the groups needs both looks rebuilt: the bundled card must record the same inputs."""
+    entry = json.loads((Path(__file__).resolve().parent.parent / "models" / "model_card.json").read_text())
+    judge = entry["scope_judge"]
+    assert judge["head"]["groups"] == card_groups()
+    assert len(judge["head"]["weights"]) == len(judge["second_look"]["head"]["weights"]) == len(EVIDENCE)
 
 
 def test_groups_name_the_imagenet_classes_at_their_indices():
