@@ -1,8 +1,8 @@
 """Build models/scope/: the scope judge, one LiteRT file (photo picture in, calibrated in_scope out).
 
 EfficientNet-Lite0 with its ImageNet classifier (scope_build.backbone) reads the whole photo squared on
-white, as the product makes that picture; a logistic regression on how much of its ImageNet
-softmax falls on in-scope-looking, skirt-shaped, near and far-product classes (scope_build.imagenet_groups,
+white, as the product makes that picture; a logistic regression on how much of its ImageNet softmax
+falls on in-scope-looking, skirt-shaped, near and far-product classes (scope_build.imagenet_groups,
 scope_build.head) gives the score, Platt scaling calibrates it, and all of it is one .tflite. The
 operating point keeps 97.5% of the licensed real in-scope validation photos in scope.
 

@@ -356,10 +356,10 @@ def compared_table(sets: list[dict], variant: str, header: str) -> list[str]:
     lines = [header, "| --- | ---: | ---: |"]
     for s in (s for s in sets if variant in s):
         lines.append(f"| {s['name']} | {s[variant]['accuracy']:.3f} | {s['accuracy']:.3f} |")
-        before = s[variant].get("per_class", {})
+        before = s[variant]["per_class"]
         for name, after in s["per_class"].items():
-            if name in before and before[name] != after:
-                lines.append(f"| {s['name']}: {name} | {_cell(before[name])} | {_cell(after)} |")
+            if before.get(name) != after:
+                lines.append(f"| {s['name']}: {name} | {_cell(before.get(name))} | {_cell(after)} |")
     return lines
 
 

@@ -244,18 +244,15 @@ def _catalog_notes(report: dict, results: dict[str, Measurement], scaled: Measur
 
 
 def _load_note(rows: list[Measurement]) -> str:
-    runs = [f"{m.label}: {', '.join(map(str, m.runs_load_1m or [m.load_1m]))}" for m in rows]
+    runs = [f"{m.label}: {_figures(m.runs_load_1m or [m.load_1m])}" for m in rows]
     return "1-minute load average at the start of each run: " + "; ".join(runs) + "."
 
 
 def _cpu_note(rows: list[Measurement]) -> str:
     """Each run's CPU time: it moves less than the wall time when other work shares the machine."""
     runs = [f"{m.label}: {_figures(m.runs_cpu_s or [m.cpu_s])}" for m in rows]
-    return (
-        "CPU time of each run (user + system, the process and the workers it waited for, in s): "
-        + "; ".join(runs)
-        + "."
-    )
+    what = "CPU time of each run (user + system, the process and the workers it waited for, in s)"
+    return f"{what}: " + "; ".join(runs) + "."
 
 
 def _figures(values: list[float | None]) -> str:
