@@ -1,5 +1,6 @@
 """The dataset's own steps (fmnist_batch/convert/steps.py), each on a generated image: trimming, fitting
-to 28, sharpening, centring, negating, the full range."""
+to 28, sharpening, centring, negating, the full range,
+the lookup tables."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from fmnist_batch.convert import (
     to_grayscale,
     trim_background,
 )
+from fmnist_batch.convert.steps import far_channel_table, map_through, zero_background_level
 
 # --- trimming -------------------------------------------------------------------------------------
 
@@ -132,3 +134,28 @@ def test_stretch_to_full_range_brings_the_brightest_pixel_to_255_and_keeps_black
     assert stretch_to_full_range(np.zeros((4, 4), np.uint8)).max() == 0
     full = np.array([[0, 255]], dtype=np.uint8)
     assert stretch_to_full_range(full) is full
+
+
+# --- lookup tables ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_map_through_gives_pillows_point_pixels(mode):
+    rng = np.random.default_rng(0)
+    shape = (37, 53) if mode == "L" else (37, 53, 3)
+    img = Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode)
+    bands = len(mode)
+    table = tuple(int(v) for v in rng.integers(0, 256, 256 * bands))
+    mapped = map_through(img, table)
+    assert mapped.mode == mode and mapped.size == img.size
+    assert np.array_equal(np.asarray(mapped), np.asarray(img.point(list(table))))
+    far = far_channel_table((200, 10, 128), 12)
+    if mode == "RGB":
+        assert np.array_equal(np.asarray(map_through(img, far)), np.asarray(img.point(list(far))))
+
+
+def test_zero_background_level_maps_the_level_to_0_and_keeps_255():
+    grey = Image.fromarray(np.array([[0, 40, 41, 100, 255]], dtype=np.uint8))
+    levelled = np.asarray(zero_background_level(grey, 40)).tolist()[0]
+    assert levelled == [0, 0, round(255 / 215), round(60 * 255 / 215), 255]
+    assert zero_background_level(grey, 0) is grey

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageChops
 
 from fmnist_batch.convert.segment import has_plain_background
-from fmnist_batch.convert.steps import background_colour, far_channel_table
+from fmnist_batch.convert.steps import background_colour, far_channel_table, map_through
 from fmnist_batch.model.person_models import Face
 
 #: might_show_person looks at a thumbnail this long, and at the top share of the subject (where a face is
@@ -68,14 +68,14 @@ def skin_rule(rgb: np.ndarray) -> np.ndarray:
 
 
 @functools.cache
-def _skin_table(low: int, high: int) -> list[int]:
-    return [255 if low <= v <= high else 0 for v in range(256)]
+def _skin_table(low: int, high: int) -> tuple[int, ...]:
+    return tuple(255 if low <= v <= high else 0 for v in range(256))
 
 
 def skin_share(img: Image.Image) -> float:
     """Share of an RGB image's pixels that pass skin_rule, computed by Pillow's native point tables."""
     _, cb, cr = img.convert("YCbCr").split()
-    skin = ImageChops.multiply(cb.point(_skin_table(77, 127)), cr.point(_skin_table(133, 173)))
+    skin = ImageChops.multiply(map_through(cb, _skin_table(77, 127)), map_through(cr, _skin_table(133, 173)))
     return skin.histogram()[255] / (img.width * img.height)
 
 
@@ -93,7 +93,7 @@ def might_show_person(img: Image.Image) -> bool:
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         small = img.resize(size, Image.Resampling.NEAREST)
     far = far_channel_table(background_colour(small), round(0.05 * 255))
-    box = small.point(far).getbbox()
+    box = map_through(small, far).getbbox()
     if box is None:
         return False
     left, top, right, bottom = box
@@ -122,7 +122,8 @@ def subject_bottom(rgb: np.ndarray) -> int:
     image = Image.fromarray(rgb)
     if not has_plain_background(image):
         return rgb.shape[0]
-    far = np.asarray(image.point(far_channel_table(background_colour(image), round(0.05 * 255)))).any(-1)
+    table = far_channel_table(background_colour(image), round(0.05 * 255))
+    far = np.asarray(map_through(image, table)).any(-1)
     rows, cols = np.flatnonzero(far.any(axis=1)), np.flatnonzero(far.any(axis=0))
     if len(rows) == 0:
         return rgb.shape[0]
