@@ -1,6 +1,5 @@
 """The dataset's own steps (fmnist_batch/convert/steps.py), each on a generated image: trimming, fitting
-to 28, sharpening, centring, negating, the full range,
-the lookup tables."""
+to 28, sharpening, centring, negating, the full range, the lookup tables."""
 
 from __future__ import annotations
 
