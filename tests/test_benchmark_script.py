@@ -64,7 +64,15 @@ def test_a_tiny_benchmark_runs_a_c_and_d_repeatedly_and_reports_their_medians(tm
         assert len(method["runs_wall_s"]) == 2
         assert method["wall_s"] == min(method["runs_wall_s"])  # the lower middle of two
     assert report["comparison"]["ratios"]["c/d"] == pytest.approx(c["wall_s"] / d["wall_s"])
-    assert "median of 2" in out.read_text()
+    rounds = [x / y for x, y in zip(c["runs_wall_s"], d["runs_wall_s"], strict=True)]
+    assert report["comparison"]["ratios_per_round"]["c/d"] == pytest.approx(rounds)
+    c0 = report["methods"]["c0"]["runs_wall_s"]
+    assert report["comparison"]["ratios_per_round"]["c0/d"] == pytest.approx(
+        [x / y for x, y in zip(c0, d["runs_wall_s"], strict=True)]
+    )
+    text = out.read_text()
+    assert "median of 2" in text
+    assert f"| {rounds[0]:.3f}, {rounds[1]:.3f} |" in text
 
 
 def _real_photos_root(root: Path) -> Path:

@@ -45,7 +45,23 @@ def comparisons(
     peak = c.peak_rss_tree_mb if c_ok else None
     scale = "--scale" if scaled is None else f"{scaled.expected:,}"
     targets = _targets(ratios, one_s, peak, growth, scale, n)
-    return {"ratios": ratios, "a_s_per_photo_extrapolated": a_per_photo, "targets": targets}
+    rounds = {"c/d": _per_round(results, "c", "d"), "c0/d": _per_round(results, "c0", "d")}
+    return {
+        "ratios": ratios,
+        "ratios_per_round": rounds,
+        "a_s_per_photo_extrapolated": a_per_photo,
+        "targets": targets,
+    }
+
+
+def _per_round(results: dict[str, Measurement], num: str, den: str) -> list[float]:
+    """The ratio of two interleaved methods' wall times in each round (their i-th runs, started one
+    after the other, on the same photos): the spread shows how far the machine's load moved a ratio that
+    is judged on the medians. Empty unless both ran the same number of times."""
+    a, b = results.get(num), results.get(den)
+    if a is None or b is None or not (a.ok and b.ok) or len(a.runs_wall_s) != len(b.runs_wall_s):
+        return []
+    return [x / y for x, y in zip(a.runs_wall_s, b.runs_wall_s, strict=True)]
 
 
 def _targets(
