@@ -10,6 +10,7 @@ import pytest
 from photos import (
     CATALOG_GREY,
     NAVY,
+    REAL_PHOTOS,
     WHITE,
     correlation,
     first_row,
@@ -34,6 +35,7 @@ from fmnist_batch.convert import (
     paste_on_catalog_background,
     plain_border_share,
     remove_shadows,
+    segment,
     segment_garment,
     soften_texture,
     to_rgb,
@@ -213,6 +215,29 @@ def test_the_small_cut_gives_the_full_size_cuts_view_and_nearly_its_image(scene)
     assert fast.view == full.view
     assert correlation(fast.image, full.image) > 0.95
     assert iou(fast.image > 0, full.image > 0) > 0.85
+
+
+def test_a_cut_that_collapses_on_the_small_copy_is_redone_on_a_larger_one(monkeypatch):
+    # a CC0 validation photo whose 96 px cut finds no garment: a striped cardigan filling most of a pink sheet
+    folder = REAL_PHOTOS / "clothing-dataset-small" / "validation" / "longsleeve"
+    path = folder / "20e5a129-ac26-4ec2-9bf1-f63427503929.jpg"
+    if not path.is_file():
+        pytest.skip(f"the CC0 photos are not at {folder}")
+    img = segment.reduce_longest_edge(to_rgb(load_image(path)), 160)
+    cuts = []
+
+    def recorded(pixels, iterations=2):
+        cuts.append((max(pixels.shape[:2]), iterations))
+        mask = grabcut_mask(pixels, iterations)
+        cuts[-1] += (float(mask.mean()),)
+        return mask
+
+    monkeypatch.setattr(segment, "grabcut_mask", recorded)
+    mask = segment.find_garment(img, 96, 2)
+    (small, two, collapsed), (larger, one, found) = cuts
+    assert (small, two, larger, one) == (96, 2, segment.REDO_SIZE, 1)
+    assert collapsed < segment.REDO_BELOW < found
+    assert mask.shape == (img.height, img.width) and mask.mean() > 0.3
 
 
 def test_plain_conversion_of_clutter_is_what_segmenting_fixes():

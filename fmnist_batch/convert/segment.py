@@ -31,8 +31,12 @@ CONTRAST_LEVELS = (53, 173)
 LEAST_GARMENT = 0.01
 #: A GrabCut iteration that shrinks the mask below this share of the previous one is collapsing.
 COLLAPSE = 0.5
-#: Below this share of the frame, a cut on the small copy is redone at full size (find_garment).
+#: Below this share of the frame, a cut on the small copy is redone on a larger one (find_garment).
 REDO_BELOW = 0.05
+#: The longest edge of the redo's copy. A garment the small cut lost is found as well at 144 px as at the
+#: 160 px working size, in 46 ms of CPU instead of 64: of the CC0 photos whose 96 px cut collapses, 69 of
+#: 150 in the train split read right against 67, 9 of 20 in validation against 8 (at 128 px: 65 and 7).
+REDO_SIZE = 144
 
 
 def border_ring(pixels: np.ndarray, width: int) -> np.ndarray:
@@ -188,14 +192,16 @@ def find_garment(img: Image.Image, cut_size: int, iterations: int) -> np.ndarray
     to be right at the scale the garment reaches the model (28 px): at 96 px and 2 iterations a photo
     costs ~21 ms of CPU instead of ~69 ms at 160 px and 4, within a point of the accuracy (amateur
     validation 0.821 vs 0.831, a held-out train sample 0.833 vs 0.838). A cut that finds (almost)
-    nothing, under REDO_BELOW of the frame, is done again at full size with one iteration: even the first
-    iteration can collapse on a small array (~5% of photos), and a garment that small is rare.
+    nothing, under REDO_BELOW of the frame, is done again on a REDO_SIZE copy with one iteration: even the
+    first iteration can collapse on a small array (~6% of photos), and a garment that small is rare.
     """
     pixels = np.asarray(img)
     small = np.asarray(reduce_longest_edge(img, cut_size))
     mask = clean_mask(pixels, scale_mask(grabcut_mask(small, iterations), pixels.shape[:2]))
     if small.shape != pixels.shape and mask.mean() < REDO_BELOW:
-        mask = clean_mask(pixels, grabcut_mask(pixels, 1))
+        # a cut already at least REDO_SIZE is redone at the working size, as a larger copy is the point
+        larger = np.asarray(reduce_longest_edge(img, REDO_SIZE if cut_size < REDO_SIZE else max(img.size)))
+        mask = clean_mask(pixels, scale_mask(grabcut_mask(larger, 1), pixels.shape[:2]))
     return mask
 
 
