@@ -23,6 +23,7 @@ from scope_build.imagenet_groups import (
 )
 
 from fmnist_batch.convert import ConversionSettings, convert_image, convert_path, scope
+from fmnist_batch.model.card import CARD_FILE, bundled_model_dir
 from fmnist_batch.model.card_checks import check_scope_judge
 
 CARD_KEYS = {"folder", "file", "sha256", "side", "threshold", "licence", "source", "input", "fitted_on",
@@ -41,8 +42,7 @@ def test_every_imagenet_class_is_in_exactly_one_group():
 
 def test_the_bundled_judge_was_built_with_these_groups():
     """A change to the groups needs both looks rebuilt: the bundled card must record the same inputs."""
-    entry = json.loads((Path(__file__).resolve().parent.parent / "models" / "model_card.json").read_text())
-    judge = entry["scope_judge"]
+    judge = json.loads((bundled_model_dir() / CARD_FILE).read_text())["scope_judge"]
     assert judge["head"]["groups"] == card_groups()
     assert len(judge["head"]["weights"]) == len(judge["second_look"]["head"]["weights"]) == len(EVIDENCE)
 

@@ -227,9 +227,8 @@ def test_a_cut_that_collapses_on_the_small_copy_is_redone_on_a_larger_one(monkey
     cuts = []
 
     def recorded(pixels, iterations=2):
-        cuts.append((max(pixels.shape[:2]), iterations))
         mask = grabcut_mask(pixels, iterations)
-        cuts[-1] += (float(mask.mean()),)
+        cuts.append((max(pixels.shape[:2]), iterations, float(mask.mean())))
         return mask
 
     monkeypatch.setattr(segment, "grabcut_mask", recorded)

@@ -171,7 +171,7 @@ def _catalog_comparison(report: dict) -> list[str]:
         "| ratio | time per photo, (c) ÷ (x) | reading | in each round |",
         "| --- | ---: | --- | --- |",
     ]
-    rounds = report["comparison"].get("ratios_per_round", {})
+    rounds = report["comparison"]["ratios_per_round"]
     for key in ("c/a", "c/b", "c/d", "c0/d"):
         each = ", ".join(f"{r:.3f}" for r in rounds.get(key, [])) or "—"
         lines.append(f"| {key} | {_fmt(ratios[key], 3)} | {_speed_words(ratios[key])} | {each} |")
