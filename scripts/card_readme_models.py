@@ -59,9 +59,10 @@ def second_look_details(entry: dict) -> list[str]:
     if look is None:
         return []
     return [
-        f"- **The judge's second look** (`{entry['folder']}/{look['file']}`): the same network and head "
-        f"family at {look['side']}x{look['side']}, fitted and calibrated the same way, reads again the "
-        f"photos the first judge finds below {look['ask_below']:g}, and its `in_scope` is theirs: the "
+        f"- **The judge's second look** (`{entry['folder']}/{entry['file']}`, its second output): the same "
+        f"network read at {look['side']}x{look['side']}, with its own head fitted and calibrated the same "
+        f"way, reads again the photos the first look finds below {look['ask_below']:g}, and its "
+        f"`in_scope` is theirs: the "
         f"sharp picture is paid only for the photos that may be `other` (asked for "
         f"{look.get('licensed_share_asked', {}).get('clothing_small_validation_in_scope', float('nan')):.0%} "
         f"of clothing-dataset-small's validation garments).",
@@ -115,9 +116,7 @@ def scope_reproduce(card: ModelCard) -> list[str]:
 
 def extra_file_rows(card: ModelCard) -> list[str]:
     rows = []
-    look = (card.scope_judge or {}).get("second_look")
-    second = look and {"folder": card.scope_judge["folder"], **look}
-    for entry in (card.garment_reader, card.scope_judge, second, card.dataset_reference):
+    for entry in (card.garment_reader, card.scope_judge, card.dataset_reference):
         if entry:
             rows.append(f"| `{entry['folder']}/{entry['file']}` | `{entry['sha256'][:16]}…` |")
     person = card.person_models

@@ -24,7 +24,7 @@ from fmnist_batch import Classifier
 from fmnist_batch.cli import Environment, main
 from fmnist_batch.convert import ConversionSettings
 from fmnist_batch.convert.decode import load_image, to_rgb
-from fmnist_batch.convert.garment import judge_picture, on_white_square
+from fmnist_batch.convert.garment import judge_picture, judge_subject, on_white_square
 from fmnist_batch.convert.source import convert_source
 from fmnist_batch.labels import CLASS_NAMES
 from fmnist_batch.model import scope_judge
@@ -246,10 +246,10 @@ def test_the_judge_runs_in_the_workers_and_never_in_the_main_process(pooled_fold
             in_main.append("load")
         load(self, *args, **kwargs)
 
-    def read_here(self, pictures):
+    def read_here(self, pictures, look=scope_judge.FIRST_LOOK):
         if os.getpid() == main_pid:
             in_main.append("read")
-        return read(self, pictures)
+        return read(self, pictures, look)
 
     monkeypatch.setattr(scope_judge.ScopeJudge, "__init__", loaded_here)
     monkeypatch.setattr(scope_judge.ScopeJudge, "read", read_here)
@@ -261,21 +261,22 @@ def test_the_judge_runs_in_the_workers_and_never_in_the_main_process(pooled_fold
     assert len(judged) == len(list(pooled_folder.iterdir())) - 3  # ... yet every photo was judged
 
 
-def judged_alone(path: str, photo: Path, side: int) -> float:
-    """in_scope of a photo file by one judge file, read as the conversion decodes it."""
-    return ScopeJudge(path).in_scope(judge_picture(to_rgb(load_image(photo)), side))
+def judged_alone(path: str, photo: Path, side: int, look: int = scope_judge.FIRST_LOOK) -> float:
+    """in_scope of a photo file by one look of a judge file, read as the conversion decodes it."""
+    return ScopeJudge(path).in_scope(judge_picture(to_rgb(load_image(photo)), side), look)
 
 
 def test_the_second_look_answers_for_the_photos_the_judge_doubts_and_only_for_them(clf, tmp_path):
     settings = clf.model.conversion_settings(ClassifyOptions())
-    assert settings.scope_second_side > settings.scope_side and settings.scope_second_judge
+    assert settings.scope_second_side > settings.scope_side
     doubted = tmp_path / "coffee.png"
     Image.fromarray(skimage.data.coffee()).save(doubted)
     trusted = next(p for p in cc0_photos("validation", 40, seed=3) if "/t-shirt/" in str(p))
     first = {photo: judged_alone(settings.scope_judge, photo, settings.scope_side)
              for photo in (doubted, trusted)}  # fmt: skip
     assert first[doubted] < settings.scope_ask_below <= first[trusted]
-    second = judged_alone(settings.scope_second_judge, doubted, settings.scope_second_side)
+    second_look = (settings.scope_second_side, scope_judge.SECOND_LOOK)
+    second = judged_alone(settings.scope_judge, doubted, *second_look)
     assert second != pytest.approx(first[doubted], abs=1e-3)  # a different answer, so which one is seen
     assert convert_source(str(doubted), settings).in_scope == pytest.approx(second, abs=1e-6)
     assert convert_source(str(trusted), settings).in_scope == pytest.approx(first[trusted], abs=1e-6)
@@ -283,12 +284,41 @@ def test_the_second_look_answers_for_the_photos_the_judge_doubts_and_only_for_th
     assert convert_source(str(doubted), without).in_scope == pytest.approx(first[doubted], abs=1e-6)
 
 
+def one_head_judge(folder: Path) -> ScopeJudge:
+    """A judge file with a single look: a picture of any side in, one in_scope column out."""
+    keras = pytest.importorskip("keras")
+    tf = pytest.importorskip("tensorflow")
+    inputs = keras.Input((16, 16, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid")(pooled))
+    path = folder / "one_head.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return ScopeJudge(path)
+
+
+def test_both_looks_are_one_network_read_at_two_sides_by_one_interpreter(clf, tmp_path):
+    """The second look resizes the one interpreter and puts it back: a first look after it answers as
+    before it, and a file with one head refuses a second look instead of reading another column."""
+    settings = clf.model.conversion_settings(ClassifyOptions())
+    judge = ScopeJudge(settings.scope_judge)
+    assert judge.looks == 2 and judge.side == settings.scope_side
+    photo = judge_subject(to_rgb(Image.fromarray(skimage.data.coffee())))
+    sides = (settings.scope_side, settings.scope_second_side)
+    small, large = (on_white_square(photo, side) for side in sides)
+    before = judge.in_scope(small)
+    second = judge.in_scope(large, scope_judge.SECOND_LOOK)
+    assert judge.side == settings.scope_side and judge.in_scope(small) == before
+    assert judge.in_scope(large) != pytest.approx(second, abs=1e-3)  # each look has its own head
+    with pytest.raises(ModelError, match="1 look"):
+        one_head_judge(tmp_path).in_scope(large, scope_judge.SECOND_LOOK)
+
+
 def test_a_second_look_that_could_leave_a_photo_unasked_below_the_operating_point_is_refused(tmp_path):
     raw = json.loads((bundled_model_dir() / CARD_FILE).read_text())
     look = raw["scope_judge"]["second_look"]
     below_the_point = {**look, "ask_below": raw["scope_judge"]["threshold"] / 2}
-    unhashed = {k: v for k, v in look.items() if k != "sha256"}
-    for broken, says in ((below_the_point, "ask_below must be"), (unhashed, "needs a file, its sha256")):
+    sideless = {k: v for k, v in look.items() if k != "side"}
+    for broken, says in ((below_the_point, "ask_below must be"), (sideless, "needs its input side")):
         raw["scope_judge"]["second_look"] = broken
         (tmp_path / CARD_FILE).write_text(json.dumps(raw))
         with pytest.raises(ModelError, match=says):

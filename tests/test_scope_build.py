@@ -63,17 +63,22 @@ def random_logits(rng: np.random.Generator, n: int) -> np.ndarray:
     return logits
 
 
-def test_the_exported_head_computes_the_numpy_head(tmp_path):
+def test_the_exported_heads_compute_the_numpy_heads_a_column_each(tmp_path):
     keras = pytest.importorskip("keras")
     pytest.importorskip("ai_edge_litert")
-    head = Head(w=np.array([0.25, -0.12, -0.07, -0.01], np.float32), b0=-0.16, a=2.08, b=0.45, c=0.001)
+    heads = [
+        Head(w=np.array([0.25, -0.12, -0.07, -0.01], np.float32), b0=-0.16, a=2.08, b=0.45, c=0.001),
+        Head(w=np.array([0.53, -0.30, -0.11, -0.01], np.float32), b0=-0.42, a=2.82, b=0.93, c=0.001),
+    ]
     inputs = keras.Input((NUM_IMAGENET_CLASSES,))
-    path = tmp_path / "head.tflite"
-    path.write_bytes(export.to_tflite(keras.Model(inputs, export.with_head(keras, inputs, head)), "f32"))
+    path = tmp_path / "heads.tflite"
+    path.write_bytes(export.to_tflite(keras.Model(inputs, export.with_heads(keras, inputs, heads)), "f32"))
     logits = random_logits(np.random.default_rng(0), 200)
-    exported = export.run_tflite(path, logits)[:, 0]
-    assert np.abs(exported - head.in_scope(logits)).max() < 1e-5
-    assert exported.min() < 0.3 and exported.max() > 0.7  # the inputs span the head's range
+    exported = export.run_tflite(path, logits)
+    assert exported.shape == (200, 2)
+    for column, head in enumerate(heads):
+        assert np.abs(exported[:, column] - head.in_scope(logits)).max() < 1e-5
+        assert exported[:, column].min() < 0.3 and exported[:, column].max() > 0.7  # the head's range
 
 
 @pytest.mark.parametrize("keep", [0.975, 0.9, 0.5])
@@ -102,7 +107,7 @@ class PictureSpy:
     def __init__(self):
         self.pictures = []
 
-    def in_scope(self, picture: np.ndarray) -> float:
+    def in_scope(self, picture: np.ndarray, look: int = 0) -> float:
         self.pictures.append(picture)
         return 0.5
 

@@ -82,12 +82,11 @@ class ConversionSettings:
     #: the scope judge's file, resolved and verified by the model like the person detectors' (None with
     #: a scope_side: the bundled judge, verified on first use); left out of `record()` for the same reason
     scope_judge: str | None = field(default=None, compare=False, repr=False)
-    #: the judge's second look: photos the judge finds below scope_ask_below are read again by a sharper
-    #: judge at this side, whose in_scope is theirs (convert/scope.py); 0: no second look
+    #: the judge's second look: photos the judge finds below scope_ask_below are read again by the same
+    #: judge at this side, with the second look's head, whose in_scope is theirs (convert/scope.py); 0: no
+    #: second look
     scope_second_side: int = 0
     scope_ask_below: float = 0.0
-    #: the second look's file, as scope_judge (None with a scope_second_side: the bundled one)
-    scope_second_judge: str | None = field(default=None, compare=False, repr=False)
     #: a catalog shot whose main-network logits lie within this radius of the dataset reference's reads as
     #: a Fashion-MNIST image and is not judged, like a 28x28 grey file (model/dataset_reference.py);
     #: 0 or no reference_files: every photo is judged
@@ -139,7 +138,7 @@ class ConversionSettings:
     def record(self) -> dict[str, Any]:
         """The settings that shape a conversion's result, as plain values (a run's settings, reports)."""
         record = asdict(self)
-        for unrecorded in ("person_models", "scope_judge", "scope_second_judge", "reference_files"):
+        for unrecorded in ("person_models", "scope_judge", "reference_files"):
             del record[unrecorded]
         return record
 

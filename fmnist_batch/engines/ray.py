@@ -197,7 +197,6 @@ class RayEngine:
             self.settings,
             person_models=None,
             scope_judge=None,
-            scope_second_judge=None,
             reference_files=None if files is None else files._replace(card=None, points=None),
         )
 

@@ -177,12 +177,11 @@ def check_scope_judge(entry: Any) -> dict[str, Any] | None:
 
 
 def _check_second_look(look: Any, threshold: float) -> None:
-    """The judge's second look (model/scope_judge.py): a sharper judge in the same folder, asked for the
-    photos the first finds below `ask_below`. Every photo it is not asked for must stay in scope, so
-    `ask_below` cannot lie under the operating point."""
-    if not isinstance(look, dict) or not {"file", "sha256", "side", "ask_below"} <= set(look):
-        raise ModelError("scope_judge.second_look needs a file, its sha256, its input side and ask_below")
-    _bare_name(look["file"], "scope_judge.second_look.file")
+    """The judge's second look (model/scope_judge.py): the judge's file read at a larger side, by its
+    second output column, asked for the photos the first finds below `ask_below`. Every photo it is not
+    asked for must stay in scope, so `ask_below` cannot lie under the operating point."""
+    if not isinstance(look, dict) or not {"side", "ask_below"} <= set(look):
+        raise ModelError("scope_judge.second_look needs its input side and ask_below")
     side = look["side"]
     if isinstance(side, bool) or not isinstance(side, int) or not 16 <= side <= 1024:
         raise ModelError(f"scope_judge.second_look.side must be a whole number of pixels, got {side!r}")

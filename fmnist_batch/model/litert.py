@@ -62,6 +62,16 @@ class PictureModel:
         self._input, self.side = details["index"], int(details["shape"][1])
         self._output = self._interpreter.get_output_details()[0]["index"]
 
+    def resize(self, side: int) -> None:
+        """Read pictures of `side` from now on: the model's layers must not depend on the side (a
+        convolutional network with global pooling does not), and the delegate reshapes in well under a
+        millisecond without packing the weights again."""
+        if side != self.side:
+            self._interpreter.resize_tensor_input(self._input, [1, side, side, 3])
+            with native_stderr_silenced():
+                self._interpreter.allocate_tensors()
+            self.side = side
+
     def each(self, pictures: np.ndarray) -> Iterator[np.ndarray]:
         """The model's output for each picture, in order (float32 0..255 pixels in)."""
         pictures = np.asarray(pictures)

@@ -2,10 +2,10 @@
 input it wants), resolved relative to the card, and verified before any photo is read.
 
 A run's models are the main network, the photo network (segmented and worn photos), the garment reader
-(worn garments in colour), the person path's face detector and selfie segmentation, the scope judge and
-its second look, the dataset reference, and any later one the card names. `Model` (runtime.py) loads its
-networks lazily and hands the conversion the files the conversion runs (person detectors, scope judges,
-dataset reference), but asks here for every one it may use and checks each first, so a tampered or
+(worn garments in colour), the person path's face detector and selfie segmentation, the scope judge (both
+its looks in one file), the dataset reference, and any later one the card names. `Model` (runtime.py)
+loads its networks lazily and hands the conversion the files the conversion runs (person detectors, scope
+judge, dataset reference), but asks here for every one it may use and checks each first, so a tampered or
 swapped file anywhere is a ModelError before the first photo, and the run's settings record each file's
 sha256 (`--resume` compares them).
 """
@@ -130,28 +130,13 @@ def bundled_person_files() -> PersonFiles:
     return PersonFiles(face=str(face), segment=str(segment))
 
 
-def scope_second_look(card: ModelCard) -> DeclaredModel:
-    look = (card.scope_judge or {}).get("second_look")
-    if look is None:
-        raise ModelError(f"model card {card.path} names no second look for its scope judge")
-    side = look["side"]
-    return DeclaredModel(
-        "scope judge second look",
-        card.path.parent / card.scope_judge["folder"] / look["file"],
-        look["sha256"],
-        look.get("licence", card.scope_judge.get("licence", "")),
-        look.get("input", f"RGB {side}x{side}, the photo squared on white (judge_picture), float32 0..255"),
-    )
-
-
 def scope_models(card: ModelCard) -> list[DeclaredModel]:
-    """The models the scope concern reads: the judge, its second look and the dataset reference, those the
-    card names (one list, so a run and a copy of the model folder never disagree on them)."""
+    """The models the scope concern reads: the judge (its second look is the same file) and the dataset
+    reference, those the card names (one list, so a run and a copy of the model folder never disagree on
+    them)."""
     if card.scope_judge is None:
         return []
     models = [scope_judge(card)]
-    if card.scope_judge.get("second_look") is not None:
-        models.append(scope_second_look(card))
     if card.dataset_reference is not None:
         models.append(dataset_reference(card))
     return models
@@ -161,12 +146,6 @@ def scope_models(card: ModelCard) -> list[DeclaredModel]:
 def bundled_scope_judge() -> str:
     """The bundled card's scope judge's file, verified."""
     return str(verify(scope_judge(_bundled_card())))
-
-
-@functools.cache
-def bundled_scope_second_look() -> str:
-    """The bundled card's scope judge's second look's file, verified."""
-    return str(verify(scope_second_look(_bundled_card())))
 
 
 def _bundled_card() -> ModelCard:

@@ -1,7 +1,7 @@
 """How a model's run converts photos: the conversion settings resolved from the options and the card
 (argument > card > default), with what the card's models want of the conversion: the garment reader's
-picture side, and the verified files of the models the conversion itself runs (person detectors, the
-scope judge and its second look, the dataset reference)."""
+picture side, the scope judge's sides, and the verified files of the models the conversion itself runs
+(person detectors, the scope judge, the dataset reference)."""
 
 from __future__ import annotations
 
@@ -56,8 +56,4 @@ def _second_look_settings(model: Model) -> dict:
     look = (model.card.scope_judge or {}).get("second_look") if model.scope_side else None
     if look is None:
         return {}
-    return {
-        "scope_second_side": int(look["side"]),
-        "scope_ask_below": float(look["ask_below"]),
-        "scope_second_judge": str(model.declared_path("scope judge second look")),
-    }
+    return {"scope_second_side": int(look["side"]), "scope_ask_below": float(look["ask_below"])}

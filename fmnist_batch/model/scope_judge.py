@@ -27,26 +27,42 @@ import numpy as np
 from fmnist_batch.model import litert
 from fmnist_batch.model.card_checks import ModelError
 
+#: the judge's output columns: each look is the same network with its own head (models/scope/README.md)
+FIRST_LOOK, SECOND_LOOK = 0, 1
+
 
 class ScopeJudge(litert.PictureModel):
-    """A loaded judge: `read(uint8 (N, S, S, 3)) -> float32 (N,)` in_scope probabilities. A lock
-    serialises reads: an interpreter is not safe to invoke from two threads at once (the web app converts
-    uploads in a thread pool)."""
+    """A loaded judge: `read(uint8 (N, S, S, 3), look) -> float32 (N,)` in_scope probabilities by one
+    look's head. The file's input is the first look's side; a picture of another side (the second
+    look's) resizes the input first, and back, which costs about a millisecond against the 9 ms of a
+    224 px read, while a second interpreter would hold a second copy of the network's weights in every
+    worker (about 35 MB). A lock serialises reads: an interpreter is not safe to invoke from two threads
+    at once (the web app converts uploads in a thread pool)."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None):
         super().__init__(path, num_threads)
+        self.looks = int(self._interpreter.get_output_details()[0]["shape"][-1])
         self._lock = threading.Lock()
 
-    def read(self, pictures: np.ndarray) -> np.ndarray:
+    def read(self, pictures: np.ndarray, look: int = FIRST_LOOK) -> np.ndarray:
+        pictures = np.asarray(pictures)
+        if not 0 <= look < self.looks:
+            raise ModelError(f"the scope judge's file has {self.looks} look(s); look {look} was asked for")
         out = np.empty(len(pictures), np.float32)
         with self._lock:
-            for i, answer in enumerate(self.each(pictures)):
-                out[i] = float(np.asarray(answer).reshape(-1)[0])
+            side = self.side
+            if pictures.ndim == 4:
+                self.resize(pictures.shape[1])
+            try:
+                for i, answer in enumerate(self.each(pictures)):
+                    out[i] = float(np.asarray(answer).reshape(-1)[look])
+            finally:
+                self.resize(side)
         return out
 
-    def in_scope(self, picture: np.ndarray) -> float:
-        """in_scope of one uint8 (S, S, 3) picture."""
-        return float(self.read(np.asarray(picture)[None])[0])
+    def in_scope(self, picture: np.ndarray, look: int = FIRST_LOOK) -> float:
+        """in_scope of one uint8 (S, S, 3) picture by `look`'s head."""
+        return float(self.read(np.asarray(picture)[None], look)[0])
 
 
 #: this process's judges by file; a file that could not be loaded keeps the reason (one attempt each)

@@ -1,4 +1,11 @@
-"""The whole judge as one LiteRT file (photo picture in, calibrated in_scope out) and its card entry."""
+"""The whole judge as one LiteRT file (photo picture in, each look's calibrated in_scope out) and its card
+entry.
+
+Both looks are the same network (EfficientNet-Lite0 and its ImageNet classifier) with a head each, so
+they are one file: one output column per head, column 0 the first look's, column 1 the second look's. The
+file's input is the first look's side; the product resizes it to the second look's side when it asks
+for that look (the layers do not depend on the side), so a process holds one copy of the network's
+weights, not two."""
 
 from __future__ import annotations
 
@@ -30,9 +37,9 @@ FITTED_ON = {
 }
 
 
-def with_head(keras, logits, head: Head):
-    """The head on a logits tensor (N, 1000): softmax, the group masses, their floored log, then
-    sigmoid(a * (w . x + b0) + b) folded into one dense layer."""
+def with_heads(keras, logits, heads: list[Head]):
+    """The heads on a logits tensor (N, 1000): softmax, the group masses and their floored log, shared;
+    then each head's sigmoid(a * (w . x + b0) + b), folded into one dense layer, a column each."""
     probs = keras.layers.Softmax(name="imagenet_softmax")(logits)
     pick = keras.layers.Dense(evidence_matrix().shape[1], use_bias=False, name="evidence_mass")
     mass = pick(probs)
@@ -40,17 +47,17 @@ def with_head(keras, logits, head: Head):
     floored = keras.layers.Lambda(
         lambda p: keras.ops.log(keras.ops.maximum(p, EVIDENCE_FLOOR)), name="log_mass"
     )(mass)
-    dense = keras.layers.Dense(1, name="head_platt")
+    dense = keras.layers.Dense(len(heads), name="head_platt")
     z = dense(floored)
-    weights = (head.a * head.w)[:, None].astype(np.float32)
-    dense.set_weights([weights, np.array([head.a * head.b0 + head.b], np.float32)])
+    weights = np.stack([head.a * head.w for head in heads], axis=1).astype(np.float32)
+    dense.set_weights([weights, np.array([head.a * head.b0 + head.b for head in heads], np.float32)])
     return keras.layers.Activation("sigmoid", name="in_scope")(z)
 
 
-def judge_model(keras, weights: dict[str, np.ndarray], side: int, head: Head):
-    """float32 RGB 0..255 (N, side, side, 3) -> in_scope (N, 1)."""
+def judge_model(keras, weights: dict[str, np.ndarray], side: int, heads: list[Head]):
+    """float32 RGB 0..255 (N, side, side, 3) -> in_scope (N, len(heads)), a column per look."""
     classifier = imagenet_classifier(keras, weights, side)
-    return keras.Model(classifier.inputs, with_head(keras, classifier.output, head))
+    return keras.Model(classifier.inputs, with_heads(keras, classifier.output, heads))
 
 
 def to_tflite(model, precision: str) -> bytes:
@@ -65,12 +72,14 @@ def to_tflite(model, precision: str) -> bytes:
 
 
 def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
-    """One input at a time, one thread, as the product runs the judge: the outputs stacked (N, K)."""
+    """One input at a time, one thread, as the product runs the judge (the input resized to the inputs'
+    side, as for the second look): the outputs stacked (N, K)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
     i_in = interpreter.get_input_details()[0]["index"]
+    interpreter.resize_tensor_input(i_in, [1, *inputs.shape[1:]])
+    interpreter.allocate_tensors()
     i_out = interpreter.get_output_details()[0]["index"]
     out = []
     for x in inputs:
@@ -78,6 +87,19 @@ def run_tflite(path: Path, inputs: np.ndarray) -> np.ndarray:
         interpreter.invoke()
         out.append(interpreter.get_tensor(i_out)[0].copy())
     return np.stack(out)
+
+
+def judge_input(side: int) -> str:
+    """What the judge's file reads at `side` and what it answers, for the card."""
+    return (
+        f"float32 (1, {side}, {side}, 3), RGB 0..255: the photo as the product decodes it "
+        "(convert.decode.load_image, then to RGB with transparency on white); on a plain background cut "
+        "to its subject's box with a tenth of its longest side of background around it, else whole; "
+        f"centred on a white square and resized to {side}x{side} with bilinear filtering "
+        "(convert.garment.judge_picture); output (1, K), a column per look: the calibrated probability "
+        "in_scope that the photo shows one of the 10 classes by that look's head (column 0 this look's, "
+        "column 1 the second look's when the card has one)"
+    )
 
 
 def card_entry(target: Path, side: int, head: Head, threshold: float, figures: dict[str, float]) -> dict:
@@ -90,14 +112,7 @@ def card_entry(target: Path, side: int, head: Head, threshold: float, figures: d
         "threshold": threshold,
         "licence": LICENCE,
         "source": SOURCE,
-        "input": (
-            f"float32 (1, {side}, {side}, 3), RGB 0..255: the photo as the product decodes it "
-            "(convert.decode.load_image, then to RGB with transparency on white); on a plain background cut "
-            "to its subject's box with a tenth of its longest side of background around it, else whole; "
-            f"centred on a white square and resized to {side}x{side} with bilinear filtering "
-            "(convert.garment.judge_picture); one output, the calibrated probability in_scope that the "
-            "photo shows one of the 10 classes"
-        ),
+        "input": judge_input(side),
         "fitted_on": FITTED_ON,
         "calibration": {
             "method": "Platt scaling, class-balanced (a 50/50 prior), of the head's score on the validation "
@@ -122,15 +137,26 @@ def card_entry(target: Path, side: int, head: Head, threshold: float, figures: d
     }  # fmt: skip
 
 
-def second_look_entry(entry: dict, ask_below: float, asked: dict[str, float]) -> dict:
-    """The models/model_card.json changes a second look makes to the "scope_judge" entry: the operating
-    point set on the two judges together, and the "second_look" (from its own card_entry `entry`)."""
-    look = {key: entry[key] for key in ("file", "sha256", "side", "input", "calibration", "head")}
+def second_look_entry(entry: dict, first_side: int, ask_below: float, asked: dict[str, float]) -> dict:
+    """The models/model_card.json changes a second look makes to the "scope_judge" entry: the file that
+    now holds both heads (its sha256 and input, read at the first look's side), the operating point set
+    on the two looks together, and the "second_look" (from its own card_entry `entry`)."""
+    look = {key: entry[key] for key in ("side", "calibration", "head")}
+    look["input"] = (
+        f"the judge's file, its input resized to (1, {entry['side']}, {entry['side']}, 3): the same picture "
+        f"at {entry['side']}x{entry['side']}; its output column 1, this look's in_scope"
+    )
     look["head"] = {**entry["head"], "groups": "the first judge's (scope_build/imagenet_groups.py)"}
     look["ask_below"] = ask_below
     look["licensed_share_asked"] = asked
     operating_point = dict(entry["operating_point"])
     operating_point["rule"] = operating_point["rule"].replace(
-        "the exported file's in_scope", "the in_scope of the two judges together"
+        "the exported file's in_scope", "the in_scope of the two looks together"
     )
-    return {"threshold": entry["threshold"], "operating_point": operating_point, "second_look": look}
+    return {
+        "sha256": entry["sha256"],
+        "input": judge_input(first_side),
+        "threshold": entry["threshold"],
+        "operating_point": operating_point,
+        "second_look": look,
+    }
