@@ -66,11 +66,19 @@ class PictureModel:
         """Read pictures of `side` from now on: the model's layers must not depend on the side (a
         convolutional network with global pooling does not), and the delegate reshapes in well under a
         millisecond without packing the weights again."""
-        if side != self.side:
-            self._interpreter.resize_tensor_input(self._input, [1, side, side, 3])
-            with native_stderr_silenced():
-                self._interpreter.allocate_tensors()
-            self.side = side
+        if side == self.side:
+            return
+        try:
+            self._reshape(side)
+        except (RuntimeError, ValueError):
+            self._reshape(self.side)  # a side the model cannot read leaves it reading its own
+            raise
+        self.side = side
+
+    def _reshape(self, side: int) -> None:
+        self._interpreter.resize_tensor_input(self._input, [1, side, side, 3])
+        with native_stderr_silenced():
+            self._interpreter.allocate_tensors()
 
     def each(self, pictures: np.ndarray) -> Iterator[np.ndarray]:
         """The model's output for each picture, in order (float32 0..255 pixels in)."""
