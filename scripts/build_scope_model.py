@@ -121,9 +121,7 @@ def asked_share(target: Path, first_side: int, photos: PhotoSet) -> float:
 def first_look(card_path: Path) -> tuple[Head, int]:
     """The card's scope judge's head and side: the first look a second look is built beside."""
     entry = json.loads(card_path.read_text())["scope_judge"]
-    head, calibration = entry["head"], entry["calibration"]
-    weights = np.array(head["weights"], np.float64)
-    return Head(weights, head["bias"], calibration["a"], calibration["b"], head["C"]), int(entry["side"])
+    return export.head_of(entry), int(entry["side"])
 
 
 def main(argv: list[str] | None = None) -> int:

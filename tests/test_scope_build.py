@@ -153,6 +153,15 @@ def test_the_card_entry_has_the_keys_the_card_takes(tmp_path):
     assert Path(entry["file"]).name == entry["file"]
 
 
+def test_a_card_entry_gives_back_the_head_it_records(tmp_path):
+    """The second look's build reads the first look's head from the card: it must be the head written."""
+    target = tmp_path / "scope.tflite"
+    target.write_bytes(b"model")
+    head = Head(w=np.array([0.25, -0.12, -0.07, -0.01]), b0=-0.16, a=2.08, b=0.45, c=0.001)
+    read = export.head_of(export.card_entry(target, 128, head, 0.13, {}))
+    assert np.array_equal(read.w, head.w) and (read.b0, read.a, read.b, read.c) == (-0.16, 2.08, 0.45, 0.001)
+
+
 def test_sample_style_renders_are_make_samples_photos_of_the_images_given(tmp_path):
     """The reference's limits are also measured on renders in make_samples.py's style: each file must be
     that script's photo of the image it was given (its formats and sizes), which converts back to it."""

@@ -137,6 +137,13 @@ def card_entry(target: Path, side: int, head: Head, threshold: float, figures: d
     }  # fmt: skip
 
 
+def head_of(entry: dict) -> Head:
+    """The head a card entry (card_entry's, or its second look's) records: the inverse of card_entry."""
+    head, calibration = entry["head"], entry["calibration"]
+    weights = np.array(head["weights"], np.float64)
+    return Head(weights, head["bias"], calibration["a"], calibration["b"], head["C"])
+
+
 def second_look_entry(entry: dict, first_side: int, ask_below: float, asked: dict[str, float]) -> dict:
     """The models/model_card.json changes a second look makes to the "scope_judge" entry: the file that
     now holds both heads (its sha256 and input, read at the first look's side), the operating point set
